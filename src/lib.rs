@@ -1,0 +1,1 @@
+//! webissued: a WebIssues 0.8 issue-tracker server over a line-based TCP protocol.
