@@ -1,0 +1,261 @@
+//! Framing: splits the byte stream into command lines (LF or CRLF), enforces the line
+//! limit, and reads byte-count literals (`... {size}` then `size` raw bytes) for uploads.
+//!
+//! An over-long line is skipped to its end and reported once as [`Frame::TooLong`], so the
+//! connection stays usable and pipelined commands after it keep their order.
+
+use super::reply::Reply;
+use bytes::{Buf, Bytes, BytesMut};
+use tokio_util::codec::{Decoder, Encoder};
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Frame {
+    /// A command line without its line ending.
+    Line(Bytes),
+    /// A command line that announced a literal, and the literal's bytes.
+    WithData(Bytes, Bytes),
+    /// A line longer than the limit (skipped).
+    TooLong,
+    /// A literal larger than the limit (its bytes were skipped); carries the announced size.
+    DataTooLarge(u64),
+}
+
+#[derive(Debug)]
+enum State {
+    /// Looking for the end of a line; `scanned` bytes are known to hold no LF.
+    Line { scanned: usize, skipping: bool },
+    /// Reading `remaining` literal bytes after `line`.
+    Data { line: Bytes, remaining: usize },
+    /// Discarding `remaining` bytes of an over-large literal.
+    Discard { remaining: u64, size: u64 },
+}
+
+#[derive(Debug)]
+pub struct LineCodec {
+    max_line: usize,
+    max_data: u64,
+    state: State,
+}
+
+impl LineCodec {
+    pub fn new(max_line: usize, max_data: u64) -> Self {
+        LineCodec { max_line, max_data, state: State::Line { scanned: 0, skipping: false } }
+    }
+
+    /// Whether the codec is part-way through a frame (a started line or literal).
+    pub fn mid_frame(&self, buf: &BytesMut) -> bool {
+        !matches!(self.state, State::Line { .. }) || !buf.is_empty()
+    }
+}
+
+/// Finds a trailing ` {digits}` literal marker, returning the line before it and the size.
+fn literal_marker(line: &[u8]) -> Option<(usize, u64)> {
+    let inner = line.strip_suffix(b"}")?;
+    let open = inner.iter().rposition(|&b| b == b'{')?;
+    let digits = &inner[open + 1..];
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    if open == 0 || line[open - 1] != b' ' {
+        return None;
+    }
+    let size = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some((open - 1, size))
+}
+
+impl Decoder for LineCodec {
+    type Item = Frame;
+    type Error = std::io::Error;
+
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, Self::Error> {
+        loop {
+            match &mut self.state {
+                State::Line { scanned, skipping } => {
+                    let Some(pos) = buf[*scanned..].iter().position(|&b| b == b'\n') else {
+                        if buf.len() > self.max_line {
+                            // Keep nothing of an over-long line; report it at its end.
+                            buf.clear();
+                            *skipping = true;
+                            *scanned = 0;
+                        } else {
+                            *scanned = buf.len();
+                        }
+                        return Ok(None);
+                    };
+                    let end = *scanned + pos;
+                    let was_skipping = *skipping;
+                    self.state = State::Line { scanned: 0, skipping: false };
+                    let mut line = buf.split_to(end + 1).freeze();
+                    line.truncate(end);
+                    if line.last() == Some(&b'\r') {
+                        line.truncate(end - 1);
+                    }
+                    if was_skipping || line.len() > self.max_line {
+                        return Ok(Some(Frame::TooLong));
+                    }
+                    if line.is_empty() {
+                        continue; // blank lines are ignored: telnet users press Enter
+                    }
+                    match literal_marker(&line) {
+                        None => return Ok(Some(Frame::Line(line))),
+                        Some((cut, size)) => {
+                            line.truncate(cut);
+                            if size > self.max_data {
+                                self.state = State::Discard { remaining: size, size };
+                            } else {
+                                let remaining = size as usize;
+                                buf.reserve(remaining);
+                                self.state = State::Data { line, remaining };
+                            }
+                        }
+                    }
+                }
+                State::Data { line, remaining } => {
+                    if buf.len() < *remaining {
+                        return Ok(None);
+                    }
+                    let data = buf.split_to(*remaining).freeze();
+                    let line = std::mem::take(line);
+                    self.state = State::Line { scanned: 0, skipping: false };
+                    return Ok(Some(Frame::WithData(line, data)));
+                }
+                State::Discard { remaining, size } => {
+                    let n = (*remaining).min(buf.len() as u64);
+                    buf.advance(n as usize);
+                    *remaining -= n;
+                    if *remaining > 0 {
+                        return Ok(None);
+                    }
+                    let size = *size;
+                    self.state = State::Line { scanned: 0, skipping: false };
+                    return Ok(Some(Frame::DataTooLarge(size)));
+                }
+            }
+        }
+    }
+
+    fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, Self::Error> {
+        if let Some(frame) = self.decode(buf)? {
+            return Ok(Some(frame));
+        }
+        // A last line without a line ending (e.g. `printf 'HELLO' | nc`) still counts.
+        if let State::Line { skipping, .. } = self.state {
+            if skipping {
+                self.state = State::Line { scanned: 0, skipping: false };
+                return Ok(Some(Frame::TooLong));
+            }
+            if !buf.is_empty() {
+                buf.extend_from_slice(b"\n");
+                return self.decode(buf);
+            }
+        }
+        Ok(None)
+    }
+}
+
+impl Encoder<Reply> for LineCodec {
+    type Error = std::io::Error;
+
+    fn encode(&mut self, reply: Reply, dst: &mut BytesMut) -> Result<(), Self::Error> {
+        let mut out = Vec::new();
+        reply.encode(&mut out);
+        dst.extend_from_slice(&out);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn frames(codec: &mut LineCodec, input: &[u8]) -> Vec<Frame> {
+        let mut buf = BytesMut::from(input);
+        let mut out = Vec::new();
+        while let Some(f) = codec.decode(&mut buf).unwrap() {
+            out.push(f);
+        }
+        out
+    }
+
+    fn line(s: &str) -> Frame {
+        Frame::Line(Bytes::copy_from_slice(s.as_bytes()))
+    }
+
+    #[test]
+    fn lf_crlf_and_blank_lines() {
+        let mut c = LineCodec::new(100, 100);
+        assert_eq!(
+            frames(&mut c, b"HELLO\r\n\r\nLIST USERS\nQUI"),
+            vec![line("HELLO"), line("LIST USERS")]
+        );
+    }
+
+    #[test]
+    fn too_long_line_is_skipped_and_reported_once() {
+        let mut c = LineCodec::new(10, 100);
+        let mut buf = BytesMut::from(&b"AAAAAAAAAAAAAAAAAAAA"[..]);
+        assert_eq!(c.decode(&mut buf).unwrap(), None);
+        assert!(buf.is_empty(), "an over-long line is not buffered");
+        buf.extend_from_slice(b"BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB\nHELLO\n");
+        assert_eq!(c.decode(&mut buf).unwrap(), Some(Frame::TooLong));
+        assert_eq!(c.decode(&mut buf).unwrap(), Some(line("HELLO")));
+    }
+
+    #[test]
+    fn literal_is_read_by_count() {
+        let mut c = LineCodec::new(100, 100);
+        let got = frames(&mut c, b"ADD ATTACHMENT 1 'a' 'b' {7}\na\r\n\r\nbc\nHELLO\n");
+        assert_eq!(
+            got,
+            vec![
+                Frame::WithData(
+                    Bytes::from_static(b"ADD ATTACHMENT 1 'a' 'b'"),
+                    Bytes::from_static(b"a\r\n\r\nbc")
+                ),
+                line("HELLO")
+            ]
+        );
+    }
+
+    #[test]
+    fn literal_over_limit_is_discarded() {
+        let mut c = LineCodec::new(100, 4);
+        let got = frames(&mut c, b"ADD ATTACHMENT 1 'a' 'b' {6}\nabcdef\nHELLO\n");
+        assert_eq!(got, vec![Frame::DataTooLarge(6), line("HELLO")]);
+    }
+
+    #[test]
+    fn braces_inside_strings_are_not_literals() {
+        let mut c = LineCodec::new(100, 100);
+        assert_eq!(frames(&mut c, b"ADD COMMENT 1 'x {3}'\n"), vec![line("ADD COMMENT 1 'x {3}'")]);
+    }
+
+    #[test]
+    fn last_line_without_newline_at_eof() {
+        let mut c = LineCodec::new(100, 100);
+        let mut buf = BytesMut::from(&b"HELLO"[..]);
+        assert_eq!(c.decode(&mut buf).unwrap(), None);
+        assert_eq!(c.decode_eof(&mut buf).unwrap(), Some(line("HELLO")));
+    }
+
+    proptest! {
+        /// Feeding the same bytes in any chunking yields the same frames.
+        #[test]
+        fn chunking_does_not_matter(
+            input in proptest::collection::vec(prop_oneof![Just(b'\n'), Just(b'{'), Just(b'}'), Just(b' '), Just(b'1'), Just(b'A'), any::<u8>()], 0..300),
+            cut in 1usize..40,
+        ) {
+            let mut whole = LineCodec::new(20, 8);
+            let expected = frames(&mut whole, &input);
+            let mut c = LineCodec::new(20, 8);
+            let mut buf = BytesMut::new();
+            let mut got = Vec::new();
+            for chunk in input.chunks(cut) {
+                buf.extend_from_slice(chunk);
+                while let Some(f) = c.decode(&mut buf).unwrap() { got.push(f); }
+            }
+            prop_assert_eq!(got, expected);
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! The wire protocol, pure: no sockets, no database.
+
+pub mod codec;
+pub mod command;
+pub mod reply;
+pub mod token;
+
+pub use codec::{Frame, LineCodec};
+pub use command::{Command, parse_command};
+pub use reply::{Line, Reply};

@@ -1,0 +1,263 @@
+//! Tokens of a command line: keywords, integers and quoted strings (protocol-spec/grammar.md).
+//!
+//! Parsers are named after the grammar rules; each quotes its rule. The input is a line that
+//! has already been checked to be UTF-8 without control characters other than TAB.
+
+use nom::{
+    IResult, Parser,
+    branch::alt,
+    bytes::complete::{tag, take_while1},
+    character::complete::{char, digit1},
+    combinator::{opt, recognize},
+    multi::many0,
+    sequence::{delimited, preceded},
+};
+
+/// An argument of a command, or of a reply line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Arg {
+    Int(i64),
+    Str(String),
+}
+
+/// A tokenized command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tokens<'a> {
+    pub keywords: Vec<&'a str>,
+    pub args: Vec<Arg>,
+}
+
+/// Why a line does not tokenize.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyntaxError {
+    Empty,
+    BadKeyword,
+    UnbalancedQuote,
+    BadEscape(char),
+    BadArgument,
+    KeywordAfterArgument,
+}
+
+impl std::fmt::Display for SyntaxError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SyntaxError::Empty => write!(f, "empty command"),
+            SyntaxError::BadKeyword => write!(f, "a command starts with upper-case keywords"),
+            SyntaxError::UnbalancedQuote => write!(f, "unbalanced quote"),
+            SyntaxError::BadEscape(c) if c.is_ascii_graphic() => {
+                write!(f, "unknown escape \\{c}")
+            }
+            SyntaxError::BadEscape(_) => write!(f, "unknown escape"),
+            SyntaxError::BadArgument => {
+                write!(f, "arguments are integers or quoted strings separated by one space")
+            }
+            SyntaxError::KeywordAfterArgument => write!(f, "keyword after an argument"),
+        }
+    }
+}
+
+/// `keyword = 1*("A"-"Z")`
+pub fn keyword(input: &str) -> IResult<&str, &str> {
+    take_while1(|c: char| c.is_ascii_uppercase()).parse(input)
+}
+
+/// `integer = ["-"] 1*DIGIT`; values beyond i64 saturate (commands reject them as out of range).
+pub fn integer(input: &str) -> IResult<&str, i64> {
+    recognize((opt(char('-')), digit1))
+        .map(|s: &str| {
+            s.parse::<i64>().unwrap_or(if s.starts_with('-') {
+                i64::MIN
+            } else {
+                i64::MAX
+            })
+        })
+        .parse(input)
+}
+
+/// `string = "'" *(schar / escape) "'"`, `escape = "\" ("'" / "\" / "n" / "t")`
+pub fn string(input: &str) -> IResult<&str, Result<String, SyntaxError>> {
+    delimited(tag("'"), string_body, tag("'")).parse(input)
+}
+
+/// The inside of a string: everything up to the unescaped closing quote, unescaped.
+fn string_body(input: &str) -> IResult<&str, Result<String, SyntaxError>> {
+    let mut out = String::new();
+    let mut chars = input.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\'' => return Ok((&input[i..], Ok(out))),
+            '\\' => match chars.next() {
+                Some((_, '\'')) => out.push('\''),
+                Some((_, '\\')) => out.push('\\'),
+                Some((_, 'n')) => out.push('\n'),
+                Some((_, 't')) => out.push('\t'),
+                Some((j, other)) => {
+                    // Skip to the closing quote so the caller can report the escape.
+                    let rest = &input[j + other.len_utf8()..];
+                    return match rest.find('\'') {
+                        Some(k) => Ok((&rest[k..], Err(SyntaxError::BadEscape(other)))),
+                        None => Ok(("", Err(SyntaxError::UnbalancedQuote))),
+                    };
+                }
+                None => break,
+            },
+            _ => out.push(c),
+        }
+    }
+    // No closing quote: report it as an unbalanced quote rather than a parse failure.
+    Ok(("'", Err(SyntaxError::UnbalancedQuote)))
+}
+
+/// `argument = integer / string`
+pub fn argument(input: &str) -> IResult<&str, Result<Arg, SyntaxError>> {
+    alt((
+        integer.map(|i| Ok(Arg::Int(i))),
+        string.map(|s| s.map(Arg::Str)),
+    ))
+    .parse(input)
+}
+
+/// `line = keyword *(SP keyword) *(SP argument)`
+pub fn line(input: &str) -> Result<Tokens<'_>, SyntaxError> {
+    if input.is_empty() {
+        return Err(SyntaxError::Empty);
+    }
+    let (rest, keywords) = (keyword, many0(preceded(char(' '), keyword)))
+        .map(|(first, mut more)| {
+            more.insert(0, first);
+            more
+        })
+        .parse(input)
+        .map_err(|_: nom::Err<nom::error::Error<&str>>| SyntaxError::BadKeyword)?;
+    let mut args = Vec::new();
+    let mut rest = rest;
+    while !rest.is_empty() {
+        let Some(after_space) = rest.strip_prefix(' ') else {
+            return Err(SyntaxError::BadArgument);
+        };
+        if after_space.starts_with(|c: char| c.is_ascii_uppercase()) {
+            return Err(SyntaxError::KeywordAfterArgument);
+        }
+        if after_space.starts_with('\'') && !after_space[1..].contains('\'') {
+            return Err(SyntaxError::UnbalancedQuote);
+        }
+        match argument(after_space) {
+            Ok((r, Ok(arg))) => {
+                args.push(arg);
+                rest = r;
+            }
+            Ok((_, Err(e))) => return Err(e),
+            Err(_) => return Err(SyntaxError::BadArgument),
+        }
+    }
+    Ok(Tokens { keywords, args })
+}
+
+/// Writes a string argument with the escapes of the grammar: `'`, `\` and LF. TAB is sent
+/// raw, as 0.8 clients expect.
+pub fn write_string(out: &mut Vec<u8>, s: &str) {
+    out.reserve(s.len() + 2);
+    out.push(b'\'');
+    for b in s.bytes() {
+        match b {
+            b'\'' => out.extend_from_slice(b"\\'"),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            _ => out.push(b),
+        }
+    }
+    out.push(b'\'');
+}
+
+/// Writes one argument.
+pub fn write_arg(out: &mut Vec<u8>, arg: &Arg) {
+    match arg {
+        Arg::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
+        Arg::Str(s) => write_string(out, s),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn s(x: &str) -> Arg {
+        Arg::Str(x.to_string())
+    }
+
+    #[test]
+    fn keywords_and_arguments() {
+        let t = line("ADD COMMENT 17 'Fixed in r42.\\nIt\\'s done \\\\ ok'").unwrap();
+        assert_eq!(t.keywords, vec!["ADD", "COMMENT"]);
+        assert_eq!(
+            t.args,
+            vec![Arg::Int(17), s("Fixed in r42.\nIt's done \\ ok")]
+        );
+    }
+
+    #[test]
+    fn negative_and_empty() {
+        let t = line("LIST ISSUES -1 ''").unwrap();
+        assert_eq!(t.args, vec![Arg::Int(-1), s("")]);
+    }
+
+    #[test]
+    fn syntax_errors() {
+        assert_eq!(line("HELLO 'abc"), Err(SyntaxError::UnbalancedQuote));
+        assert_eq!(line("X 'a\\qb'"), Err(SyntaxError::BadEscape('q')));
+        assert_eq!(line("X 1 Y"), Err(SyntaxError::KeywordAfterArgument));
+        assert_eq!(line("X  1"), Err(SyntaxError::BadArgument));
+        assert_eq!(line("X 1 "), Err(SyntaxError::BadArgument));
+        assert_eq!(line("hello"), Err(SyntaxError::BadKeyword));
+        assert_eq!(line(" HELLO"), Err(SyntaxError::BadKeyword));
+        assert_eq!(line("X 'a''b'"), Err(SyntaxError::BadArgument));
+        assert_eq!(line("X 1x"), Err(SyntaxError::BadArgument));
+        assert_eq!(line(""), Err(SyntaxError::Empty));
+        assert_eq!(line("X 'ab\\"), Err(SyntaxError::UnbalancedQuote));
+    }
+
+    #[test]
+    fn tab_escape_is_accepted() {
+        assert_eq!(line("X 'a\\tb'").unwrap().args, vec![s("a\tb")]);
+    }
+
+    #[test]
+    fn huge_integer_saturates() {
+        let t = line("X 99999999999999999999999").unwrap();
+        assert_eq!(t.args, vec![Arg::Int(i64::MAX)]);
+    }
+
+    fn encode(args: &[Arg]) -> String {
+        let mut out = b"CMD".to_vec();
+        for a in args {
+            out.push(b' ');
+            write_arg(&mut out, a);
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    proptest! {
+        #[test]
+        fn no_input_panics(input in "\\PC*") {
+            let _ = line(&input);
+        }
+
+        #[test]
+        fn quoted_soup_does_not_panic(input in "[A-Z ]{0,5}['\\\\a-z0-9 -]{0,30}") {
+            let _ = line(&input);
+        }
+
+        #[test]
+        fn parse_of_encode_is_identity(args in proptest::collection::vec(
+            prop_oneof![
+                any::<i64>().prop_map(Arg::Int),
+                "[^\\x00-\\x08\\x0b-\\x1f\\x7f]{0,20}".prop_map(Arg::Str),
+            ], 0..6)) {
+            let text = encode(&args);
+            let t = line(&text).unwrap();
+            prop_assert_eq!(t.keywords, vec!["CMD"]);
+            prop_assert_eq!(t.args, args);
+        }
+    }
+}
