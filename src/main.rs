@@ -1,1 +1,97 @@
-fn main() {}
+//! The `webissued` command line.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use webissued::{app::App, config::Config};
+
+#[derive(Parser)]
+#[command(
+    name = "webissued",
+    version,
+    about = "WebIssues 0.8 issue-tracker server"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the server (no config file needed: every setting has a default).
+    Serve {
+        /// TOML configuration file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Protocol listen address (overrides [server] listen).
+        #[arg(long)]
+        listen: Option<String>,
+        /// Data directory (overrides [server] data_dir).
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match cli.command {
+        Cmd::Serve {
+            config,
+            listen,
+            data,
+        } => match serve(config, listen, data) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("webissued: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn serve(
+    config: Option<PathBuf>,
+    listen: Option<String>,
+    data: Option<PathBuf>,
+) -> Result<(), String> {
+    let mut cfg = match config {
+        Some(path) => Config::load(&path)?,
+        None => Config::default(),
+    };
+    if let Some(l) = listen {
+        cfg.server.listen = l;
+    }
+    if let Some(d) = data {
+        cfg.server.data_dir = d;
+    }
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    runtime.block_on(async move {
+        let app = App::open(cfg).map_err(|e| format!("cannot open the data directory: {e}"))?;
+        let listener = tokio::net::TcpListener::bind(&app.config.server.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", app.config.server.listen))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        // Scripts and tests read this line to find the port when listening on port 0.
+        println!("webissued listening on {addr}");
+        tracing::info!(%addr, data = %app.config.server.data_dir.display(), "listening");
+        webissued::server::run(app, listener, shutdown_signal())
+            .await
+            .map_err(|e| e.to_string())
+    })
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+}

@@ -39,7 +39,14 @@ pub struct LineCodec {
 
 impl LineCodec {
     pub fn new(max_line: usize, max_data: u64) -> Self {
-        LineCodec { max_line, max_data, state: State::Line { scanned: 0, skipping: false } }
+        LineCodec {
+            max_line,
+            max_data,
+            state: State::Line {
+                scanned: 0,
+                skipping: false,
+            },
+        }
     }
 
     /// Whether the codec is part-way through a frame (a started line or literal).
@@ -84,7 +91,10 @@ impl Decoder for LineCodec {
                     };
                     let end = *scanned + pos;
                     let was_skipping = *skipping;
-                    self.state = State::Line { scanned: 0, skipping: false };
+                    self.state = State::Line {
+                        scanned: 0,
+                        skipping: false,
+                    };
                     let mut line = buf.split_to(end + 1).freeze();
                     line.truncate(end);
                     if line.last() == Some(&b'\r') {
@@ -101,7 +111,10 @@ impl Decoder for LineCodec {
                         Some((cut, size)) => {
                             line.truncate(cut);
                             if size > self.max_data {
-                                self.state = State::Discard { remaining: size, size };
+                                self.state = State::Discard {
+                                    remaining: size,
+                                    size,
+                                };
                             } else {
                                 let remaining = size as usize;
                                 buf.reserve(remaining);
@@ -116,7 +129,10 @@ impl Decoder for LineCodec {
                     }
                     let data = buf.split_to(*remaining).freeze();
                     let line = std::mem::take(line);
-                    self.state = State::Line { scanned: 0, skipping: false };
+                    self.state = State::Line {
+                        scanned: 0,
+                        skipping: false,
+                    };
                     return Ok(Some(Frame::WithData(line, data)));
                 }
                 State::Discard { remaining, size } => {
@@ -127,7 +143,10 @@ impl Decoder for LineCodec {
                         return Ok(None);
                     }
                     let size = *size;
-                    self.state = State::Line { scanned: 0, skipping: false };
+                    self.state = State::Line {
+                        scanned: 0,
+                        skipping: false,
+                    };
                     return Ok(Some(Frame::DataTooLarge(size)));
                 }
             }
@@ -141,7 +160,10 @@ impl Decoder for LineCodec {
         // A last line without a line ending (e.g. `printf 'HELLO' | nc`) still counts.
         if let State::Line { skipping, .. } = self.state {
             if skipping {
-                self.state = State::Line { scanned: 0, skipping: false };
+                self.state = State::Line {
+                    scanned: 0,
+                    skipping: false,
+                };
                 return Ok(Some(Frame::TooLong));
             }
             if !buf.is_empty() {
@@ -205,7 +227,10 @@ mod tests {
     #[test]
     fn literal_is_read_by_count() {
         let mut c = LineCodec::new(100, 100);
-        let got = frames(&mut c, b"ADD ATTACHMENT 1 'a' 'b' {7}\na\r\n\r\nbc\nHELLO\n");
+        let got = frames(
+            &mut c,
+            b"ADD ATTACHMENT 1 'a' 'b' {7}\na\r\n\r\nbc\nHELLO\n",
+        );
         assert_eq!(
             got,
             vec![
@@ -228,7 +253,10 @@ mod tests {
     #[test]
     fn braces_inside_strings_are_not_literals() {
         let mut c = LineCodec::new(100, 100);
-        assert_eq!(frames(&mut c, b"ADD COMMENT 1 'x {3}'\n"), vec![line("ADD COMMENT 1 'x {3}'")]);
+        assert_eq!(
+            frames(&mut c, b"ADD COMMENT 1 'x {3}'\n"),
+            vec![line("ADD COMMENT 1 'x {3}'")]
+        );
     }
 
     #[test]

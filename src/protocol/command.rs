@@ -12,52 +12,164 @@ pub type Id = i64;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     Hello,
-    Login { login: String, password: String },
+    Login {
+        login: String,
+        password: String,
+    },
     Quit,
     ListFeatures,
     ListUsers,
-    AddUser { login: String, name: String, password: String },
-    SetPassword { user: Id, password: String },
-    RenameUser { user: Id, name: String },
-    GrantUser { user: Id, access: i64 },
-    GrantMember { user: Id, project: Id, access: i64 },
+    AddUser {
+        login: String,
+        name: String,
+        password: String,
+    },
+    SetPassword {
+        user: Id,
+        password: String,
+    },
+    RenameUser {
+        user: Id,
+        name: String,
+    },
+    GrantUser {
+        user: Id,
+        access: i64,
+    },
+    GrantMember {
+        user: Id,
+        project: Id,
+        access: i64,
+    },
     ListTypes,
-    AddType { name: String },
-    RenameType { type_id: Id, name: String },
-    DeleteType { type_id: Id },
-    AddAttribute { type_id: Id, name: String, definition: String },
-    RenameAttribute { attribute: Id, name: String },
-    ModifyAttribute { attribute: Id, definition: String },
-    DeleteAttribute { attribute: Id },
+    AddType {
+        name: String,
+    },
+    RenameType {
+        type_id: Id,
+        name: String,
+    },
+    DeleteType {
+        type_id: Id,
+    },
+    AddAttribute {
+        type_id: Id,
+        name: String,
+        definition: String,
+    },
+    RenameAttribute {
+        attribute: Id,
+        name: String,
+    },
+    ModifyAttribute {
+        attribute: Id,
+        definition: String,
+    },
+    DeleteAttribute {
+        attribute: Id,
+    },
     ListProjects,
-    AddProject { name: String },
-    RenameProject { project: Id, name: String },
-    DeleteProject { project: Id },
-    AddFolder { project: Id, type_id: Id, name: String },
-    RenameFolder { folder: Id, name: String },
-    DeleteFolder { folder: Id },
-    ListIssues { folder: Id, since: i64 },
-    GetDetails { issue: Id, since: i64 },
-    AddIssue { folder: Id, name: String },
-    RenameIssue { issue: Id, name: String },
-    SetValue { issue: Id, attribute: Id, value: String },
-    AddComment { issue: Id, text: String },
-    AddAttachment { issue: Id, name: String, description: String, data: Bytes },
-    GetAttachment { attachment: Id },
-    FindItem { item: Id },
-    ListPreferences { user: Id },
-    SetPreference { user: Id, name: String, value: String },
+    AddProject {
+        name: String,
+    },
+    RenameProject {
+        project: Id,
+        name: String,
+    },
+    DeleteProject {
+        project: Id,
+    },
+    AddFolder {
+        project: Id,
+        type_id: Id,
+        name: String,
+    },
+    RenameFolder {
+        folder: Id,
+        name: String,
+    },
+    DeleteFolder {
+        folder: Id,
+    },
+    ListIssues {
+        folder: Id,
+        since: i64,
+    },
+    GetDetails {
+        issue: Id,
+        since: i64,
+    },
+    AddIssue {
+        folder: Id,
+        name: String,
+    },
+    RenameIssue {
+        issue: Id,
+        name: String,
+    },
+    SetValue {
+        issue: Id,
+        attribute: Id,
+        value: String,
+    },
+    AddComment {
+        issue: Id,
+        text: String,
+    },
+    AddAttachment {
+        issue: Id,
+        name: String,
+        description: String,
+        data: Bytes,
+    },
+    GetAttachment {
+        attachment: Id,
+    },
+    FindItem {
+        item: Id,
+    },
+    ListPreferences {
+        user: Id,
+    },
+    SetPreference {
+        user: Id,
+        name: String,
+        value: String,
+    },
     ListNotifications,
-    NotifyFolder { folder: Id, status: i64 },
-    NotifyIssue { issue: Id, status: i64 },
-    PreviewNotifications { user: Id },
+    NotifyFolder {
+        folder: Id,
+        status: i64,
+    },
+    NotifyIssue {
+        issue: Id,
+        status: i64,
+    },
+    PreviewNotifications {
+        user: Id,
+    },
     RunNotifications,
     ListOutbox,
-    SubscribeFolder { folder: Id, subscriber: String, ttl: i64, options: String },
-    SubscribeIssue { issue: Id, subscriber: String, ttl: i64, options: String },
+    SubscribeFolder {
+        folder: Id,
+        subscriber: String,
+        ttl: i64,
+        options: String,
+    },
+    SubscribeIssue {
+        issue: Id,
+        subscriber: String,
+        ttl: i64,
+        options: String,
+    },
     ListSubscriptions,
-    DeleteSubscription { subscription: Id },
-    ConfirmSubscription { subscription: Id, token: String },
+    DeleteSubscription {
+        subscription: Id,
+    },
+    ConfirmSubscription {
+        subscription: Id,
+        token: String,
+    },
 }
 
 impl Command {
@@ -115,7 +227,10 @@ impl Kind {
         for c in s.chars() {
             count += 1;
             if (c == '\n' && !lf) || (c == '\t' && !tab) {
-                return Err(Error::with(Code::InvalidString, "line break or tab not allowed here"));
+                return Err(Error::with(
+                    Code::InvalidString,
+                    "line break or tab not allowed here",
+                ));
             }
         }
         if count < min {
@@ -136,8 +251,8 @@ impl Kind {
 /// The order of checks is the order of the error table: encoding and control characters
 /// (340), syntax (400), command name (401), argument count and types (402), strings (340).
 pub fn parse_command(raw: &[u8], literal: Option<Bytes>) -> Result<Command, Error> {
-    let text = std::str::from_utf8(raw)
-        .map_err(|_| Error::with(Code::InvalidString, "invalid UTF-8"))?;
+    let text =
+        std::str::from_utf8(raw).map_err(|_| Error::with(Code::InvalidString, "invalid UTF-8"))?;
     if text.chars().any(|c| c != '\t' && c.is_control()) {
         return Err(Error::with(Code::InvalidString, "control character"));
     }
@@ -149,7 +264,10 @@ pub fn parse_command(raw: &[u8], literal: Option<Bytes>) -> Result<Command, Erro
         ["HELLO"] => a.sig("").map(|_| C::Hello),
         ["QUIT"] => a.sig("").map(|_| C::Quit),
         ["LOGIN"] => a.sig("ss").and_then(|_| {
-            Ok(C::Login { login: a.str(Kind::Name)?, password: a.str(Kind::Password)? })
+            Ok(C::Login {
+                login: a.str(Kind::Name)?,
+                password: a.str(Kind::Password)?,
+            })
         }),
         ["LIST", "FEATURES"] => a.sig("").map(|_| C::ListFeatures),
         ["LIST", "USERS"] => a.sig("").map(|_| C::ListUsers),
@@ -161,23 +279,37 @@ pub fn parse_command(raw: &[u8], literal: Option<Bytes>) -> Result<Command, Erro
             })
         }),
         ["SET", "PASSWORD"] => a.sig("is").and_then(|_| {
-            Ok(C::SetPassword { user: a.int(), password: a.str(Kind::Password)? })
+            Ok(C::SetPassword {
+                user: a.int(),
+                password: a.str(Kind::Password)?,
+            })
         }),
-        ["RENAME", "USER"] => a
-            .sig("is")
-            .and_then(|_| Ok(C::RenameUser { user: a.int(), name: a.str(Kind::Name)? })),
-        ["GRANT", "USER"] => a
-            .sig("ii")
-            .map(|_| C::GrantUser { user: a.int(), access: a.int() }),
+        ["RENAME", "USER"] => a.sig("is").and_then(|_| {
+            Ok(C::RenameUser {
+                user: a.int(),
+                name: a.str(Kind::Name)?,
+            })
+        }),
+        ["GRANT", "USER"] => a.sig("ii").map(|_| C::GrantUser {
+            user: a.int(),
+            access: a.int(),
+        }),
         ["GRANT", "MEMBER"] => a.sig("iii").map(|_| C::GrantMember {
             user: a.int(),
             project: a.int(),
             access: a.int(),
         }),
         ["LIST", "TYPES"] => a.sig("").map(|_| C::ListTypes),
-        ["ADD", "TYPE"] => a.sig("s").and_then(|_| Ok(C::AddType { name: a.str(Kind::Name)? })),
+        ["ADD", "TYPE"] => a.sig("s").and_then(|_| {
+            Ok(C::AddType {
+                name: a.str(Kind::Name)?,
+            })
+        }),
         ["RENAME", "TYPE"] => a.sig("is").and_then(|_| {
-            Ok(C::RenameType { type_id: a.int(), name: a.str(Kind::Name)? })
+            Ok(C::RenameType {
+                type_id: a.int(),
+                name: a.str(Kind::Name)?,
+            })
         }),
         ["DELETE", "TYPE"] => a.sig("i").map(|_| C::DeleteType { type_id: a.int() }),
         ["ADD", "ATTRIBUTE"] => a.sig("iss").and_then(|_| {
@@ -188,45 +320,80 @@ pub fn parse_command(raw: &[u8], literal: Option<Bytes>) -> Result<Command, Erro
             })
         }),
         ["RENAME", "ATTRIBUTE"] => a.sig("is").and_then(|_| {
-            Ok(C::RenameAttribute { attribute: a.int(), name: a.str(Kind::Name)? })
+            Ok(C::RenameAttribute {
+                attribute: a.int(),
+                name: a.str(Kind::Name)?,
+            })
         }),
         ["MODIFY", "ATTRIBUTE"] => a.sig("is").and_then(|_| {
-            Ok(C::ModifyAttribute { attribute: a.int(), definition: a.str(Kind::Definition)? })
+            Ok(C::ModifyAttribute {
+                attribute: a.int(),
+                definition: a.str(Kind::Definition)?,
+            })
         }),
-        ["DELETE", "ATTRIBUTE"] => a.sig("i").map(|_| C::DeleteAttribute { attribute: a.int() }),
+        ["DELETE", "ATTRIBUTE"] => a
+            .sig("i")
+            .map(|_| C::DeleteAttribute { attribute: a.int() }),
         ["LIST", "PROJECTS"] => a.sig("").map(|_| C::ListProjects),
-        ["ADD", "PROJECT"] => a
-            .sig("s")
-            .and_then(|_| Ok(C::AddProject { name: a.str(Kind::Name)? })),
+        ["ADD", "PROJECT"] => a.sig("s").and_then(|_| {
+            Ok(C::AddProject {
+                name: a.str(Kind::Name)?,
+            })
+        }),
         ["RENAME", "PROJECT"] => a.sig("is").and_then(|_| {
-            Ok(C::RenameProject { project: a.int(), name: a.str(Kind::Name)? })
+            Ok(C::RenameProject {
+                project: a.int(),
+                name: a.str(Kind::Name)?,
+            })
         }),
         ["DELETE", "PROJECT"] => a.sig("i").map(|_| C::DeleteProject { project: a.int() }),
         ["ADD", "FOLDER"] => a.sig("iis").and_then(|_| {
-            Ok(C::AddFolder { project: a.int(), type_id: a.int(), name: a.str(Kind::Name)? })
+            Ok(C::AddFolder {
+                project: a.int(),
+                type_id: a.int(),
+                name: a.str(Kind::Name)?,
+            })
         }),
         ["RENAME", "FOLDER"] => a.sig("is").and_then(|_| {
-            Ok(C::RenameFolder { folder: a.int(), name: a.str(Kind::Name)? })
+            Ok(C::RenameFolder {
+                folder: a.int(),
+                name: a.str(Kind::Name)?,
+            })
         }),
         ["DELETE", "FOLDER"] => a.sig("i").map(|_| C::DeleteFolder { folder: a.int() }),
-        ["LIST", "ISSUES"] => a
-            .sig("ii")
-            .map(|_| C::ListIssues { folder: a.int(), since: a.int() }),
-        ["GET", "DETAILS"] => a
-            .sig("ii")
-            .map(|_| C::GetDetails { issue: a.int(), since: a.int() }),
+        ["LIST", "ISSUES"] => a.sig("ii").map(|_| C::ListIssues {
+            folder: a.int(),
+            since: a.int(),
+        }),
+        ["GET", "DETAILS"] => a.sig("ii").map(|_| C::GetDetails {
+            issue: a.int(),
+            since: a.int(),
+        }),
         ["ADD", "ISSUE"] => a.sig("is").and_then(|_| {
-            Ok(C::AddIssue { folder: a.int(), name: a.str(Kind::IssueName)? })
+            Ok(C::AddIssue {
+                folder: a.int(),
+                name: a.str(Kind::IssueName)?,
+            })
         }),
         ["RENAME", "ISSUE"] => a.sig("is").and_then(|_| {
-            Ok(C::RenameIssue { issue: a.int(), name: a.str(Kind::IssueName)? })
+            Ok(C::RenameIssue {
+                issue: a.int(),
+                name: a.str(Kind::IssueName)?,
+            })
         }),
         ["SET", "VALUE"] => a.sig("iis").and_then(|_| {
-            Ok(C::SetValue { issue: a.int(), attribute: a.int(), value: a.str(Kind::Value)? })
+            Ok(C::SetValue {
+                issue: a.int(),
+                attribute: a.int(),
+                value: a.str(Kind::Value)?,
+            })
         }),
-        ["ADD", "COMMENT"] => a
-            .sig("is")
-            .and_then(|_| Ok(C::AddComment { issue: a.int(), text: a.str(Kind::Text)? })),
+        ["ADD", "COMMENT"] => a.sig("is").and_then(|_| {
+            Ok(C::AddComment {
+                issue: a.int(),
+                text: a.str(Kind::Text)?,
+            })
+        }),
         ["ADD", "ATTACHMENT"] => a.sig("iss").and_then(|_| {
             let issue = a.int();
             let name = a.str(Kind::Name)?;
@@ -237,9 +404,16 @@ pub fn parse_command(raw: &[u8], literal: Option<Bytes>) -> Result<Command, Erro
                     "no data: end the line with {size} and send size bytes after it",
                 )
             })?;
-            Ok(C::AddAttachment { issue, name, description, data })
+            Ok(C::AddAttachment {
+                issue,
+                name,
+                description,
+                data,
+            })
         }),
-        ["GET", "ATTACHMENT"] => a.sig("i").map(|_| C::GetAttachment { attachment: a.int() }),
+        ["GET", "ATTACHMENT"] => a.sig("i").map(|_| C::GetAttachment {
+            attachment: a.int(),
+        }),
         ["FIND", "ITEM"] => a.sig("i").map(|_| C::FindItem { item: a.int() }),
         ["LIST", "PREFERENCES"] => a.sig("i").map(|_| C::ListPreferences { user: a.int() }),
         ["SET", "PREFERENCE"] => a.sig("iss").and_then(|_| {
@@ -250,15 +424,17 @@ pub fn parse_command(raw: &[u8], literal: Option<Bytes>) -> Result<Command, Erro
             })
         }),
         ["LIST", "NOTIFICATIONS"] => a.sig("").map(|_| C::ListNotifications),
-        ["NOTIFY", "FOLDER"] => a
-            .sig("ii")
-            .map(|_| C::NotifyFolder { folder: a.int(), status: a.int() }),
-        ["NOTIFY", "ISSUE"] => a
-            .sig("ii")
-            .map(|_| C::NotifyIssue { issue: a.int(), status: a.int() }),
-        ["PREVIEW", "NOTIFICATIONS"] => {
-            a.sig("i").map(|_| C::PreviewNotifications { user: a.int() })
-        }
+        ["NOTIFY", "FOLDER"] => a.sig("ii").map(|_| C::NotifyFolder {
+            folder: a.int(),
+            status: a.int(),
+        }),
+        ["NOTIFY", "ISSUE"] => a.sig("ii").map(|_| C::NotifyIssue {
+            issue: a.int(),
+            status: a.int(),
+        }),
+        ["PREVIEW", "NOTIFICATIONS"] => a
+            .sig("i")
+            .map(|_| C::PreviewNotifications { user: a.int() }),
         ["RUN", "NOTIFICATIONS"] => a.sig("").map(|_| C::RunNotifications),
         ["LIST", "OUTBOX"] => a.sig("").map(|_| C::ListOutbox),
         ["SUBSCRIBE", "FOLDER"] => a.sig("isis").and_then(|_| {
@@ -278,16 +454,22 @@ pub fn parse_command(raw: &[u8], literal: Option<Bytes>) -> Result<Command, Erro
             })
         }),
         ["LIST", "SUBSCRIPTIONS"] => a.sig("").map(|_| C::ListSubscriptions),
-        ["DELETE", "SUBSCRIPTION"] => {
-            a.sig("i").map(|_| C::DeleteSubscription { subscription: a.int() })
-        }
+        ["DELETE", "SUBSCRIPTION"] => a.sig("i").map(|_| C::DeleteSubscription {
+            subscription: a.int(),
+        }),
         ["CONFIRM", "SUBSCRIPTION"] => a.sig("is").and_then(|_| {
-            Ok(C::ConfirmSubscription { subscription: a.int(), token: a.str(Kind::Key)? })
+            Ok(C::ConfirmSubscription {
+                subscription: a.int(),
+                token: a.str(Kind::Key)?,
+            })
         }),
         _ => Err(Error::new(Code::UnknownCommand)),
     }?;
     if has_literal && !matches!(cmd, C::AddAttachment { .. }) {
-        return Err(Error::with(Code::InvalidArguments, "only ADD ATTACHMENT takes data"));
+        return Err(Error::with(
+            Code::InvalidArguments,
+            "only ADD ATTACHMENT takes data",
+        ));
     }
     Ok(cmd)
 }
@@ -300,7 +482,10 @@ struct Args {
 
 impl Args {
     fn new(all: Vec<Arg>) -> Self {
-        Args { args: Vec::new().into_iter(), all }
+        Args {
+            args: Vec::new().into_iter(),
+            all,
+        }
     }
 
     /// Checks the signature (`i` integer, `s` string); 402 when it does not match.
@@ -361,11 +546,18 @@ mod tests {
         assert_eq!(parse("HELLO"), Ok(Command::Hello));
         assert_eq!(
             parse("LOGIN 'admin' 'secret'"),
-            Ok(Command::Login { login: "admin".into(), password: "secret".into() })
+            Ok(Command::Login {
+                login: "admin".into(),
+                password: "secret".into()
+            })
         );
         assert_eq!(
             parse("GRANT MEMBER 2 1 1"),
-            Ok(Command::GrantMember { user: 2, project: 1, access: 1 })
+            Ok(Command::GrantMember {
+                user: 2,
+                project: 1,
+                access: 1
+            })
         );
         assert_eq!(
             parse("ADD USER 'jsmith  ' 'John Smith' 'pass123'"),

@@ -14,7 +14,10 @@ pub struct Line {
 
 impl Line {
     pub fn new(keyword: &'static str) -> Self {
-        Line { keyword, args: Vec::new() }
+        Line {
+            keyword,
+            args: Vec::new(),
+        }
     }
 
     pub fn int(mut self, i: impl Into<i64>) -> Self {
@@ -113,7 +116,11 @@ mod tests {
     #[test]
     fn lines_are_escaped() {
         let r = Reply::Lines(vec![
-            Line::new("U").int(1).str("admin").str("It's \\ a\nb").int(2),
+            Line::new("U")
+                .int(1)
+                .str("admin")
+                .str("It's \\ a\nb")
+                .int(2),
             Line::new("M").int(2).int(1).int(1),
         ]);
         assert_eq!(

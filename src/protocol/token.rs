@@ -49,7 +49,10 @@ impl std::fmt::Display for SyntaxError {
             }
             SyntaxError::BadEscape(_) => write!(f, "unknown escape"),
             SyntaxError::BadArgument => {
-                write!(f, "arguments are integers or quoted strings separated by one space")
+                write!(
+                    f,
+                    "arguments are integers or quoted strings separated by one space"
+                )
             }
             SyntaxError::KeywordAfterArgument => write!(f, "keyword after an argument"),
         }

@@ -1,0 +1,88 @@
+//! The shared state of a running server: configuration, the store and server identity.
+
+use crate::config::Config;
+use crate::error::Result;
+use crate::store::{Read, Store, key_str, users};
+use std::sync::Arc;
+
+pub struct App {
+    pub config: Config,
+    pub store: Store,
+    /// RFC 4122 UUID made at first start and kept in the store.
+    pub uuid: String,
+}
+
+impl App {
+    /// Opens (or initialises) the data directory. On first start it creates the server
+    /// administrator `admin`, with the password from `WEBISSUED_ADMIN_PASSWORD` or a random
+    /// one printed once on stderr.
+    pub fn open(config: Config) -> Result<Arc<App>> {
+        let store = Store::open(&config.server.data_dir)?;
+        let uuid = match store.read(|r| r.get::<String>(&key_str("meta", "uuid")))? {
+            Some(u) => u,
+            None => {
+                let uuid = new_uuid();
+                let password = std::env::var("WEBISSUED_ADMIN_PASSWORD").ok();
+                let printed = password.is_none();
+                let password = password.unwrap_or_else(random_password);
+                let hash = crate::password::hash(&password);
+                store.write(|w| {
+                    users::insert(w, "admin", "Administrator", users::ACCESS_ADMIN, hash)?;
+                    w.put(key_str("meta", "version"), &1u32)?;
+                    w.put(key_str("meta", "uuid"), &uuid)
+                })?;
+                store.flush_now()?;
+                if printed {
+                    eprintln!("webissued: created user 'admin' with password '{password}'");
+                }
+                uuid
+            }
+        };
+        Ok(Arc::new(App {
+            config,
+            store,
+            uuid,
+        }))
+    }
+
+    /// The optional features enabled by the configuration (LIST FEATURES).
+    pub fn features(&self) -> Vec<&'static str> {
+        Vec::new()
+    }
+}
+
+/// A random (version 4) UUID in its text form.
+fn new_uuid() -> String {
+    let mut b: [u8; 16] = rand::random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+fn random_password() -> String {
+    use rand::RngExt;
+    const CHARS: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::rng();
+    (0..16)
+        .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn uuid_has_version_and_variant() {
+        let u = super::new_uuid();
+        assert_eq!(u.len(), 36);
+        assert_eq!(&u[14..15], "4");
+        assert!(matches!(&u[19..20], "8" | "9" | "a" | "b"));
+    }
+}

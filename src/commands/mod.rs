@@ -1,0 +1,106 @@
+//! Command handlers, one module per family. Each takes the command context and typed
+//! arguments and returns a reply or a protocol error.
+
+pub mod system;
+pub mod users;
+
+use crate::app::App;
+use crate::error::{Code, Error, Result};
+use crate::protocol::{Command, Reply};
+use crate::store::{Reader, Writer, users::User};
+use std::net::SocketAddr;
+
+/// What a connection knows about its client. A TCP connection is one session.
+#[derive(Debug)]
+pub struct Session {
+    pub user: Option<u64>,
+    pub peer: SocketAddr,
+    /// Set by QUIT: the connection closes after the reply.
+    pub quit: bool,
+}
+
+impl Session {
+    pub fn new(peer: SocketAddr) -> Self {
+        Session {
+            user: None,
+            peer,
+            quit: false,
+        }
+    }
+}
+
+/// The context of one command: the server, the session, and the write it made.
+pub struct Cx<'a> {
+    pub app: &'a App,
+    pub session: &'a mut Session,
+    /// Sequence of this command's write batch (0: nothing written); the reply waits for it.
+    pub wrote: u64,
+}
+
+impl Cx<'_> {
+    pub fn read<T>(&self, f: impl FnOnce(&Reader) -> Result<T>) -> Result<T> {
+        self.app.store.read(f)
+    }
+
+    /// Runs a write; its reply is held back until the write is durable.
+    pub fn write<T>(&mut self, f: impl FnOnce(&mut Writer) -> Result<T>) -> Result<T> {
+        let (value, seq) = self.app.store.write(f)?;
+        if seq != 0 {
+            self.wrote = seq;
+        }
+        Ok(value)
+    }
+
+    /// The logged-in user, re-read so that a disabled account loses access at once.
+    pub fn user(&self) -> Result<User> {
+        let id = self.session.user.ok_or(Code::LoginRequired)?;
+        let user = self.read(|r| crate::store::users::get(r, id as i64))?;
+        match user {
+            Some(u) if u.access > crate::store::users::ACCESS_NONE => Ok(u),
+            _ => Err(Error::new(Code::LoginRequired)),
+        }
+    }
+
+    /// The logged-in user, who must be a server administrator.
+    pub fn admin(&self) -> Result<User> {
+        let u = self.user()?;
+        if u.access == crate::store::users::ACCESS_ADMIN {
+            Ok(u)
+        } else {
+            Err(Error::new(Code::AccessDenied))
+        }
+    }
+}
+
+/// Runs one command. Errors become `ERROR` replies; nothing here panics on bad input.
+pub async fn execute(cx: &mut Cx<'_>, cmd: Command) -> Reply {
+    if !cmd.is_anonymous()
+        && let Err(e) = cx.user()
+    {
+        return Reply::Error(e);
+    }
+    dispatch(cx, cmd).await.unwrap_or_else(Reply::Error)
+}
+
+async fn dispatch(cx: &mut Cx<'_>, cmd: Command) -> Result<Reply> {
+    use Command as C;
+    match cmd {
+        C::Hello => system::hello(cx),
+        C::Login { login, password } => system::login(cx, login, password).await,
+        C::Quit => system::quit(cx),
+        C::ListFeatures => system::list_features(cx),
+        C::ListUsers => users::list_users(cx),
+        C::AddUser {
+            login,
+            name,
+            password,
+        } => users::add_user(cx, login, name, password).await,
+        C::SetPassword { user, password } => users::set_password(cx, user, password).await,
+        C::RenameUser { user, name } => users::rename_user(cx, user, name),
+        C::GrantUser { user, access } => users::grant_user(cx, user, access),
+        _ => Err(Error::with(
+            Code::UnknownCommand,
+            "not implemented by this server",
+        )),
+    }
+}

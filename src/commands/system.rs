@@ -1,0 +1,55 @@
+//! HELLO, LOGIN, QUIT, LIST FEATURES.
+
+use super::Cx;
+use crate::error::{Code, Error, Result};
+use crate::protocol::{Line, Reply};
+use crate::store::users;
+
+pub fn hello(cx: &mut Cx) -> Result<Reply> {
+    Ok(Reply::Lines(vec![
+        Line::new("SERVER")
+            .str(cx.app.config.server.name.clone())
+            .str(cx.app.uuid.clone()),
+    ]))
+}
+
+/// Unknown login, wrong password and disabled account all answer 302 alike, and an unknown
+/// login still costs one hash check, so the reply does not tell which logins exist.
+pub async fn login(cx: &mut Cx<'_>, login: String, password: String) -> Result<Reply> {
+    let user = cx.read(|r| users::by_login(r, &login))?;
+    let hash = user
+        .as_ref()
+        .map(|u| u.password.clone())
+        .unwrap_or_else(|| crate::password::dummy_hash().to_string());
+    let ok = tokio::task::spawn_blocking(move || crate::password::verify(&password, &hash))
+        .await
+        .map_err(Error::internal)?;
+    match user {
+        Some(u) if ok && u.access > users::ACCESS_NONE => {
+            tracing::info!(user = %u.login, "login");
+            cx.session.user = Some(u.id);
+            Ok(Reply::Lines(vec![
+                Line::new("USER").int(u.id as i64).int(u.access),
+            ]))
+        }
+        _ => {
+            tracing::warn!(%login, peer = %cx.session.peer, "failed login");
+            Err(Error::new(Code::IncorrectLogin))
+        }
+    }
+}
+
+pub fn quit(cx: &mut Cx) -> Result<Reply> {
+    cx.session.quit = true;
+    Ok(Reply::Ok)
+}
+
+pub fn list_features(cx: &mut Cx) -> Result<Reply> {
+    Ok(Reply::Lines(
+        cx.app
+            .features()
+            .into_iter()
+            .map(|f| Line::new("F").str(f))
+            .collect(),
+    ))
+}

@@ -1,0 +1,54 @@
+//! Key layout of the single `data` tree. Every key is an ASCII prefix followed by
+//! big-endian ids (so scans come back in id order) or a UTF-8 string.
+//!
+//! | key | value |
+//! |---|---|
+//! | `meta/uuid`, `meta/version` | server UUID string, schema version |
+//! | `ctr/<name>` | u64 counter (ids, the global stamp) |
+//! | `user/<id>` | [`super::users::User`] |
+//! | `user-login/<login>` | user id (logins are unique) |
+//! | `user-name/<name>` | user id (display names are unique) |
+//! | `member/<project>/<user>` | access level u8 (membership, by project) |
+//! | `user-member/<user>/<project>` | access level u8 (the same, by user) |
+//! | `event/<stamp>` | [`super::IssueEvent`] (the issue change log) |
+
+/// `prefix` followed by `/` and each id as 8 big-endian bytes.
+pub fn key(prefix: &str, ids: &[u64]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(prefix.len() + ids.len() * 9);
+    k.extend_from_slice(prefix.as_bytes());
+    for id in ids {
+        k.push(b'/');
+        k.extend_from_slice(&id.to_be_bytes());
+    }
+    k
+}
+
+/// `prefix` followed by `/` and a string.
+pub fn key_str(prefix: &str, s: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(prefix.len() + 1 + s.len());
+    k.extend_from_slice(prefix.as_bytes());
+    k.push(b'/');
+    k.extend_from_slice(s.as_bytes());
+    k
+}
+
+/// The id stored at `index` (0-based) among the ids following `prefix/` in `key`.
+pub fn id_at(prefix: &str, key: &[u8], index: usize) -> u64 {
+    let start = prefix.len() + 1 + index * 9;
+    let bytes: [u8; 8] = key[start..start + 8].try_into().expect("key layout");
+    u64::from_be_bytes(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_sort_numerically_and_read_back() {
+        let a = key("member", &[2, 1]);
+        let b = key("member", &[10, 0]);
+        assert!(a < b);
+        assert_eq!(id_at("member", &a, 0), 2);
+        assert_eq!(id_at("member", &a, 1), 1);
+    }
+}
