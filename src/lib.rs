@@ -2,12 +2,14 @@
 //!
 //! Layout: `protocol` (pure wire format), `store` (the only code touching sled),
 //! `commands` (one module per command family), `server` (sockets, sessions, shutdown),
-//! `app` (shared state), `config` (TOML with defaults).
+//! `app` (shared state), `config` (TOML with defaults), `mail` (messages, transports,
+//! templates).
 
 pub mod app;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod mail;
 pub mod password;
 pub mod protocol;
 pub mod server;
