@@ -2,15 +2,20 @@
 //!
 //! Layout: `protocol` (pure wire format), `store` (the only code touching sled),
 //! `commands` (one module per command family), `server` (sockets, sessions, shutdown),
-//! `app` (shared state), `config` (TOML with defaults), `mail` (messages, transports,
-//! templates).
+//! `app` (shared state), `config` (TOML with defaults), `attributes` (attribute
+//! definitions and values), `notify` (digest schedules), `subscribe` (outside email
+//! subscriptions), `mail` (messages, transports, templates).
 
 pub mod app;
+pub mod attributes;
 pub mod commands;
 pub mod config;
+pub mod email_address;
 pub mod error;
 pub mod mail;
+pub mod notify;
 pub mod password;
 pub mod protocol;
 pub mod server;
 pub mod store;
+pub mod subscribe;

@@ -2,6 +2,7 @@
 
 pub mod codec;
 pub mod command;
+pub mod definition;
 pub mod reply;
 pub mod token;
 
