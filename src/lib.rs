@@ -13,6 +13,8 @@ pub mod config;
 pub mod conformance;
 pub mod email_address;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzz_checks;
 pub mod mail;
 pub mod notify;
 pub mod password;

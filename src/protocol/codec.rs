@@ -79,7 +79,9 @@ impl Decoder for LineCodec {
             match &mut self.state {
                 State::Line { scanned, skipping } => {
                     let Some(pos) = buf[*scanned..].iter().position(|&b| b == b'\n') else {
-                        if buf.len() > self.max_line {
+                        // `max_line + 1`: a line of exactly `max_line` bytes may have its
+                        // CR here and its LF in the next read; it is not too long yet.
+                        if buf.len() > self.max_line + 1 {
                             // Keep nothing of an over-long line; report it at its end.
                             buf.clear();
                             *skipping = true;
@@ -222,6 +224,17 @@ mod tests {
         buf.extend_from_slice(b"BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB\nHELLO\n");
         assert_eq!(c.decode(&mut buf).unwrap(), Some(Frame::TooLong));
         assert_eq!(c.decode(&mut buf).unwrap(), Some(line("HELLO")));
+    }
+
+    /// Found with the codec fuzz check: a line of exactly the limit whose CR and LF arrive
+    /// in different reads was reported too long.
+    #[test]
+    fn line_at_the_limit_with_crlf_split_across_reads() {
+        let mut c = LineCodec::new(4, 100);
+        let mut buf = BytesMut::from(&b"AAAA\r"[..]);
+        assert_eq!(c.decode(&mut buf).unwrap(), None);
+        buf.extend_from_slice(b"\n");
+        assert_eq!(c.decode(&mut buf).unwrap(), Some(line("AAAA")));
     }
 
     #[test]
