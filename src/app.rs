@@ -10,6 +10,8 @@ pub struct App {
     pub store: Store,
     /// RFC 4122 UUID made at first start and kept in the store.
     pub uuid: String,
+    /// Failed-login counts per address and per account (abuse limit).
+    pub throttle: crate::server::LoginThrottle,
 }
 
 impl App {
@@ -39,6 +41,7 @@ impl App {
             }
         };
         Ok(Arc::new(App {
+            throttle: crate::server::LoginThrottle::new(&config.limits),
             config,
             store,
             uuid,

@@ -87,7 +87,15 @@ pub fn definition(data: &[u8]) {
     match crate::attributes::AttributeDef::parse(text) {
         Ok(def) => {
             // Validating a value against any definition must not panic either.
-            for value in ["", "0", "-1", "1.5", "abc", "9999999999999999999999", "2024-02-30"] {
+            for value in [
+                "",
+                "0",
+                "-1",
+                "1.5",
+                "abc",
+                "9999999999999999999999",
+                "2024-02-30",
+            ] {
                 let _ = def.validate_value(value, &|_, _| true);
             }
         }

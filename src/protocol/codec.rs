@@ -51,8 +51,31 @@ impl LineCodec {
 
     /// Whether the codec is part-way through a frame (a started line or literal).
     pub fn mid_frame(&self, buf: &BytesMut) -> bool {
-        !matches!(self.state, State::Line { .. }) || !buf.is_empty()
+        self.progress(buf) != Progress::Idle
     }
+
+    /// What the codec is in the middle of, for the connection's time limits.
+    pub fn progress(&self, buf: &BytesMut) -> Progress {
+        match self.state {
+            State::Line { skipping, .. } if skipping || !buf.is_empty() => Progress::Line,
+            State::Line { .. } => Progress::Idle,
+            State::Data { remaining, .. } => {
+                Progress::Literal(remaining.saturating_sub(buf.len()) as u64)
+            }
+            State::Discard { remaining, .. } => Progress::Literal(remaining),
+        }
+    }
+}
+
+/// Where the codec is between reads (see [`LineCodec::progress`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Between frames, nothing buffered.
+    Idle,
+    /// Part of a command line has arrived (or an over-long one is being skipped).
+    Line,
+    /// A literal is being read; carries the bytes still to come, which shrink as it moves.
+    Literal(u64),
 }
 
 /// Finds a trailing ` {digits}` literal marker, returning the line before it and the size.
