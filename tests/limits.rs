@@ -298,7 +298,7 @@ trait TryHello {
 impl TryHello for Client {
     /// Sends `line`, tolerating a server that already closed the connection.
     fn try_read_reply_after(&mut self, line: &str) -> Option<Vec<String>> {
-        let _ = (&mut &*self.stream()).write_all(format!("{line}\n").as_bytes());
+        let _ = (&mut self.stream()).write_all(format!("{line}\n").as_bytes());
         self.try_read_reply()
     }
 }
