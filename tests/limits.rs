@@ -289,6 +289,7 @@ fn a_multi_megabyte_line_is_rejected_without_buffering_it() {
     send.join().unwrap();
     let rss = rss_kib(server.pid());
     assert!(rss < 100 * 1024, "server RSS {rss} KiB");
+    wait_for_log(&server, "line too long");
 }
 
 trait TryHello {

@@ -194,7 +194,13 @@ async fn process(cx: &mut Cx<'_>, frame: Frame) -> Reply {
     let parsed = match frame {
         Frame::Line(line) => parse_command(&line, None),
         Frame::WithData(line, data) => parse_command(&line, Some(data)),
-        Frame::TooLong => Err(Error::with(Code::SyntaxError, "line too long")),
+        Frame::TooLong => {
+            tracing::info!(
+                limit = cx.app.config.server.max_line_bytes,
+                "line too long: skipped"
+            );
+            Err(Error::with(Code::SyntaxError, "line too long"))
+        }
         Frame::DataTooLarge(size) => Err(Error::with(
             Code::UploadError,
             format!(
