@@ -10,6 +10,7 @@ pub mod app;
 pub mod attributes;
 pub mod commands;
 pub mod config;
+pub mod conformance;
 pub mod email_address;
 pub mod error;
 pub mod mail;

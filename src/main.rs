@@ -29,6 +29,14 @@ enum Cmd {
         #[arg(long)]
         data: Option<PathBuf>,
     },
+    /// Run conformance transcripts against a running, freshly initialised server.
+    Conformance {
+        /// Server address, e.g. 127.0.0.1:4080.
+        addr: String,
+        /// Transcript files (tests/conformance/*.txt).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -52,6 +60,34 @@ fn main() -> std::process::ExitCode {
                 std::process::ExitCode::FAILURE
             }
         },
+        Cmd::Conformance { addr, files } => conformance(&addr, &files),
+    }
+}
+
+/// Runs each transcript; the admin password comes from WEBISSUED_ADMIN_PASSWORD.
+fn conformance(addr: &str, files: &[PathBuf]) -> std::process::ExitCode {
+    let password = std::env::var("WEBISSUED_ADMIN_PASSWORD").unwrap_or_else(|_| "secret".into());
+    let (mut passed, mut failed) = (0, 0);
+    for file in files {
+        let result = std::fs::read_to_string(file)
+            .map_err(|e| e.to_string())
+            .and_then(|text| webissued::conformance::run(addr, &text, &password));
+        match result {
+            Ok(n) => {
+                passed += 1;
+                println!("ok   {} ({n} commands)", file.display());
+            }
+            Err(e) => {
+                failed += 1;
+                println!("FAIL {}: {e}", file.display());
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    if failed == 0 {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
     }
 }
 

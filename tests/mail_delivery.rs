@@ -3,13 +3,12 @@
 //!
 //! Needs `scripts/mail-servers.sh` to have been run once; without it these tests fail.
 
-#[path = "support/mail.rs"]
 mod support;
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use support::{ScriptedSmtp, SmtpSink, inspect, wait_for_mbox};
+use support::mail::{ScriptedSmtp, SmtpSink, inspect, wait_for_mbox};
 use webissued::mail::{
     ChangeView, DigestView, FolderView, IssueView, MailConfig, Mailer, OutgoingMail, ProjectView,
     SendErrorKind, SmtpTls, Templates, TransportKind,
@@ -176,7 +175,7 @@ async fn smtp_pool_delivers_consecutive_messages() {
 /// (b) exim's sendmail delivers locally without a daemon; the message lands in the mbox.
 #[tokio::test]
 async fn sendmail_delivers_to_local_mbox() {
-    support::require_exim();
+    support::mail::require_exim();
     let tag = unique();
     let subject = format!("webissued sendmail test {tag}");
     let message_id = format!("sendmail.{tag}@tracker.example");
@@ -185,13 +184,13 @@ async fn sendmail_delivers_to_local_mbox() {
 
     let mailer = Mailer::new(&MailConfig {
         transport: TransportKind::Sendmail,
-        sendmail_command: support::SENDMAIL.into(),
+        sendmail_command: support::mail::SENDMAIL.into(),
         ..MailConfig::default()
     })
     .unwrap();
     mailer.send(&mail.to_message().unwrap()).await.unwrap();
 
-    let mbox = wait_for_mbox(support::MAILTEST_USER, &subject);
+    let mbox = wait_for_mbox(support::mail::MAILTEST_USER, &subject);
     let ours = mbox
         .split("\nFrom ")
         .find(|m| m.contains(&subject))
@@ -207,7 +206,7 @@ async fn sendmail_delivers_to_local_mbox() {
 /// (c) Nothing listening: connection refused must be retried, not dropped.
 #[tokio::test]
 async fn smtp_connection_refused_is_transient() {
-    let port = support::free_port();
+    let port = support::mail::free_port();
     let err = smtp_mailer(port, 5)
         .send(
             &digest_mail("u@example.org", "x", "refused@t.example")
@@ -245,7 +244,7 @@ async fn smtp_silent_server_times_out_as_transient() {
 /// (c) SMTP 4yz to RCPT is transient, 5yz is permanent.
 #[tokio::test]
 async fn smtp_reply_codes_are_classified() {
-    support::require_aiosmtpd(); // the scripted server needs /usr/bin/python3 too
+    support::mail::require_aiosmtpd(); // the scripted server needs /usr/bin/python3 too
     let mail = digest_mail("u@example.org", "x", "codes@t.example")
         .to_message()
         .unwrap();
