@@ -2,7 +2,7 @@
 
 use crate::config::Config;
 use crate::error::Result;
-use crate::store::{Read, Store, key_str, users};
+use crate::store::{Read, Store, key_str, types, users};
 use std::sync::Arc;
 
 pub struct App {
@@ -15,7 +15,7 @@ pub struct App {
 impl App {
     /// Opens (or initialises) the data directory. On first start it creates the server
     /// administrator `admin`, with the password from `WEBISSUED_ADMIN_PASSWORD` or a random
-    /// one printed once on stderr.
+    /// one printed once on stderr, and the predefined issue type "Bugs".
     pub fn open(config: Config) -> Result<Arc<App>> {
         let store = Store::open(&config.server.data_dir)?;
         let uuid = match store.read(|r| r.get::<String>(&key_str("meta", "uuid")))? {
@@ -28,6 +28,7 @@ impl App {
                 let hash = crate::password::hash(&password);
                 store.write(|w| {
                     users::insert(w, "admin", "Administrator", users::ACCESS_ADMIN, hash)?;
+                    types::create_default_types(w)?;
                     w.put(key_str("meta", "version"), &1u32)?;
                     w.put(key_str("meta", "uuid"), &uuid)
                 })?;

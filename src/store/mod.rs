@@ -8,7 +8,10 @@
 //! [`commit::GroupCommit`]; replies wait for it.
 
 pub mod commit;
+pub mod issues;
 pub mod keys;
+pub mod projects;
+pub mod types;
 pub mod users;
 
 use crate::error::{Error, Result};
