@@ -1,7 +1,7 @@
 //! The shared state of a running server: configuration, the store and server identity.
 
 use crate::config::Config;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::store::{Read, Store, key_str, types, users};
 use std::sync::Arc;
 
@@ -10,6 +10,7 @@ pub struct App {
     pub store: Store,
     /// RFC 4122 UUID made at first start and kept in the store.
     pub uuid: String,
+    pub templates: crate::mail::Templates,
 }
 
 impl App {
@@ -39,16 +40,31 @@ impl App {
                 uuid
             }
         };
+        let templates = crate::mail::Templates::new(None).map_err(Error::internal)?;
         Ok(Arc::new(App {
             config,
             store,
             uuid,
+            templates,
         }))
     }
 
     /// The optional features enabled by the configuration (LIST FEATURES).
     pub fn features(&self) -> Vec<&'static str> {
-        Vec::new()
+        let mut f = Vec::new();
+        if self.config.subscribe.enabled {
+            f.push("subscribe");
+        }
+        f
+    }
+
+    /// The public prefix of links in mails, without a trailing slash.
+    pub fn base_url(&self) -> String {
+        let url = match &self.config.server.base_url {
+            Some(u) => u.clone(),
+            None => format!("http://{}", self.config.server.http_listen),
+        };
+        url.trim_end_matches('/').to_string()
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod issues;
 pub mod projects;
+pub mod subscriptions;
 pub mod system;
 pub mod types;
 pub mod users;
@@ -10,6 +11,7 @@ pub mod users;
 use crate::app::App;
 use crate::error::{Code, Error, Result};
 use crate::protocol::{Command, Reply};
+use crate::store::subscriptions::Target;
 use crate::store::{Reader, Writer, users::User};
 use std::net::SocketAddr;
 
@@ -150,6 +152,36 @@ async fn dispatch(cx: &mut Cx<'_>, cmd: Command) -> Result<Reply> {
         } => issues::add_attachment(cx, issue, name, description, data).await,
         C::GetAttachment { attachment } => issues::get_attachment(cx, attachment).await,
         C::FindItem { item } => issues::find_item(cx, item),
+        C::SubscribeFolder {
+            folder,
+            subscriber,
+            ttl,
+            options,
+        } => subscriptions::subscribe(
+            cx,
+            Target::Folder(folder.max(0) as u64),
+            subscriber,
+            ttl,
+            options,
+        ),
+        C::SubscribeIssue {
+            issue,
+            subscriber,
+            ttl,
+            options,
+        } => subscriptions::subscribe(
+            cx,
+            Target::Issue(issue.max(0) as u64),
+            subscriber,
+            ttl,
+            options,
+        ),
+        C::ListSubscriptions => subscriptions::list(cx),
+        C::DeleteSubscription { subscription } => subscriptions::delete(cx, subscription),
+        C::ConfirmSubscription {
+            subscription,
+            token,
+        } => subscriptions::confirm(cx, subscription, token),
         _ => Err(Error::with(
             Code::UnknownCommand,
             "not implemented by this server",

@@ -27,6 +27,11 @@
 //! | `row/<issue>/<stamp>` | [`super::issues::Row`]: change, comment or attachment |
 //! | `attr-change/<attr>/<stamp>` | issue id (history rows of an attribute: DELETE ATTRIBUTE) |
 //! | `item/<stamp>` | issue id owning the issue/change/comment/attachment `stamp` (FIND ITEM) |
+//! | `sub/<id>` | [`super::subscriptions::Subscription`] (recipients with hashed confirm tokens) |
+//! | `user-sub/<user>/<sub>` | `()` (subscriptions a user created) |
+//! | `folder-sub/<folder>/<sub>`, `issue-sub/<issue>/<sub>` | `()` (subscriptions by target: fan-out) |
+//! | `sub-pending/<sub>/<stamp>` | `()` (changes waiting for delivery to a subscription) |
+//! | `sub-unsub/<sub>/<sha256 of token>` | i64 expiry (live unsubscribe tokens, one per mail) |
 
 /// `prefix` followed by `/` and each id as 8 big-endian bytes.
 pub fn key(prefix: &str, ids: &[u64]) -> Vec<u8> {

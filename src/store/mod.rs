@@ -11,6 +11,7 @@ pub mod commit;
 pub mod issues;
 pub mod keys;
 pub mod projects;
+pub mod subscriptions;
 pub mod types;
 pub mod users;
 
@@ -183,9 +184,11 @@ impl Writer<'_> {
         self.next_id("stamp")
     }
 
-    /// Appends an issue event to the change log, keyed by its stamp.
+    /// Appends an issue event to the change log, keyed by its stamp, and marks it pending for
+    /// the subscriptions it concerns (in this same batch).
     pub fn record_event(&mut self, event: &IssueEvent) -> Result<()> {
-        self.put(key("event", &[event.stamp]), event)
+        self.put(key("event", &[event.stamp]), event)?;
+        subscriptions::fan_out(self, event)
     }
 
     fn is_empty(&self) -> bool {

@@ -18,6 +18,9 @@ pub struct Server {
     pub addr: SocketAddr,
     dir: tempfile::TempDir,
     config: String,
+    /// The HTTP listener (subscription pages), once its line has been read.
+    http: Option<SocketAddr>,
+    http_line: Option<std::sync::mpsc::Receiver<SocketAddr>>,
 }
 
 impl Server {
@@ -28,7 +31,14 @@ impl Server {
 
     pub fn start_with(extra_config: &str) -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = Server { child: None, addr: "127.0.0.1:0".parse().unwrap(), dir, config: extra_config.to_string() };
+        let mut s = Server {
+            child: None,
+            addr: "127.0.0.1:0".parse().unwrap(),
+            dir,
+            config: extra_config.to_string(),
+            http: None,
+            http_line: None,
+        };
         s.spawn();
         s
     }
@@ -45,7 +55,14 @@ impl Server {
         let config_path = self.dir.path().join("webissued.toml");
         let data = self.data_dir();
         // Reuse the port on restarts so clients of the test can reconnect to the same address.
-        let listen = if self.addr.port() == 0 { "127.0.0.1:0".to_string() } else { self.addr.to_string() };
+        let listen = if self.addr.port() == 0 {
+            "127.0.0.1:0".to_string()
+        } else {
+            self.addr.to_string()
+        };
+        let http_listen = self
+            .http
+            .map_or("127.0.0.1:0".to_string(), |a| a.to_string());
         let config = format!("{}\n", self.config);
         std::fs::write(&config_path, config).unwrap();
         let log = std::fs::OpenOptions::new()
@@ -60,6 +77,8 @@ impl Server {
             .arg(&listen)
             .arg("--data")
             .arg(&data)
+            .arg("--http-listen")
+            .arg(&http_listen)
             .env("WEBISSUED_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
@@ -76,9 +95,29 @@ impl Server {
             .strip_prefix("webissued listening on ")
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
         self.addr = addr.parse().unwrap();
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        // Keep draining stdout so the server never blocks on a full pipe; pass on the HTTP
+        // listener's address (printed second, when the subscribe feature is on).
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if let Some(a) = line.strip_prefix("webissued http listening on ") {
+                    let _ = tx.send(a.parse().unwrap());
+                }
+            }
+        });
+        self.http_line = Some(rx);
         self.child = Some(child);
+    }
+
+    /// The address of the HTTP listener (subscription pages); waits for its stdout line.
+    pub fn http_addr(&mut self) -> SocketAddr {
+        if let Some(rx) = self.http_line.take() {
+            let a = rx
+                .recv_timeout(Duration::from_secs(10))
+                .unwrap_or_else(|_| panic!("no HTTP listener line: {}", self.log()));
+            self.http = Some(a);
+        }
+        self.http.expect("HTTP listener address")
     }
 
     /// The server's log so far (stderr), for failure messages.
@@ -125,7 +164,11 @@ impl Server {
 }
 
 fn unsafe_kill(pid: u32, signal: &str) {
-    Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status().unwrap();
+    Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
 }
 
 impl Drop for Server {
@@ -142,9 +185,13 @@ pub struct Client {
 impl Client {
     pub fn connect(addr: SocketAddr) -> Client {
         let stream = TcpStream::connect(addr).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
         stream.set_nodelay(true).unwrap();
-        Client { reader: BufReader::new(stream) }
+        Client {
+            reader: BufReader::new(stream),
+        }
     }
 
     /// Sends one command line and returns its reply lines (without the empty line).
@@ -166,7 +213,8 @@ impl Client {
 
     /// Reads one reply: lines up to the empty line. Panics on EOF before it.
     pub fn read_reply(&mut self) -> Vec<String> {
-        self.try_read_reply().expect("connection closed before the end of the reply")
+        self.try_read_reply()
+            .expect("connection closed before the end of the reply")
     }
 
     /// Reads one reply, or None when the server closed the connection first.
