@@ -10,6 +10,8 @@ pub struct App {
     pub store: Store,
     /// RFC 4122 UUID made at first start and kept in the store.
     pub uuid: String,
+    /// The notification machinery; None when `[notify] enabled = false`.
+    pub notifier: Option<Arc<crate::notify::Notifier>>,
 }
 
 impl App {
@@ -38,16 +40,34 @@ impl App {
                 uuid
             }
         };
+        let notifier = if config.notify.enabled {
+            let n = crate::notify::Notifier::new(
+                &config.notify,
+                &config.mail,
+                &config.server.name,
+                &config.server.timezone,
+            )
+            .map_err(|e| crate::error::Error::with(crate::error::Code::ServerError, e))?;
+            store.enable_fanout(n.fanout.clone());
+            Some(Arc::new(n))
+        } else {
+            None
+        };
         Ok(Arc::new(App {
             config,
             store,
             uuid,
+            notifier,
         }))
     }
 
     /// The optional features enabled by the configuration (LIST FEATURES).
     pub fn features(&self) -> Vec<&'static str> {
-        Vec::new()
+        let mut features = Vec::new();
+        if self.notifier.is_some() {
+            features.push("notify");
+        }
+        features
     }
 }
 

@@ -1,6 +1,7 @@
 //! Command handlers, one module per family. Each takes the command context and typed
 //! arguments and returns a reply or a protocol error.
 
+pub mod notifications;
 pub mod system;
 pub mod users;
 
@@ -98,6 +99,16 @@ async fn dispatch(cx: &mut Cx<'_>, cmd: Command) -> Result<Reply> {
         C::SetPassword { user, password } => users::set_password(cx, user, password).await,
         C::RenameUser { user, name } => users::rename_user(cx, user, name),
         C::GrantUser { user, access } => users::grant_user(cx, user, access),
+        C::ListPreferences { user } => notifications::list_preferences(cx, user),
+        C::SetPreference { user, name, value } => {
+            notifications::set_preference(cx, user, name, value)
+        }
+        C::ListNotifications => notifications::list_notifications(cx),
+        C::NotifyFolder { folder, status } => notifications::notify_folder(cx, folder, status),
+        C::NotifyIssue { issue, status } => notifications::notify_issue(cx, issue, status),
+        C::PreviewNotifications { user } => notifications::preview_notifications(cx, user),
+        C::RunNotifications => notifications::run_notifications(cx).await,
+        C::ListOutbox => notifications::list_outbox(cx),
         _ => Err(Error::with(
             Code::UnknownCommand,
             "not implemented by this server",
