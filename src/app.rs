@@ -17,7 +17,7 @@ impl App {
     /// administrator `admin`, with the password from `WEBISSUED_ADMIN_PASSWORD` or a random
     /// one printed once on stderr, and the predefined issue type "Bugs".
     pub fn open(config: Config) -> Result<Arc<App>> {
-        let store = Store::open(&config.server.data_dir)?;
+        let store = Store::open(&config.server.data_dir, config.server.cache_mb << 20)?;
         let uuid = match store.read(|r| r.get::<String>(&key_str("meta", "uuid")))? {
             Some(u) => u,
             None => {

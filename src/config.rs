@@ -30,6 +30,8 @@ pub struct ServerConfig {
     pub idle_timeout_secs: u64,
     /// Time zone for users without a `timezone` preference (`+hhmm` or an IANA name).
     pub timezone: String,
+    /// sled's page cache in MiB (attachments are files, outside it).
+    pub cache_mb: u64,
 }
 
 impl Default for ServerConfig {
@@ -43,6 +45,7 @@ impl Default for ServerConfig {
             max_connections: 20_000,
             idle_timeout_secs: 1800,
             timezone: "+0000".into(),
+            cache_mb: 64,
         }
     }
 }

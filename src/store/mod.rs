@@ -194,11 +194,12 @@ impl Writer<'_> {
 }
 
 impl Store {
-    pub fn open(dir: &Path) -> Result<Store> {
+    /// Opens the store in `dir` with a page cache of `cache_bytes`.
+    pub fn open(dir: &Path, cache_bytes: u64) -> Result<Store> {
         std::fs::create_dir_all(dir)?;
         let db = sled::Config::new()
             .path(dir.join("db"))
-            .cache_capacity(256 * 1024 * 1024)
+            .cache_capacity(cache_bytes)
             .open()?;
         let tree = db.open_tree("data")?;
         let (commit, handle) = commit::GroupCommit::start(db.clone());
@@ -271,7 +272,7 @@ mod tests {
     #[test]
     fn writes_are_atomic_and_visible_to_their_own_reads() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
         let ((), seq) = store
             .write(|w| {
                 let id = w.next_id("user")?;
@@ -297,7 +298,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_writers_become_durable() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let store = Arc::new(Store::open(dir.path(), 1 << 20).unwrap());
         let mut tasks = Vec::new();
         for _ in 0..20 {
             let store = store.clone();
