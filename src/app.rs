@@ -2,7 +2,7 @@
 
 use crate::config::Config;
 use crate::error::Result;
-use crate::store::{Read, Store, key_str, types, users};
+use crate::store::{Read, Store, issues, key_str, types, users};
 use std::sync::Arc;
 
 pub struct App {
@@ -39,11 +39,23 @@ impl App {
                 uuid
             }
         };
-        Ok(Arc::new(App {
+        let app = App {
             config,
             store,
             uuid,
-        }))
+        };
+        let swept = app
+            .store
+            .read(|r| issues::sweep_orphan_files(r, &app.attachments_dir()))?;
+        if swept > 0 {
+            tracing::info!(swept, "removed attachment files of unfinished uploads");
+        }
+        Ok(Arc::new(app))
+    }
+
+    /// Where attachment bytes live, one file each, outside sled.
+    pub fn attachments_dir(&self) -> std::path::PathBuf {
+        self.config.server.data_dir.join("attachments")
     }
 
     /// The optional features enabled by the configuration (LIST FEATURES).
