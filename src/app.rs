@@ -2,7 +2,7 @@
 
 use crate::config::Config;
 use crate::error::Result;
-use crate::store::{Read, Store, key_str, users};
+use crate::store::{Read, Store, issues, key_str, types, users};
 use std::sync::Arc;
 
 pub struct App {
@@ -17,7 +17,7 @@ pub struct App {
 impl App {
     /// Opens (or initialises) the data directory. On first start it creates the server
     /// administrator `admin`, with the password from `WEBISSUED_ADMIN_PASSWORD` or a random
-    /// one printed once on stderr.
+    /// one printed once on stderr, and the predefined issue type "Bugs".
     pub fn open(config: Config) -> Result<Arc<App>> {
         let store = Store::open(&config.server.data_dir, config.server.cache_mb << 20)?;
         let uuid = match store.read(|r| r.get::<String>(&key_str("meta", "uuid")))? {
@@ -30,6 +30,7 @@ impl App {
                 let hash = crate::password::hash(&password);
                 store.write(|w| {
                     users::insert(w, "admin", "Administrator", users::ACCESS_ADMIN, hash)?;
+                    types::create_default_types(w)?;
                     w.put(key_str("meta", "version"), &1u32)?;
                     w.put(key_str("meta", "uuid"), &uuid)
                 })?;
@@ -53,12 +54,24 @@ impl App {
         } else {
             None
         };
-        Ok(Arc::new(App {
+        let app = App {
             config,
             store,
             uuid,
             notifier,
-        }))
+        };
+        let swept = app
+            .store
+            .read(|r| issues::sweep_orphan_files(r, &app.attachments_dir()))?;
+        if swept > 0 {
+            tracing::info!(swept, "removed attachment files of unfinished uploads");
+        }
+        Ok(Arc::new(app))
+    }
+
+    /// Where attachment bytes live, one file each, outside sled.
+    pub fn attachments_dir(&self) -> std::path::PathBuf {
+        self.config.server.data_dir.join("attachments")
     }
 
     /// The optional features enabled by the configuration (LIST FEATURES).

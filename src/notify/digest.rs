@@ -166,8 +166,11 @@ fn describe(r: &impl Read, kind: &EventKind) -> Result<String> {
     })
 }
 
-fn attribute_name(_r: &impl Read, attribute: u64) -> Result<String> {
-    Ok(format!("attribute {attribute}"))
+/// The attribute's current name (it may have been deleted since).
+fn attribute_name(r: &impl Read, attribute: u64) -> Result<String> {
+    Ok(crate::store::types::attribute(r, attribute as i64)?
+        .map(|a| a.name)
+        .unwrap_or_else(|| format!("attribute {attribute}")))
 }
 
 /// Formats an instant in the user's zone, e.g. `2024-03-01 08:30 (+0100)`.

@@ -284,14 +284,7 @@ mod tests {
     use crate::store::notify::{PREF_EMAIL, PREF_FREQUENCY, Watch, set_pref, set_watch};
     use crate::store::users;
     use crate::store::{EventKind, IssueEvent, key};
-    use serde::Serialize;
-
-    #[derive(Serialize)]
-    struct P(u64, String);
-    #[derive(Serialize)]
-    struct F(u64, u64, u64, String, u64);
-    #[derive(Serialize)]
-    struct I(u64, u64, String, u64);
+    use crate::store::{issues, projects};
 
     struct Fixture {
         _dir: tempfile::TempDir,
@@ -302,7 +295,7 @@ mod tests {
     /// User 2 watches folder 1 (project 1) with the given frequency and zone.
     fn fixture(freq: &str, tz: &str) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("data")).unwrap();
+        let store = Store::open(&dir.path().join("data"), 1 << 20).unwrap();
         let mail = MailConfig {
             file_dir: dir.path().join("mail"),
             ..MailConfig::default()
@@ -313,10 +306,9 @@ mod tests {
             .write(|w| {
                 users::insert(w, "admin", "Admin", 2, "x".into())?;
                 users::insert(w, "ann", "Ann", 1, "x".into())?;
-                w.put(key("project", &[1]), &P(1, "Web".into()))?;
-                w.put(key("folder", &[1]), &F(1, 1, 1, "Bugs".into(), 0))?;
-                w.put(key("member", &[1, 2]), &1u8)?;
-                w.put(key("user-member", &[2, 1]), &1u8)?;
+                projects::insert(w, "Web")?;
+                projects::insert_folder(w, 1, 1, "Bugs")?;
+                projects::set_member(w, 1, 2, 1)?;
                 set_pref(w, 2, PREF_EMAIL, "ann@example.org", 0)?;
                 if !freq.is_empty() {
                     set_pref(w, 2, PREF_FREQUENCY, freq, 0)?;
@@ -340,10 +332,17 @@ mod tests {
             self.store
                 .write(|w| {
                     let stamp = w.next_stamp()?;
-                    w.put(
-                        key("issue", &[issue]),
-                        &I(issue, 1, format!("Issue {issue}"), stamp),
-                    )?;
+                    let record = issues::Issue {
+                        id: issue,
+                        folder: 1,
+                        name: format!("Issue {issue}"),
+                        stamp,
+                        created: time,
+                        created_by: 1,
+                        modified: time,
+                        modified_by: 1,
+                    };
+                    w.put(key("issue", &[issue]), &record)?;
                     w.record_event(&IssueEvent {
                         stamp,
                         issue,

@@ -8,8 +8,11 @@
 //! [`commit::GroupCommit`]; replies wait for it.
 
 pub mod commit;
+pub mod issues;
 pub mod keys;
 pub mod notify;
+pub mod projects;
+pub mod types;
 pub mod users;
 
 use crate::error::{Error, Result};

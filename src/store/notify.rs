@@ -7,8 +7,9 @@
 //! entries of those users, so its cost follows the due users and their changes, not the size
 //! of the database.
 
-use super::users::{self, ACCESS_ADMIN, ACCESS_NONE, User};
+use super::users::{self, ACCESS_NONE, User};
 use super::{IssueEvent, Read, Writer, key, keys};
+use super::{issues, projects};
 use crate::error::Result;
 use crate::mail::OutgoingMail;
 use crate::notify::schedule::{Frequency, UserTz, next_slot};
@@ -157,29 +158,6 @@ pub fn watchers(r: &impl Read, watch: Watch) -> Result<Vec<u64>> {
 
 // ---------------------------------------------------------------- what users may see
 
-// These read the tracker's records (`project/`, `folder/`, `issue/`; see keys.rs).
-
-#[derive(Deserialize)]
-struct ProjectRec {
-    _id: u64,
-    name: String,
-}
-
-#[derive(Deserialize)]
-struct FolderRec {
-    _id: u64,
-    project: u64,
-    _type_id: u64,
-    name: String,
-}
-
-#[derive(Deserialize)]
-struct IssueRec {
-    _id: u64,
-    folder: u64,
-    name: String,
-}
-
 /// Where an issue is now, with the names a digest shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IssuePlace {
@@ -193,59 +171,42 @@ pub struct IssuePlace {
 
 /// The issue's current place, or None when it (or its folder or project) is gone.
 pub fn issue_place(r: &impl Read, issue: u64) -> Result<Option<IssuePlace>> {
-    let Some(i) = r.get::<IssueRec>(&key("issue", &[issue]))? else {
+    let Some(i) = issues::get(r, issue as i64)? else {
         return Ok(None);
     };
-    let Some(f) = folder(r, i.folder)? else {
+    let Some(f) = projects::folder(r, i.folder as i64)? else {
         return Ok(None);
     };
-    let Some(project_name) = project_name(r, f.0)? else {
+    let Some(p) = projects::get(r, f.project as i64)? else {
         return Ok(None);
     };
     Ok(Some(IssuePlace {
         issue,
         name: i.name,
-        folder: i.folder,
-        folder_name: f.1,
-        project: f.0,
-        project_name,
+        folder: f.id,
+        folder_name: f.name,
+        project: p.id,
+        project_name: p.name,
     }))
 }
 
-/// A folder's project and name.
-pub fn folder(r: &impl Read, folder: u64) -> Result<Option<(u64, String)>> {
-    Ok(r.get::<FolderRec>(&key("folder", &[folder]))?
-        .map(|f| (f.project, f.name)))
-}
-
-pub fn project_name(r: &impl Read, project: u64) -> Result<Option<String>> {
-    Ok(r.get::<ProjectRec>(&key("project", &[project]))?
-        .map(|p| p.name))
-}
-
-/// Whether `user` may see `project` now: server admins see every project, others those they
-/// are members of.
+/// Whether `user` may see `project` now (the tracker's one visibility rule); a disabled
+/// account sees nothing.
 pub fn can_see(r: &impl Read, user: &User, project: u64) -> Result<bool> {
-    if user.access == ACCESS_NONE || !r.exists(&key("project", &[project]))? {
-        return Ok(false);
-    }
-    if user.access == ACCESS_ADMIN {
-        return Ok(true);
-    }
-    Ok(users::member_access(r, project, user.id)?.is_some_and(|a| a > ACCESS_NONE))
+    Ok(user.access > ACCESS_NONE && projects::access(r, user, project)?.is_some())
 }
 
 /// Whether `user` may see folder `folder`.
-pub fn can_see_folder(r: &impl Read, user: &User, folder_id: u64) -> Result<bool> {
-    match folder(r, folder_id)? {
-        Some((project, _)) => can_see(r, user, project),
+pub fn can_see_folder(r: &impl Read, user: &User, folder: u64) -> Result<bool> {
+    match projects::folder(r, folder as i64)? {
+        Some(f) => can_see(r, user, f.project),
         None => Ok(false),
     }
 }
 
 /// Whether `user` may see issue `issue`.
 pub fn can_see_issue(r: &impl Read, user: &User, issue: u64) -> Result<bool> {
-    match r.get::<IssueRec>(&key("issue", &[issue]))? {
+    match issues::get(r, issue as i64)? {
         Some(i) => can_see_folder(r, user, i.folder),
         None => Ok(false),
     }
@@ -548,25 +509,17 @@ mod tests {
     use super::*;
     use crate::store::{EventKind, Store};
 
-    #[derive(Serialize)]
-    struct P {
-        id: u64,
-        name: String,
-    }
-    #[derive(Serialize)]
-    struct F {
-        id: u64,
-        project: u64,
-        type_id: u64,
-        name: String,
-        stamp: u64,
-    }
-    #[derive(Serialize)]
-    struct I {
-        id: u64,
-        folder: u64,
-        name: String,
-        stamp: u64,
+    fn issue(id: u64, folder: u64) -> issues::Issue {
+        issues::Issue {
+            id,
+            folder,
+            name: format!("Issue {id}"),
+            stamp: id,
+            created: 0,
+            created_by: 1,
+            modified: 0,
+            modified_by: 1,
+        }
     }
 
     fn cfg() -> FanoutConfig {
@@ -579,35 +532,17 @@ mod tests {
     /// Project 1 with folder 1 holding issue 1; users 2 (member) and 3 (not a member).
     fn setup() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
         store.enable_fanout(cfg());
         store
             .write(|w| {
-                users::insert(w, "admin", "Admin", ACCESS_ADMIN, "x".into())?;
+                users::insert(w, "admin", "Admin", users::ACCESS_ADMIN, "x".into())?;
                 users::insert(w, "a", "A", 1, "x".into())?;
                 users::insert(w, "b", "B", 1, "x".into())?;
-                let p = P {
-                    id: 1,
-                    name: "Web".into(),
-                };
-                w.put(key("project", &[1]), &p)?;
-                let f = F {
-                    id: 1,
-                    project: 1,
-                    type_id: 1,
-                    name: "Bugs".into(),
-                    stamp: 0,
-                };
-                w.put(key("folder", &[1]), &f)?;
-                let i = I {
-                    id: 1,
-                    folder: 1,
-                    name: "Broken".into(),
-                    stamp: 1,
-                };
-                w.put(key("issue", &[1]), &i)?;
-                w.put(key("member", &[1, 2]), &1u8)?;
-                w.put(key("user-member", &[2, 1]), &1u8)?;
+                projects::insert(w, "Web")?;
+                projects::insert_folder(w, 1, 1, "Bugs")?;
+                w.put(key("issue", &[1]), &issue(1, 1))?;
+                projects::set_member(w, 1, 2, 1)?;
                 for u in [1, 2, 3] {
                     set_pref(w, u, PREF_EMAIL, "x@example.org", 0)?;
                 }
