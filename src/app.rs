@@ -1,8 +1,8 @@
 //! The shared state of a running server: configuration, the store and server identity.
 
 use crate::config::Config;
-use crate::error::{Error, Result};
-use crate::store::{Read, Store, key_str, types, users};
+use crate::error::Result;
+use crate::store::{Read, Store, issues, key_str, types, users};
 use std::sync::Arc;
 
 pub struct App {
@@ -10,7 +10,8 @@ pub struct App {
     pub store: Store,
     /// RFC 4122 UUID made at first start and kept in the store.
     pub uuid: String,
-    pub templates: crate::mail::Templates,
+    /// The notification machinery; None when `[notify] enabled = false`.
+    pub notifier: Option<Arc<crate::notify::Notifier>>,
 }
 
 impl App {
@@ -18,7 +19,7 @@ impl App {
     /// administrator `admin`, with the password from `WEBISSUED_ADMIN_PASSWORD` or a random
     /// one printed once on stderr, and the predefined issue type "Bugs".
     pub fn open(config: Config) -> Result<Arc<App>> {
-        let store = Store::open(&config.server.data_dir)?;
+        let store = Store::open(&config.server.data_dir, config.server.cache_mb << 20)?;
         let uuid = match store.read(|r| r.get::<String>(&key_str("meta", "uuid")))? {
             Some(u) => u,
             None => {
@@ -40,31 +41,67 @@ impl App {
                 uuid
             }
         };
-        let templates = crate::mail::Templates::new(None).map_err(Error::internal)?;
-        Ok(Arc::new(App {
+        let notifier = if config.notify.enabled {
+            let n = crate::notify::Notifier::new(
+                &config.notify,
+                &config.mail,
+                &config.server.name,
+                &config.server.timezone,
+            )
+            .map_err(|e| crate::error::Error::with(crate::error::Code::ServerError, e))?;
+            let mut n = n;
+            if config.subscribe.enabled {
+                n.subscriptions = Some(crate::subscribe::mail::Context::new(&config));
+            }
+            store.enable_fanout(n.fanout.clone());
+            Some(Arc::new(n))
+        } else {
+            None
+        };
+        let app = App {
             config,
             store,
             uuid,
-            templates,
-        }))
+            notifier,
+        };
+        let swept = app
+            .store
+            .read(|r| issues::sweep_orphan_files(r, &app.attachments_dir()))?;
+        if swept > 0 {
+            tracing::info!(swept, "removed attachment files of unfinished uploads");
+        }
+        Ok(Arc::new(app))
+    }
+
+    /// Where attachment bytes live, one file each, outside sled.
+    pub fn attachments_dir(&self) -> std::path::PathBuf {
+        self.config.server.data_dir.join("attachments")
     }
 
     /// The optional features enabled by the configuration (LIST FEATURES).
     pub fn features(&self) -> Vec<&'static str> {
-        let mut f = Vec::new();
-        if self.config.subscribe.enabled {
-            f.push("subscribe");
+        let mut features = Vec::new();
+        if self.notifier.is_some() {
+            features.push("notify");
         }
-        f
+        if self.subscriptions_enabled() {
+            features.push("subscribe");
+        }
+        features
     }
 
-    /// The public prefix of links in mails, without a trailing slash.
-    pub fn base_url(&self) -> String {
-        let url = match &self.config.server.base_url {
-            Some(u) => u.clone(),
-            None => format!("http://{}", self.config.server.http_listen),
-        };
-        url.trim_end_matches('/').to_string()
+    /// Subscriptions are delivered by the notification machinery (pass, outbox, worker), so
+    /// they are on only when both `[subscribe]` and `[notify]` are enabled.
+    pub fn subscriptions_enabled(&self) -> bool {
+        self.subscriptions().is_some()
+    }
+
+    /// What subscription mails are made with, when the feature is on.
+    pub fn subscriptions(
+        &self,
+    ) -> Option<(&crate::subscribe::mail::Context, &crate::mail::Templates)> {
+        let n = self.notifier.as_deref()?;
+        Some((n.subscriptions.as_ref()?, &n.templates))
     }
 }
 

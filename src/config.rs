@@ -38,6 +38,8 @@ pub struct ServerConfig {
     /// Public prefix of links in mails, e.g. `https://tracker.example.org`. When unset, the
     /// address the HTTP listener actually bound (`http://127.0.0.1:4081` by default).
     pub base_url: Option<String>,
+    /// sled's page cache in MiB (attachments are files, outside it).
+    pub cache_mb: u64,
 }
 
 impl Default for ServerConfig {
@@ -53,6 +55,7 @@ impl Default for ServerConfig {
             timezone: "+0000".into(),
             http_listen: "127.0.0.1:4081".into(),
             base_url: None,
+            cache_mb: 64,
         }
     }
 }
@@ -62,11 +65,34 @@ impl Default for ServerConfig {
 pub struct NotifyConfig {
     /// Whether the `notify` feature is offered and notification mail is sent.
     pub enabled: bool,
+    /// Seconds between two digest passes.
+    pub interval_secs: u64,
+    /// Least seconds between two mails to one IMMEDIATELY user.
+    pub min_interval_secs: u64,
+    /// A directory whose `digest.txt` / `digest.html` replace the compiled-in templates.
+    pub templates_dir: Option<PathBuf>,
+    /// Most users handled by one pass; the rest wait for the next one.
+    pub max_users_per_pass: usize,
+    /// First retry delay after a transient send failure; doubled per attempt.
+    pub retry_base_secs: u64,
+    /// Longest retry delay.
+    pub retry_max_secs: u64,
+    /// Attempts after which a message is marked failed.
+    pub max_attempts: u32,
 }
 
 impl Default for NotifyConfig {
     fn default() -> Self {
-        NotifyConfig { enabled: true }
+        NotifyConfig {
+            enabled: true,
+            interval_secs: 60,
+            min_interval_secs: 300,
+            templates_dir: None,
+            max_users_per_pass: 10_000,
+            retry_base_secs: 60,
+            retry_max_secs: 6 * 3600,
+            max_attempts: 20,
+        }
     }
 }
 

@@ -140,7 +140,7 @@ fn serve(
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
         let http_task = http.map(|(l, http_addr)| {
             println!("webissued http listening on {http_addr}");
-            tracing::info!(%http_addr, base_url = %app.base_url(), "http listening");
+            tracing::info!(%http_addr, "http listening");
             let app = app.clone();
             tokio::spawn(async move {
                 let stop = async move {

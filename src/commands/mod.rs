@@ -2,6 +2,7 @@
 //! arguments and returns a reply or a protocol error.
 
 pub mod issues;
+pub mod notifications;
 pub mod projects;
 pub mod subscriptions;
 pub mod system;
@@ -182,9 +183,15 @@ async fn dispatch(cx: &mut Cx<'_>, cmd: Command) -> Result<Reply> {
             subscription,
             token,
         } => subscriptions::confirm(cx, subscription, token),
-        _ => Err(Error::with(
-            Code::UnknownCommand,
-            "not implemented by this server",
-        )),
+        C::ListPreferences { user } => notifications::list_preferences(cx, user),
+        C::SetPreference { user, name, value } => {
+            notifications::set_preference(cx, user, name, value)
+        }
+        C::ListNotifications => notifications::list_notifications(cx),
+        C::NotifyFolder { folder, status } => notifications::notify_folder(cx, folder, status),
+        C::NotifyIssue { issue, status } => notifications::notify_issue(cx, issue, status),
+        C::PreviewNotifications { user } => notifications::preview_notifications(cx, user),
+        C::RunNotifications => notifications::run_notifications(cx).await,
+        C::ListOutbox => notifications::list_outbox(cx),
     }
 }

@@ -6,27 +6,27 @@
 
 use super::Cx;
 use crate::error::{Code, Error, Result};
+use crate::mail::Templates;
 use crate::protocol::{Line, Reply};
 use crate::store::issues::now;
 use crate::store::subscriptions::{self as subs, Recipient, Subscription, Target};
 use crate::store::users::{ACCESS_ADMIN, User};
 use crate::store::{Read, issues, projects};
+use crate::subscribe::mail::Context;
 use crate::subscribe::mailto::Mailto;
 use crate::subscribe::{mail, options, token};
 
 /// The longest TTL accepted: 100 years is "forever" for anyone who did not say 0.
 const MAX_TTL: i64 = 100 * 365 * 24 * 3600;
 
-/// The feature switch: with `[subscribe] enabled = false` these commands do not exist.
-fn enabled(cx: &Cx) -> Result<()> {
-    if cx.app.config.subscribe.enabled {
-        Ok(())
-    } else {
-        Err(Error::with(
+/// The feature switch: without `subscribe` in LIST FEATURES these commands do not exist.
+fn enabled<'a>(cx: &Cx<'a>) -> Result<(&'a Context, &'a Templates)> {
+    cx.app.subscriptions().ok_or_else(|| {
+        Error::with(
             Code::UnknownCommand,
             "subscriptions are disabled on this server",
-        ))
-    }
+        )
+    })
 }
 
 pub fn subscribe(
@@ -36,7 +36,7 @@ pub fn subscribe(
     ttl: i64,
     options: String,
 ) -> Result<Reply> {
-    enabled(cx)?;
+    let (ctx, templates) = enabled(cx)?;
     let me = cx.user()?;
     // Visibility first: an outsider learns nothing about the URI checks of a folder they
     // cannot see.
@@ -51,8 +51,7 @@ pub fn subscribe(
             format!("ttl must be 0 (never expires) to {MAX_TTL} seconds"),
         ));
     }
-    let app = cx.app;
-    let cfg = &app.config.subscribe;
+    let cfg = &cx.app.config.subscribe;
     let time = now();
     cx.write(|w| {
         let mine = subs::of_user(w, me.id)?;
@@ -103,13 +102,13 @@ pub fn subscribe(
             ttl,
             created: time,
             expires: (ttl > 0).then(|| time + ttl),
-            confirm_expires: time.saturating_add(cfg.confirm_token_ttl_secs as i64),
+            confirm_expires: time.saturating_add(ctx.confirm_ttl),
         };
         let id = subs::insert(w, sub)?;
         let sub = subs::get(w, id as i64)?.ok_or_else(|| Error::internal("lost subscription"))?;
-        for (recipient, token) in sub.recipients.iter().zip(&tokens) {
-            let m = mail::confirmation(app, &sub, recipient, token, &place)?;
-            mail::enqueue(w, app, &m)?;
+        for (index, token) in tokens.iter().enumerate() {
+            let m = mail::confirmation(ctx, templates, &sub, index, token, &place)?;
+            mail::enqueue(w, &sub, m, time)?;
         }
         tracing::info!(subscription = id, user = %me.login, "subscription created");
         Ok(Reply::Id(id as i64))

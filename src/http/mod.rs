@@ -132,7 +132,7 @@ fn server_error() -> Response {
 }
 
 fn disabled(app: &App) -> Option<Response> {
-    (!app.config.subscribe.enabled).then(|| invalid_link("subscription"))
+    (!app.subscriptions_enabled()).then(|| invalid_link("subscription"))
 }
 
 /// What a subscription follows, in words, as its creator can see it now.

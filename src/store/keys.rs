@@ -26,6 +26,7 @@
 //! | `attr-value/<attr>/<issue>` | `()` (values of an attribute: DELETE ATTRIBUTE) |
 //! | `row/<issue>/<stamp>` | [`super::issues::Row`]: change, comment or attachment |
 //! | `attr-change/<attr>/<stamp>` | issue id (history rows of an attribute: DELETE ATTRIBUTE) |
+//! | `attachment-file/<file>` | `()` (files under `attachments/` that are recorded: the rest are swept at start) |
 //! | `item/<stamp>` | issue id owning the issue/change/comment/attachment `stamp` (FIND ITEM) |
 //! | `sub/<id>` | [`super::subscriptions::Subscription`] (recipients with hashed confirm tokens) |
 //! | `user-sub/<user>/<sub>` | `()` (subscriptions a user created) |

@@ -268,6 +268,12 @@ pub fn clear_pending(w: &mut Writer, sub: u64) -> Result<()> {
     w.remove_prefix(&under("sub-pending", sub))
 }
 
+/// Drops one pending change: a pass removes exactly what it read, so a change recorded
+/// between its read and its write waits for the next pass instead of being lost.
+pub fn clear_one(w: &mut Writer, sub: u64, stamp: u64) {
+    w.remove(key("sub-pending", &[sub, stamp]));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,44 +2,88 @@
 //! built from pending changes by the delivery pass. Both are queued in the durable outbox in
 //! the batch that causes them, so a crash never loses or duplicates one.
 
-use crate::app::App;
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::mail::{
     ChangeView, ConfirmView, DigestView, FolderView, IssueView, OutgoingMail, ProjectView,
+    Templates,
 };
+use crate::notify::digest::{describe, id_host, local_time};
 use crate::notify::schedule::UserTz;
 use crate::store::subscriptions::{self as subs, Recipient, Role, Subscription, Target};
-use crate::store::{EventKind, IssueEvent, Read, Writer, issues, key, projects, types, users};
+use crate::store::{IssueEvent, Read, Store, Writer, issues, key, notify, projects, users};
 use chrono::{DateTime, Utc};
 
-/// `/subscriptions/<id>/confirm?token=…`: the GET shows a page, only its POST confirms.
-pub fn confirm_url(app: &App, id: u64, token: &str) -> String {
-    format!(
-        "{}/subscriptions/{id}/confirm?token={token}",
-        app.base_url()
-    )
+/// What subscription mails are made from: settings fixed at start.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// Public prefix of links, without a trailing slash.
+    pub base_url: String,
+    pub server_name: String,
+    pub from: String,
+    pub list_id: String,
+    /// Right-hand side of Message-IDs.
+    pub host: String,
+    pub confirm_ttl: i64,
+    pub unsubscribe_ttl: i64,
+    pub server_tz: UserTz,
+    /// Most subscriptions one pass delivers to; the rest wait for the next pass.
+    pub max_per_pass: usize,
 }
 
-/// `/subscriptions/<id>/unsubscribe?token=…`: also the RFC 8058 one-click POST target.
-pub fn unsubscribe_url(app: &App, id: u64, token: &str) -> String {
-    format!(
-        "{}/subscriptions/{id}/unsubscribe?token={token}",
-        app.base_url()
-    )
-}
+impl Context {
+    /// `config.server.http_listen` must already be the bound address (see `serve`), so that
+    /// links work when listening on port 0 without a `base_url`.
+    pub fn new(config: &Config) -> Context {
+        let base = match &config.server.base_url {
+            Some(u) => u.clone(),
+            None => format!("http://{}", config.server.http_listen),
+        };
+        Context {
+            base_url: base.trim_end_matches('/').to_string(),
+            server_name: config.server.name.clone(),
+            from: config.mail.from.clone(),
+            list_id: config.mail.list_id.clone(),
+            host: id_host(&config.mail.from),
+            confirm_ttl: config.subscribe.confirm_token_ttl_secs.min(i64::MAX as u64) as i64,
+            unsubscribe_ttl: config
+                .subscribe
+                .unsubscribe_token_ttl_secs
+                .min(i64::MAX as u64) as i64,
+            server_tz: UserTz::parse(&config.server.timezone).unwrap_or(UserTz::Offset(0)),
+            max_per_pass: config.notify.max_users_per_pass.max(1),
+        }
+    }
 
-/// The right-hand side of our Message-IDs: the domain of the configured sender.
-fn id_domain(app: &App) -> String {
-    let from = app.config.mail.from.trim_end_matches('>');
-    let domain = from.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
-    if !domain.is_empty()
-        && domain
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
-    {
-        domain.to_string()
-    } else {
-        "webissued.localhost".into()
+    /// `/subscriptions/<id>/confirm?token=…`: the GET shows a page, only its POST confirms.
+    pub fn confirm_url(&self, id: u64, token: &str) -> String {
+        format!("{}/subscriptions/{id}/confirm?token={token}", self.base_url)
+    }
+
+    /// `/subscriptions/<id>/unsubscribe?token=…`: also the RFC 8058 one-click POST target.
+    pub fn unsubscribe_url(&self, id: u64, token: &str) -> String {
+        format!(
+            "{}/subscriptions/{id}/unsubscribe?token={token}",
+            self.base_url
+        )
+    }
+
+    fn mail(&self, subject: String, message_id: String, date: i64) -> OutgoingMail {
+        OutgoingMail {
+            from: self.from.clone(),
+            to: vec![],
+            cc: vec![],
+            bcc: vec![],
+            subject,
+            text: None,
+            html: None,
+            message_id,
+            in_reply_to: None,
+            references: vec![],
+            list_id: Some(self.list_id.clone()).filter(|l| !l.is_empty()),
+            list_unsubscribe: None,
+            date,
+        }
     }
 }
 
@@ -49,58 +93,31 @@ fn utc(t: i64) -> String {
         .unwrap_or_default()
 }
 
-fn base_mail(app: &App, subject: String, message_id: String, date: i64) -> OutgoingMail {
-    OutgoingMail {
-        from: app.config.mail.from.clone(),
-        to: vec![],
-        cc: vec![],
-        bcc: vec![],
-        subject,
-        text: None,
-        html: None,
-        message_id,
-        in_reply_to: None,
-        references: vec![],
-        list_id: Some(app.config.mail.list_id.clone()).filter(|l| !l.is_empty()),
-        list_unsubscribe: None,
-        date,
-    }
-}
-
 /// The confirmation request for one address: addressed to it alone, so nobody learns who
-/// else was named, and carrying its own token.
+/// else was named, and carrying its own token. `target` says what is subscribed, in words.
 pub fn confirmation(
-    app: &App,
+    ctx: &Context,
+    templates: &Templates,
     sub: &Subscription,
-    recipient: &Recipient,
+    index: usize,
     token: &str,
     target: &str,
 ) -> Result<OutgoingMail> {
+    let recipient: &Recipient = sub
+        .recipients
+        .get(index)
+        .ok_or_else(|| Error::internal("no such recipient"))?;
     let view = ConfirmView {
-        server_name: app.config.server.name.clone(),
+        server_name: ctx.server_name.clone(),
         target: target.to_string(),
         token: token.to_string(),
-        confirm_url: confirm_url(app, sub.id, token),
+        confirm_url: ctx.confirm_url(sub.id, token),
         expires: utc(sub.confirm_expires),
     };
-    let (text, html) = app
-        .templates
-        .render_confirm(&view)
-        .map_err(Error::internal)?;
-    let index = sub
-        .recipients
-        .iter()
-        .position(|r| r.address == recipient.address)
-        .unwrap_or(0);
-    let mut m = base_mail(
-        app,
-        format!("Confirm your subscription on {}", app.config.server.name),
-        format!(
-            "subscription.{}.confirm.{index}.{}@{}",
-            sub.id,
-            app.uuid,
-            id_domain(app)
-        ),
+    let (text, html) = templates.render_confirm(&view).map_err(Error::internal)?;
+    let mut m = ctx.mail(
+        format!("Confirm your subscription on {}", ctx.server_name),
+        format!("subscription-{}-confirm-{index}@{}", sub.id, ctx.host),
         sub.created,
     );
     m.to = vec![recipient.address.clone()];
@@ -109,53 +126,24 @@ pub fn confirmation(
     Ok(m)
 }
 
-/// Queues a message in the durable outbox, in the caller's batch.
-pub fn enqueue(w: &mut Writer, app: &App, mail: &OutgoingMail) -> Result<()> {
-    let _ = app;
-    let id = w.next_id("sub-outbox")?;
-    w.put(key("sub-outbox", &[id]), mail)
-}
-
-/// How one change reads in a notification.
-fn describe_change(r: &impl Read, e: &IssueEvent) -> Result<String> {
-    Ok(match &e.kind {
-        EventKind::Created { name } => format!("created as \"{name}\""),
-        EventKind::Renamed { old, .. } => format!("renamed from \"{old}\""),
-        EventKind::ValueSet {
-            attribute,
-            old,
-            new,
-        } => {
-            let name = types::attribute(r, *attribute as i64)?
-                .map(|a| a.name)
-                .unwrap_or_else(|| "(deleted attribute)".into());
-            let show = |v: &str| {
-                if v.is_empty() {
-                    "(empty)".to_string()
-                } else {
-                    v.to_string()
-                }
-            };
-            format!("{name}: {} → {}", show(old), show(new))
-        }
-        EventKind::Commented => "comment added".into(),
-        EventKind::Attached { name } => format!("file \"{name}\" attached"),
-    })
+/// Queues a message in the notification outbox, in the caller's batch; the outbox entry is
+/// attributed to the subscription's creator (LIST OUTBOX).
+pub fn enqueue(w: &mut Writer, sub: &Subscription, mail: OutgoingMail, now: i64) -> Result<()> {
+    notify::queue_mail(w, sub.owner, mail, now).map(drop)
 }
 
 /// Builds the notification of `stamps` for subscription `id`, or `None` when there is nothing
-/// to send: the subscription is gone, expired, or its creator may no longer see the changes
-/// (visibility is checked now, at sending time, not when the change was made).
+/// to send: the subscription is gone, not active, or its creator may no longer see the
+/// changes (visibility is checked now, at sending time, not when the change was made).
+/// Creates the mail's unsubscribe token as a side effect.
 pub fn notification(
     w: &mut Writer,
-    app: &App,
-    id: u64,
+    ctx: &Context,
+    templates: &Templates,
+    sub: &Subscription,
     stamps: &[u64],
     now: i64,
 ) -> Result<Option<OutgoingMail>> {
-    let Some(sub) = subs::get(w, id as i64)? else {
-        return Ok(None);
-    };
     if sub.status(now) != subs::Status::Active {
         return Ok(None);
     }
@@ -163,7 +151,6 @@ pub fn notification(
     else {
         return Ok(None);
     };
-    let tz = UserTz::parse(&app.config.server.timezone).unwrap_or(UserTz::Offset(0));
     let mut projects_v: Vec<(u64, ProjectView)> = Vec::new();
     let mut count = 0;
     for stamp in stamps {
@@ -189,13 +176,10 @@ pub fn notification(
         let who = users::get(w, e.user as i64)?
             .map(|u| u.name)
             .unwrap_or_else(|| "(unknown)".into());
-        let when = DateTime::<Utc>::from_timestamp(e.time, 0)
-            .map(|t| tz.to_local(t).format("%Y-%m-%d %H:%M").to_string())
-            .unwrap_or_default();
         let change = ChangeView {
             who,
-            when,
-            what: describe_change(w, &e)?,
+            when: local_time(ctx.server_tz, e.time),
+            what: describe(w, &e.kind)?,
         };
         count += 1;
         let p = match projects_v.iter().position(|(id, _)| *id == project.id) {
@@ -234,12 +218,12 @@ pub fn notification(
     if count == 0 {
         return Ok(None);
     }
-    let expires = now.saturating_add(app.config.subscribe.unsubscribe_token_ttl_secs as i64);
-    let token = subs::new_unsubscribe_token(w, id, now, expires)?;
-    let unsubscribe = unsubscribe_url(app, id, &token);
+    let token =
+        subs::new_unsubscribe_token(w, sub.id, now, now.saturating_add(ctx.unsubscribe_ttl))?;
+    let unsubscribe = ctx.unsubscribe_url(sub.id, &token);
     let to = sub.confirmed(Role::To);
     let view = DigestView {
-        server_name: app.config.server.name.clone(),
+        server_name: ctx.server_name.clone(),
         recipient_name: if to.is_empty() {
             "subscriber".into()
         } else {
@@ -247,27 +231,24 @@ pub fn notification(
         },
         projects: projects_v.into_iter().map(|(_, p)| p).collect(),
         unsubscribe_url: Some(unsubscribe.clone()),
+        // The `body` of the mailto URI: the subscriber's own note, shown at the foot.
         settings_hint: sub.body.clone(),
     };
-    let (text, html) = app
-        .templates
-        .render_digest(&view)
-        .map_err(Error::internal)?;
+    let (text, html) = templates.render_digest(&view).map_err(Error::internal)?;
     let subject = sub.subject.clone().unwrap_or_else(|| {
-        let what = match (&view.projects[..], count) {
-            ([p], 1) if p.folders.len() == 1 && p.folders[0].issues.len() == 1 => {
+        let what = match &view.projects[..] {
+            [p] if p.folders.len() == 1 && p.folders[0].issues.len() == 1 => {
                 let i = &p.folders[0].issues[0];
                 format!("#{} {}", i.id, i.name)
             }
             _ => format!("{count} changes"),
         };
-        format!("[{}] {what}", app.config.server.name)
+        format!("[{}] {what}", ctx.server_name)
     });
     let last = stamps.last().copied().unwrap_or(0);
-    let mut m = base_mail(
-        app,
+    let mut m = ctx.mail(
         subject,
-        format!("subscription.{id}.{last}.{}@{}", app.uuid, id_domain(app)),
+        format!("subscription-{}-{last}@{}", sub.id, ctx.host),
         now,
     );
     m.to = to;
@@ -279,17 +260,31 @@ pub fn notification(
     Ok(Some(m))
 }
 
-/// One delivery pass over the subscriptions with pending changes (at most `limit` of them):
-/// each gets one notification, queued in the same batch that clears its pending entries.
-/// Returns how many mails were queued.
-pub fn pass(w: &mut Writer, app: &App, now: i64, limit: usize) -> Result<usize> {
-    let mut sent = 0;
-    for (id, stamps) in subs::pending(w, limit)? {
-        if let Some(m) = notification(w, app, id, &stamps, now)? {
-            enqueue(w, app, &m)?;
-            sent += 1;
-        }
-        subs::clear_pending(w, id)?;
+/// The subscription part of a digest pass: every subscription with pending changes (at most
+/// `max_per_pass`) gets one notification, queued in the same write that clears its pending
+/// entries, one write per subscription. Returns (mails queued, last write's sequence).
+pub fn pass(store: &Store, ctx: &Context, templates: &Templates, now: i64) -> Result<(usize, u64)> {
+    let (mut queued, mut last_seq) = (0, 0);
+    let pending = store.read(|r| subs::pending(r, ctx.max_per_pass))?;
+    for (id, stamps) in pending {
+        let (sent, seq) = store.write(|w| {
+            let mut sent = false;
+            if let Some(sub) = subs::get(w, id as i64)?
+                && let Some(m) = notification(w, ctx, templates, &sub, &stamps, now)?
+            {
+                enqueue(w, &sub, m, now)?;
+                sent = true;
+            }
+            for stamp in &stamps {
+                subs::clear_one(w, id, *stamp);
+            }
+            Ok(sent)
+        })?;
+        queued += usize::from(sent);
+        last_seq = last_seq.max(seq);
     }
-    Ok(sent)
+    if queued > 0 {
+        tracing::info!(queued, "subscription pass");
+    }
+    Ok((queued, last_seq))
 }

@@ -260,6 +260,6 @@ impl Client {
     /// Whether the server closed the connection (reads to EOF, up to the timeout).
     pub fn is_closed(&mut self) -> bool {
         let mut rest = Vec::new();
-        matches!(self.reader.read_to_end(&mut rest), Ok(_))
+        self.reader.read_to_end(&mut rest).is_ok()
     }
 }
