@@ -414,6 +414,24 @@ fn expired_subscriptions_and_tokens_stop() {
 }
 
 #[test]
+fn a_creator_who_loses_access_stops_the_mail() {
+    let mut w = world("");
+    let id = w
+        .ann
+        .id("SUBSCRIBE FOLDER 1 'mailto:watch@example.org' 0 ''");
+    let token = token_of(&w.flush()[0]);
+    assert_eq!(
+        w.ann.one(&format!("CONFIRM SUBSCRIPTION {id} '{token}'")),
+        "OK"
+    );
+    w.admin.id("ADD ISSUE 1 'Seen'");
+    assert_eq!(w.run().len(), 1);
+    assert_eq!(w.admin.one("GRANT MEMBER 2 1 0"), "OK");
+    w.admin.id("ADD ISSUE 1 'Not for ann any more'");
+    assert!(w.run().is_empty(), "visibility is checked when sending");
+}
+
+#[test]
 fn disabled_feature_is_unknown() {
     let mut w = world("[subscribe]\nenabled = false\n");
     assert_eq!(w.ann.send("LIST FEATURES"), ["F 'notify'"]);

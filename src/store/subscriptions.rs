@@ -341,7 +341,7 @@ mod tests {
     #[test]
     fn fan_out_reaches_only_active_subscriptions_of_the_target() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
         store
             .write(|w| {
                 let pending_one = insert(w, sub(1, Target::Folder(7)))?;
