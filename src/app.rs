@@ -42,9 +42,14 @@ impl App {
             }
         };
         let notifier = if config.notify.enabled {
+            // The file transport writes beside the data unless told otherwise.
+            let mut mail = config.mail.clone();
+            if mail.file_dir == crate::mail::MailConfig::default().file_dir {
+                mail.file_dir = config.server.data_dir.join("mail");
+            }
             let n = crate::notify::Notifier::new(
                 &config.notify,
-                &config.mail,
+                &mail,
                 &config.server.name,
                 &config.server.timezone,
             )

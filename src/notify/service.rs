@@ -267,7 +267,9 @@ pub async fn run(app: Arc<App>, mut stop: watch::Receiver<bool>) {
         // Wake for the next pass or the next retry, whichever comes first.
         let mut wake = next_pass;
         if let Ok(Some(at)) = app.store.read(|r| n::outbox_next_attempt(r)) {
-            let wait = Duration::from_secs((at - now()).max(0) as u64);
+            // At least a short pause, so a message that keeps being due cannot spin the loop.
+            let wait =
+                Duration::from_secs((at - now()).max(0) as u64).max(Duration::from_millis(50));
             wake = wake.min(tokio::time::Instant::now() + wait);
         }
         tokio::select! {
