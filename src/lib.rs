@@ -15,6 +15,7 @@ pub mod email_address;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzz_checks;
+pub mod http;
 pub mod mail;
 pub mod notify;
 pub mod password;

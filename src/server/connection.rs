@@ -1,14 +1,16 @@
 //! One connection: read frames, run commands in order, hold each reply until its write is
 //! durable, and write replies in the order the commands came.
 //!
-//! Commands already buffered (pipelined) are run together and their replies wait for one
-//! durable point, so a pipelining client shares one flush across its batch.
+//! Commands already received (pipelined) run together and their replies wait for one
+//! durable point, so a pipelining client shares one flush across its batch. The read buffer
+//! is released while a connection waits idle, so thousands of idle connections cost little
+//! memory.
 
 use crate::app::App;
 use crate::commands::{self, Cx, Session};
 use crate::error::{Code, Error};
 use crate::protocol::{Frame, LineCodec, Progress, Reply, parse_command};
-use futures::{FutureExt, SinkExt, StreamExt};
+use bytes::BytesMut;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,11 +19,15 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tokio_util::codec::Framed;
+use tokio_util::codec::Decoder;
 use tracing::Instrument;
 
 /// Most commands run before their replies are written (bounds memory per connection).
 const MAX_BATCH: usize = 64;
+/// Read size when data arrives.
+const READ_CHUNK: usize = 4096;
+/// A buffer grown past this (a large upload or a long line) is released once empty.
+const KEEP_BUFFER: usize = 64 * 1024;
 
 pub async fn serve(
     app: Arc<App>,
@@ -33,84 +39,131 @@ pub async fn serve(
     run(app, stream, peer, stop).instrument(span).await
 }
 
-async fn run(app: Arc<App>, stream: TcpStream, peer: SocketAddr, mut stop: watch::Receiver<bool>) {
+/// Why the read loop ended.
+enum Input {
+    Data,
+    Eof,
+    Idle,
+    /// A started line did not end, or a literal stalled, within the line limit.
+    LineTimeout,
+    Stop,
+}
+
+async fn run(
+    app: Arc<App>,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    mut stop: watch::Receiver<bool>,
+) {
     let cfg = &app.config.server;
-    let limits = &app.config.limits;
-    let codec = LineCodec::new(cfg.max_line_bytes, cfg.max_attachment_bytes);
-    let mut framed = Framed::new(stream, codec);
+    let mut codec = LineCodec::new(cfg.max_line_bytes, cfg.max_attachment_bytes);
     let mut session = Session::new(peer);
     let idle = Duration::from_secs(cfg.idle_timeout_secs.max(1));
+    let limits = &app.config.limits;
     let line_limit = secs_or_off(limits.line_timeout_secs);
     let write_limit = secs_or_off(limits.write_timeout_secs);
+    // What the codec was part-way through after the last read, and since when.
+    let mut partial: Option<(Progress, Instant)> = None;
+    let mut buf = BytesMut::new();
+    let mut out = Vec::new();
+    let mut eof = false;
     tracing::debug!("connected");
     loop {
-        let first = match next_frame(&mut framed, idle, line_limit, &mut stop).await {
-            Wait::Frame(frame) => frame,
-            Wait::Closed | Wait::Stop => break,
-            Wait::IdleTimeout => {
+        // Run every complete command already received, up to the batch limit.
+        let mut durable_at = 0;
+        let mut ran = 0;
+        while ran < MAX_BATCH && !session.quit {
+            let frame = match if eof {
+                codec.decode_eof(&mut buf)
+            } else {
+                codec.decode(&mut buf)
+            } {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::debug!(error = %e, "framing failed");
+                    return;
+                }
+            };
+            let mut cx = Cx {
+                app: &app,
+                session: &mut session,
+                wrote: 0,
+            };
+            process(&mut cx, frame).await.encode(&mut out);
+            durable_at = durable_at.max(cx.wrote);
+            ran += 1;
+        }
+        if !out.is_empty() {
+            app.store.durable(durable_at).await;
+            // A client that pipelines without reading fills its socket buffer; the write
+            // then waits here, blocking this connection only (it reads nothing meanwhile,
+            // so TCP pushes back on the client), and the write limit closes it if it
+            // never reads.
+            match with_limit(write_limit, stream.write_all(&out)).await {
+                Some(Ok(())) => {}
+                Some(Err(_)) => return,
+                None => {
+                    tracing::warn!(
+                        limit_secs = limits.write_timeout_secs,
+                        "write timeout: client does not read its replies"
+                    );
+                    return;
+                }
+            }
+            out.clear();
+            if out.capacity() > KEEP_BUFFER {
+                out = Vec::new();
+            }
+        }
+        if session.quit || (eof && ran == 0) {
+            break;
+        }
+        if ran == MAX_BATCH {
+            continue; // more may be buffered already
+        }
+        if buf.is_empty() && buf.capacity() > 0 {
+            buf = BytesMut::new(); // hold no buffer while idle
+        }
+        partial = track_partial(partial, codec.progress(&buf), ran > 0);
+        let line_deadline = line_limit.zip(partial).map(|(limit, (_, since))| since + limit);
+        match read_more(&mut stream, &mut buf, idle, line_deadline, &mut stop).await {
+            Input::Data => {}
+            Input::Eof => eof = true,
+            Input::Idle => {
                 tracing::info!("idle timeout");
-                send_last(&mut framed, Error::new(Code::IdleTimeout)).await;
+                send_last(&mut stream, Error::new(Code::IdleTimeout)).await;
                 break;
             }
-            Wait::LineTimeout => {
+            Input::LineTimeout => {
                 let secs = limits.line_timeout_secs;
                 tracing::warn!(
                     limit_secs = secs,
                     "line timeout: client too slow to finish a line"
                 );
                 let detail = format!("line not finished within {secs} s");
-                send_last(&mut framed, Error::with(Code::IdleTimeout, detail)).await;
+                send_last(&mut stream, Error::with(Code::IdleTimeout, detail)).await;
                 break;
             }
-        };
-        let mut replies = Vec::new();
-        let mut durable_at = 0;
-        let mut eof = false;
-        let mut frame = Some(first);
-        while let Some(f) = frame.take() {
-            let mut cx = Cx {
-                app: &app,
-                session: &mut session,
-                wrote: 0,
-            };
-            replies.push(process(&mut cx, f).await);
-            durable_at = durable_at.max(cx.wrote);
-            if session.quit || replies.len() >= MAX_BATCH {
-                break;
-            }
-            match framed.next().now_or_never() {
-                Some(Some(Ok(f))) => frame = Some(f),
-                Some(None) | Some(Some(Err(_))) => eof = true,
-                None => {}
-            }
-        }
-        app.store.durable(durable_at).await;
-        // A client that pipelines without reading fills its socket buffer; the write then
-        // waits here, blocking this connection only (it reads nothing meanwhile, so TCP
-        // pushes back on the client), and the write limit closes it if it never reads.
-        let write = async {
-            for reply in replies {
-                framed.feed(reply).await?;
-            }
-            framed.flush().await
-        };
-        match with_limit(write_limit, write).await {
-            Some(Ok(())) => {}
-            Some(Err(_)) => return,
-            None => {
-                tracing::warn!(
-                    limit_secs = limits.write_timeout_secs,
-                    "write timeout: client does not read its replies"
-                );
-                return;
-            }
-        }
-        if session.quit || eof {
-            break;
+            Input::Stop => break,
         }
     }
-    let _ = framed.get_mut().shutdown().await;
+    let _ = stream.shutdown().await;
     tracing::debug!("closed");
+}
+
+/// Restarts the line clock when a frame completed or a literal moved on; a line keeps its
+/// clock while bytes trickle in, so a slow-drip client cannot hold a connection forever.
+fn track_partial(
+    before: Option<(Progress, Instant)>,
+    now_at: Progress,
+    frame_done: bool,
+) -> Option<(Progress, Instant)> {
+    match before {
+        _ if now_at == Progress::Idle => None,
+        Some((p, since)) if p == now_at && !frame_done => Some((p, since)),
+        _ => Some((now_at, Instant::now())),
+    }
 }
 
 fn secs_or_off(secs: u64) -> Option<Duration> {
@@ -126,67 +179,46 @@ async fn with_limit<T>(limit: Option<Duration>, f: impl Future<Output = T>) -> O
 }
 
 /// Sends a closing error, giving up quickly if the client does not read.
-async fn send_last(framed: &mut Framed<TcpStream, LineCodec>, e: Error) {
-    let _ = tokio::time::timeout(Duration::from_secs(5), framed.send(Reply::Error(e))).await;
+async fn send_last(stream: &mut TcpStream, e: Error) {
+    let bytes = Reply::Error(e).to_bytes();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.write_all(&bytes)).await;
 }
 
-/// How waiting for the next command ended.
-enum Wait {
-    Frame(Frame),
-    Closed,
-    Stop,
-    IdleTimeout,
-    LineTimeout,
-}
-
-/// Waits for the next whole frame, enforcing the idle limit (no command for `idle`) and
-/// the line limit (a started line must end within `line`; a literal must not stall that
-/// long, so large uploads on slow links still pass).
-///
-/// The codec reports only whole frames, so partial progress is sampled on a timer tick.
-/// `Framed::next` is cancel-safe (bytes read stay in its buffer), so the select loses
-/// nothing when the tick wins.
-async fn next_frame(
-    framed: &mut Framed<TcpStream, LineCodec>,
+/// Waits for bytes (allocating the buffer only once some arrive), the idle limit, the
+/// line deadline, or stop.
+async fn read_more(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
     idle: Duration,
-    line: Option<Duration>,
+    line_deadline: Option<Instant>,
     stop: &mut watch::Receiver<bool>,
-) -> Wait {
-    let idle_deadline = Instant::now() + idle;
-    let tick = line.map_or(idle, |l| {
-        (l / 4).clamp(Duration::from_millis(100), Duration::from_secs(5))
-    });
-    let mut since: Option<(Progress, Instant)> = None;
-    loop {
-        let wake = (Instant::now() + tick).min(idle_deadline);
-        tokio::select! {
-            next = framed.next() => return match next {
-                None => Wait::Closed,
-                Some(Err(e)) => {
-                    tracing::debug!(error = %e, "read failed");
-                    Wait::Closed
-                }
-                Some(Ok(frame)) => Wait::Frame(frame),
-            },
-            _ = tokio::time::sleep_until(wake) => {}
-            _ = stop.changed() => return Wait::Stop,
+) -> Input {
+    let wait = async {
+        loop {
+            if stream.readable().await.is_err() {
+                return Input::Eof;
+            }
+            if buf.capacity() - buf.len() < READ_CHUNK / 2 {
+                buf.reserve(READ_CHUNK);
+            }
+            match stream.try_read_buf(buf) {
+                Ok(0) => return Input::Eof,
+                Ok(_) => return Input::Data,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(_) => return Input::Eof,
+            }
         }
-        let now = Instant::now();
-        if now >= idle_deadline {
-            return Wait::IdleTimeout;
+    };
+    let line_timeout = async {
+        match line_deadline {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
         }
-        let Some(limit) = line else { continue };
-        let progress = framed.codec().progress(framed.read_buffer());
-        // Same progress as at the last tick keeps the clock: a line's start stays, and a
-        // literal's clock restarts whenever bytes arrived (its remaining count changed).
-        since = match since {
-            _ if progress == Progress::Idle => None,
-            Some((p, t)) if p == progress => Some((p, t)),
-            _ => Some((progress, now)),
-        };
-        if since.is_some_and(|(_, t)| now.duration_since(t) >= limit) {
-            return Wait::LineTimeout;
-        }
+    };
+    tokio::select! {
+        r = tokio::time::timeout(idle, wait) => r.unwrap_or(Input::Idle),
+        _ = line_timeout => Input::LineTimeout,
+        _ = stop.changed() => Input::Stop,
     }
 }
 

@@ -11,6 +11,36 @@
 //! | `member/<project>/<user>` | access level u8 (membership, by project) |
 //! | `user-member/<user>/<project>` | access level u8 (the same, by user) |
 //! | `event/<stamp>` | [`super::IssueEvent`] (the issue change log) |
+//! | `type/<id>` | [`super::types::IssueType`] |
+//! | `type-name/<name>` | type id (type names are unique) |
+//! | `attr/<id>` | [`super::types::Attribute`] |
+//! | `type-attr/<type>/<attr>` | `()` (attributes of a type) |
+//! | `type-folder/<type>/<folder>` | `()` (folders using a type: DELETE TYPE refuses) |
+//! | `project/<id>` | [`super::projects::Project`] |
+//! | `project-name/<name>` | project id (project names are unique) |
+//! | `project-folder/<project>/<folder>` | `()` (folders of a project) |
+//! | `folder/<id>` | [`super::projects::Folder`] (with the folder stamp) |
+//! | `folder-stamp/<folder>/<stamp>` | issue id: each issue of the folder under its current stamp |
+//! | `issue/<id>` | [`super::issues::Issue`] |
+//! | `value/<issue>/<attr>` | value string (only non-empty values are stored) |
+//! | `attr-value/<attr>/<issue>` | `()` (values of an attribute: DELETE ATTRIBUTE) |
+//! | `row/<issue>/<stamp>` | [`super::issues::Row`]: change, comment or attachment |
+//! | `attr-change/<attr>/<stamp>` | issue id (history rows of an attribute: DELETE ATTRIBUTE) |
+//! | `attachment-file/<file>` | `()` (files under `attachments/` that are recorded: the rest are swept at start) |
+//! | `item/<stamp>` | issue id owning the issue/change/comment/attachment `stamp` (FIND ITEM) |
+//! | `pref/<user>/<name>` | preference value string ([`super::notify`]) |
+//! | `watch-folder/<folder>/<user>`, `user-watch-folder/<user>/<folder>` | `()` (folder watches) |
+//! | `watch-issue/<issue>/<user>`, `user-watch-issue/<user>/<issue>` | `()` (issue watches) |
+//! | `pending/<user>/<stamp>` | `()`: change `stamp` waits for the user's next digest |
+//! | `nstate/<user>` | [`super::notify::NotifyState`]: last sent, pending since, due time |
+//! | `due/<unix time>/<user>` | `()`: the due index the digest pass scans up to now |
+//! | `outbox/<id>` | [`super::notify::OutboxEntry`]: a queued or failed message |
+//! | `outbox-queue/<next attempt>/<id>` | `()`: queued messages by next attempt |
+//! | `sub/<id>` | [`super::subscriptions::Subscription`] (recipients with hashed confirm tokens) |
+//! | `user-sub/<user>/<sub>` | `()` (subscriptions a user created) |
+//! | `folder-sub/<folder>/<sub>`, `issue-sub/<issue>/<sub>` | `()` (subscriptions by target: fan-out) |
+//! | `sub-pending/<sub>/<stamp>` | `()` (changes waiting for delivery to a subscription) |
+//! | `sub-unsub/<sub>/<sha256 of token>` | i64 expiry (live unsubscribe tokens, one per mail) |
 
 /// `prefix` followed by `/` and each id as 8 big-endian bytes.
 pub fn key(prefix: &str, ids: &[u64]) -> Vec<u8> {

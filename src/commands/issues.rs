@@ -1,0 +1,236 @@
+//! LIST ISSUES, GET DETAILS, ADD ISSUE, RENAME ISSUE, SET VALUE, ADD COMMENT,
+//! ADD ATTACHMENT, GET ATTACHMENT, FIND ITEM.
+//!
+//! All of them need member access to the issue's project; anything in a project the caller
+//! cannot see is "unknown" (304 folder, 305 issue or item, 306 attachment).
+
+use super::Cx;
+use crate::attributes::AttributeDef;
+use crate::error::{Code, Error, Result};
+use crate::protocol::{Line, Reply};
+use crate::store::issues::{self, Issue, Row};
+use crate::store::{Read, projects, types, users};
+use bytes::Bytes;
+use std::path::Path;
+
+fn issue_line(i: &Issue) -> Line {
+    Line::new("I")
+        .int(i.id as i64)
+        .int(i.folder as i64)
+        .str(i.name.clone())
+        .int(i.stamp as i64)
+        .int(i.created)
+        .int(i.created_by as i64)
+        .int(i.modified)
+        .int(i.modified_by as i64)
+}
+
+fn value_lines(r: &impl Read, issue: u64) -> Result<Vec<Line>> {
+    Ok(issues::values(r, issue)?
+        .into_iter()
+        .map(|(a, v)| Line::new("V").int(a as i64).int(issue as i64).str(v))
+        .collect())
+}
+
+/// Issues of the folder with a stamp above `since`, each followed by all its current values.
+pub fn list_issues(cx: &mut Cx, folder: i64, since: i64) -> Result<Reply> {
+    let me = cx.user()?;
+    cx.read(|r| {
+        let (f, _) = projects::visible_folder(r, &me, folder)?;
+        let found = issues::in_folder_since(r, f.id, since)?;
+        let mut lines: Vec<Line> = found.iter().map(issue_line).collect();
+        for i in &found {
+            lines.extend(value_lines(r, i.id)?);
+        }
+        Ok(Reply::Lines(lines))
+    })
+}
+
+/// `NULL` when the issue has not changed since `since`; else the issue, all its values,
+/// and its comments, attachments and history rows newer than `since`.
+pub fn get_details(cx: &mut Cx, issue: i64, since: i64) -> Result<Reply> {
+    let me = cx.user()?;
+    cx.read(|r| {
+        let (i, _) = issues::visible(r, &me, issue)?;
+        if (i.stamp as i64) <= since {
+            return Ok(Reply::Null);
+        }
+        let mut lines = vec![issue_line(&i)];
+        lines.extend(value_lines(r, i.id)?);
+        let (mut comments, mut files, mut changes) = (Vec::new(), Vec::new(), Vec::new());
+        for row in issues::rows_since(r, i.id, since)? {
+            match row {
+                Row::Comment(c) => comments.push(
+                    Line::new("C")
+                        .int(c.id as i64)
+                        .int(c.issue as i64)
+                        .int(c.time)
+                        .int(c.user as i64)
+                        .str(c.text),
+                ),
+                Row::Attachment(a) => files.push(
+                    Line::new("A")
+                        .int(a.id as i64)
+                        .int(a.issue as i64)
+                        .str(a.name)
+                        .int(a.time)
+                        .int(a.user as i64)
+                        .int(a.size as i64)
+                        .str(a.description),
+                ),
+                Row::Change(c) => changes.push(
+                    Line::new("H")
+                        .int(c.id as i64)
+                        .int(c.issue as i64)
+                        .int(c.time)
+                        .int(c.user as i64)
+                        .int(c.attribute as i64)
+                        .str(c.old)
+                        .str(c.new),
+                ),
+            }
+        }
+        lines.extend(comments);
+        lines.extend(files);
+        lines.extend(changes);
+        Ok(Reply::Lines(lines))
+    })
+}
+
+/// Creates the issue with each attribute's default value (no history rows for those).
+pub fn add_issue(cx: &mut Cx, folder: i64, name: String) -> Result<Reply> {
+    let me = cx.user()?;
+    let id = cx.write(|w| {
+        let (f, _) = projects::visible_folder(w, &me, folder)?;
+        let mut defaults = Vec::new();
+        for a in types::attributes_of(w, f.type_id)? {
+            if let Ok(def) = AttributeDef::parse(&a.definition)
+                && !def.default.is_empty()
+            {
+                defaults.push((a.id, def.default));
+            }
+        }
+        issues::create(w, &f, &name, &defaults, me.id)
+    })?;
+    Ok(Reply::Id(id as i64))
+}
+
+fn id_or_null(stamp: Option<u64>) -> Reply {
+    match stamp {
+        Some(id) => Reply::Id(id as i64),
+        None => Reply::Null,
+    }
+}
+
+pub fn rename_issue(cx: &mut Cx, issue: i64, name: String) -> Result<Reply> {
+    let me = cx.user()?;
+    cx.write(|w| {
+        let (mut i, _) = issues::visible(w, &me, issue)?;
+        issues::rename(w, &mut i, &name, me.id).map(id_or_null)
+    })
+}
+
+/// Validates the value against the attribute's current definition and stores its
+/// normalised form; a USER value with `member=1` must name a member of this project.
+pub fn set_value(cx: &mut Cx, issue: i64, attribute: i64, value: String) -> Result<Reply> {
+    let me = cx.user()?;
+    cx.write(|w| {
+        let (mut i, f) = issues::visible(w, &me, issue)?;
+        let attr = types::attribute(w, attribute)?
+            .filter(|a| a.type_id == f.type_id)
+            .ok_or(Code::UnknownAttribute)?;
+        let def = AttributeDef::parse(&attr.definition).map_err(Error::internal)?;
+        let user_ok = |name: &str, member: bool| -> bool {
+            match users::id_by_name(w, name) {
+                Ok(Some(u)) => {
+                    !member || matches!(users::member_access(w, f.project, u), Ok(Some(a)) if a > 0)
+                }
+                _ => false,
+            }
+        };
+        let value = def
+            .validate_value(&value, &user_ok)
+            .map_err(|e| Error::with(Code::InvalidValue, e.to_string()))?;
+        issues::set_value(w, &mut i, attr.id, &value, me.id).map(id_or_null)
+    })
+}
+
+pub fn add_comment(cx: &mut Cx, issue: i64, text: String) -> Result<Reply> {
+    let me = cx.user()?;
+    let id = cx.write(|w| {
+        let (mut i, _) = issues::visible(w, &me, issue)?;
+        issues::add_comment(w, &mut i, text, me.id)
+    })?;
+    Ok(Reply::Id(id as i64))
+}
+
+/// The bytes go to their own file, made durable (file and directory fsync) before the
+/// batch that records the attachment, so an acknowledged attachment never points at a
+/// missing file, and large files stay out of sled's cache.
+pub async fn add_attachment(
+    cx: &mut Cx<'_>,
+    issue: i64,
+    name: String,
+    description: String,
+    data: Bytes,
+) -> Result<Reply> {
+    let me = cx.user()?;
+    cx.read(|r| issues::visible(r, &me, issue))?;
+    let dir = cx.app.attachments_dir();
+    let file = format!("{:032x}", rand::random::<u128>());
+    let path = dir.join(&file);
+    let size = data.len() as u64;
+    {
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || write_durably(&dir, &path, &data))
+            .await
+            .map_err(Error::internal)??;
+    }
+    let written = cx.write(|w| {
+        let (mut i, _) = issues::visible(w, &me, issue)?;
+        issues::add_attachment(w, &mut i, &name, description, size, file, me.id)
+    });
+    match written {
+        Ok(id) => Ok(Reply::Id(id as i64)),
+        Err(e) => {
+            let _ = std::fs::remove_file(&path);
+            Err(e)
+        }
+    }
+}
+
+fn write_durably(dir: &Path, path: &Path, data: &[u8]) -> Result<()> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir)?;
+    let mut f = std::fs::File::create(path)?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+pub async fn get_attachment(cx: &mut Cx<'_>, attachment: i64) -> Result<Reply> {
+    let me = cx.user()?;
+    let a = cx.read(|r| {
+        if let Some(a) = issues::attachment(r, attachment)?
+            && issues::visible(r, &me, a.issue as i64).is_ok()
+        {
+            return Ok(a);
+        }
+        Err(Error::new(Code::UnknownAttachment))
+    })?;
+    let data = tokio::fs::read(cx.app.attachments_dir().join(&a.file))
+        .await
+        .map_err(Error::internal)?;
+    Ok(Reply::Data(Bytes::from(data)))
+}
+
+/// The issue owning an issue, comment, attachment or change id.
+pub fn find_item(cx: &mut Cx, item: i64) -> Result<Reply> {
+    let me = cx.user()?;
+    cx.read(|r| {
+        let issue = issues::owner_of_item(r, item)?.ok_or(Code::UnknownIssue)?;
+        let (i, _) = issues::visible(r, &me, issue as i64)?;
+        Ok(Reply::Id(i.id as i64))
+    })
+}

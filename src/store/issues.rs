@@ -1,0 +1,488 @@
+//! Issues, their attribute values and their rows (changes, comments, attachments).
+//!
+//! Every issue modification takes the next value of the one global stamp sequence
+//! (protocol-spec/tracker.md, "Stamps"): it becomes the id of the new issue or row, the
+//! issue's stamp and the folder's stamp, and it keys the [`super::IssueEvent`] written in the
+//! same batch. `folder-stamp/<folder>/<stamp>` indexes issues by their current stamp, so
+//! `LIST ISSUES folder since` reads only the keys it needs.
+
+use super::projects::{self, Folder};
+use super::types::prefix;
+use super::users::User;
+use super::{EventKind, IssueEvent, Read, Writer, key, keys};
+use crate::error::{Code, Error, Result};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Issue {
+    pub id: u64,
+    pub folder: u64,
+    pub name: String,
+    /// The stamp of the latest modification (the id, until the first change).
+    pub stamp: u64,
+    pub created: i64,
+    pub created_by: u64,
+    pub modified: i64,
+    pub modified_by: u64,
+}
+
+/// One history entry of an issue: a change (attribute 0 = rename), a comment or an
+/// attachment. Its id is a stamp.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Row {
+    Change(Change),
+    Comment(Comment),
+    Attachment(Attachment),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    pub id: u64,
+    pub issue: u64,
+    pub time: i64,
+    pub user: u64,
+    /// 0 for a rename of the issue.
+    pub attribute: u64,
+    pub old: String,
+    pub new: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Comment {
+    pub id: u64,
+    pub issue: u64,
+    pub time: i64,
+    pub user: u64,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub id: u64,
+    pub issue: u64,
+    pub name: String,
+    pub time: i64,
+    pub user: u64,
+    pub size: u64,
+    pub description: String,
+    /// File name under `<data_dir>/attachments/`; the bytes live outside sled.
+    pub file: String,
+}
+
+/// Unix seconds now: the time of every stamp.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+pub fn get(r: &impl Read, id: i64) -> Result<Option<Issue>> {
+    if id <= 0 {
+        return Ok(None);
+    }
+    r.get(&key("issue", &[id as u64]))
+}
+
+/// The issue and its folder if `user` may see them, else `Unknown Issue`.
+pub fn visible(r: &impl Read, user: &User, id: i64) -> Result<(Issue, Folder)> {
+    if let Some(issue) = get(r, id)?
+        && let Some(folder) = projects::folder(r, issue.folder as i64)?
+        && projects::access(r, user, folder.project)?.is_some()
+    {
+        return Ok((issue, folder));
+    }
+    Err(Error::new(Code::UnknownIssue))
+}
+
+/// The issue that owns item `id` (an issue, change, comment or attachment id).
+pub fn owner_of_item(r: &impl Read, id: i64) -> Result<Option<u64>> {
+    if id <= 0 {
+        return Ok(None);
+    }
+    r.get(&key("item", &[id as u64]))
+}
+
+/// Issues of a folder whose stamp is greater than `since`, in id order.
+pub fn in_folder_since(r: &impl Read, folder: u64, since: i64) -> Result<Vec<Issue>> {
+    let mut out: Vec<Issue> = Vec::new();
+    for (k, id) in r.scan::<u64>(&prefix("folder-stamp", folder))? {
+        if keys::id_at("folder-stamp", &k, 1) as i64 > since
+            && let Some(issue) = r.get(&key("issue", &[id]))?
+        {
+            out.push(issue);
+        }
+    }
+    out.sort_by_key(|i| i.id);
+    Ok(out)
+}
+
+/// The non-empty values of an issue as (attribute, value), in attribute order.
+pub fn values(r: &impl Read, issue: u64) -> Result<Vec<(u64, String)>> {
+    Ok(r.scan::<String>(&prefix("value", issue))?
+        .into_iter()
+        .map(|(k, v)| (keys::id_at("value", &k, 1), v))
+        .collect())
+}
+
+pub fn value(r: &impl Read, issue: u64, attribute: u64) -> Result<String> {
+    Ok(r.get(&key("value", &[issue, attribute]))?
+        .unwrap_or_default())
+}
+
+/// Rows of an issue with id greater than `since`, in id order. Older rows (long comments
+/// among them) are skipped by key, without decoding them.
+pub fn rows_since(r: &impl Read, issue: u64, since: i64) -> Result<Vec<Row>> {
+    r.scan_raw(&prefix("row", issue))?
+        .into_iter()
+        .filter(|(k, _)| keys::id_at("row", k, 1) as i64 > since)
+        .map(|(_, v)| Ok(postcard::from_bytes(&v)?))
+        .collect()
+}
+
+/// The attachment with this id, if any (visibility is the caller's business).
+pub fn attachment(r: &impl Read, id: i64) -> Result<Option<Attachment>> {
+    let Some(issue) = owner_of_item(r, id)? else {
+        return Ok(None);
+    };
+    match r.get::<Row>(&key("row", &[issue, id as u64]))? {
+        Some(Row::Attachment(a)) => Ok(Some(a)),
+        _ => Ok(None),
+    }
+}
+
+fn put_value(w: &mut Writer, issue: u64, attribute: u64, value: &str) -> Result<()> {
+    if value.is_empty() {
+        w.remove(key("value", &[issue, attribute]));
+        w.remove(key("attr-value", &[attribute, issue]));
+    } else {
+        w.put(key("value", &[issue, attribute]), value)?;
+        w.put(key("attr-value", &[attribute, issue]), &())?;
+    }
+    Ok(())
+}
+
+/// Creates an issue with its default values (no history rows for them); returns its id.
+pub fn create(
+    w: &mut Writer,
+    folder: &Folder,
+    name: &str,
+    defaults: &[(u64, String)],
+    user: u64,
+) -> Result<u64> {
+    let stamp = w.next_stamp()?;
+    let time = now();
+    let issue = Issue {
+        id: stamp,
+        folder: folder.id,
+        name: name.into(),
+        stamp,
+        created: time,
+        created_by: user,
+        modified: time,
+        modified_by: user,
+    };
+    for (attribute, value) in defaults {
+        put_value(w, stamp, *attribute, value)?;
+    }
+    w.put(key("issue", &[stamp]), &issue)?;
+    w.put(key("folder-stamp", &[folder.id, stamp]), &stamp)?;
+    w.put(key("item", &[stamp]), &stamp)?;
+    w.put(
+        key("folder", &[folder.id]),
+        &Folder {
+            stamp,
+            ..folder.clone()
+        },
+    )?;
+    w.record_event(&IssueEvent {
+        stamp,
+        issue: stamp,
+        folder: folder.id,
+        project: folder.project,
+        user,
+        time,
+        kind: EventKind::Created { name: name.into() },
+    })?;
+    Ok(stamp)
+}
+
+/// Takes a new stamp for a modification of `issue` by `user`: moves the issue's and the
+/// folder's stamp, records the row under it and the event. Returns the stamp.
+fn modify(
+    w: &mut Writer,
+    issue: &mut Issue,
+    user: u64,
+    row: impl FnOnce(u64, i64) -> Row,
+    kind: EventKind,
+) -> Result<u64> {
+    let stamp = w.next_stamp()?;
+    let time = now();
+    let mut folder = projects::folder(w, issue.folder as i64)?
+        .ok_or_else(|| Error::internal("issue without folder"))?;
+    w.remove(key("folder-stamp", &[folder.id, issue.stamp]));
+    w.put(key("folder-stamp", &[folder.id, stamp]), &issue.id)?;
+    issue.stamp = stamp;
+    issue.modified = time;
+    issue.modified_by = user;
+    w.put(key("issue", &[issue.id]), &*issue)?;
+    folder.stamp = stamp;
+    w.put(key("folder", &[folder.id]), &folder)?;
+    let row = row(stamp, time);
+    if let Row::Change(c) = &row
+        && c.attribute != 0
+    {
+        w.put(key("attr-change", &[c.attribute, stamp]), &issue.id)?;
+    }
+    w.put(key("row", &[issue.id, stamp]), &row)?;
+    w.put(key("item", &[stamp]), &issue.id)?;
+    w.record_event(&IssueEvent {
+        stamp,
+        issue: issue.id,
+        folder: folder.id,
+        project: folder.project,
+        user,
+        time,
+        kind,
+    })?;
+    Ok(stamp)
+}
+
+/// Renames an issue; `None` when the name is unchanged (no stamp taken).
+pub fn rename(w: &mut Writer, issue: &mut Issue, name: &str, user: u64) -> Result<Option<u64>> {
+    if issue.name == name {
+        return Ok(None);
+    }
+    let old = std::mem::replace(&mut issue.name, name.into());
+    let id = issue.id;
+    let new = name.to_string();
+    let kind = EventKind::Renamed {
+        old: old.clone(),
+        new: new.clone(),
+    };
+    modify(
+        w,
+        issue,
+        user,
+        |stamp, time| {
+            Row::Change(Change {
+                id: stamp,
+                issue: id,
+                time,
+                user,
+                attribute: 0,
+                old,
+                new,
+            })
+        },
+        kind,
+    )
+    .map(Some)
+}
+
+/// Sets a value (already validated and normalised); `None` when it is unchanged.
+pub fn set_value(
+    w: &mut Writer,
+    issue: &mut Issue,
+    attribute: u64,
+    value: &str,
+    user: u64,
+) -> Result<Option<u64>> {
+    let old = self::value(w, issue.id, attribute)?;
+    if old == value {
+        return Ok(None);
+    }
+    put_value(w, issue.id, attribute, value)?;
+    let id = issue.id;
+    let kind = EventKind::ValueSet {
+        attribute,
+        old: old.clone(),
+        new: value.into(),
+    };
+    modify(
+        w,
+        issue,
+        user,
+        |stamp, time| {
+            Row::Change(Change {
+                id: stamp,
+                issue: id,
+                time,
+                user,
+                attribute,
+                old,
+                new: value.into(),
+            })
+        },
+        kind,
+    )
+    .map(Some)
+}
+
+pub fn add_comment(w: &mut Writer, issue: &mut Issue, text: String, user: u64) -> Result<u64> {
+    let id = issue.id;
+    modify(
+        w,
+        issue,
+        user,
+        |stamp, time| {
+            Row::Comment(Comment {
+                id: stamp,
+                issue: id,
+                time,
+                user,
+                text,
+            })
+        },
+        EventKind::Commented,
+    )
+}
+
+/// Records an attachment whose bytes are already durable in `file`.
+pub fn add_attachment(
+    w: &mut Writer,
+    issue: &mut Issue,
+    name: &str,
+    description: String,
+    size: u64,
+    file: String,
+    user: u64,
+) -> Result<u64> {
+    let id = issue.id;
+    let kind = EventKind::Attached { name: name.into() };
+    w.put(super::key_str("attachment-file", &file), &())?;
+    modify(
+        w,
+        issue,
+        user,
+        |stamp, time| {
+            Row::Attachment(Attachment {
+                id: stamp,
+                issue: id,
+                name: name.into(),
+                time,
+                user,
+                size,
+                description,
+                file,
+            })
+        },
+        kind,
+    )
+}
+
+/// Deletes files in the attachments directory that no attachment records: bytes written
+/// for an upload whose command then failed or whose batch a crash cut off. Run at start,
+/// before any command, so no upload is in flight.
+pub fn sweep_orphan_files(r: &impl Read, dir: &std::path::Path) -> Result<usize> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e.into()),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !r.exists(&super::key_str("attachment-file", name))? {
+            std::fs::remove_file(entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// Removes every value and history row of an attribute (DELETE ATTRIBUTE). Issue and folder
+/// stamps do not move: clients learn of it from LIST TYPES.
+pub fn forget_attribute(w: &mut Writer, attribute: u64) -> Result<()> {
+    for (k, _) in w.scan_raw(&prefix("attr-value", attribute))? {
+        let issue = keys::id_at("attr-value", &k, 1);
+        w.remove(key("value", &[issue, attribute]));
+        w.remove(k);
+    }
+    for (k, issue) in w.scan::<u64>(&prefix("attr-change", attribute))? {
+        let stamp = keys::id_at("attr-change", &k, 1);
+        w.remove(key("row", &[issue, stamp]));
+        w.remove(key("item", &[stamp]));
+        w.remove(k);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Store, projects, types};
+
+    /// Every issue modification writes one event under its stamp, in the same batch
+    /// (the contract the notification pass reads).
+    #[test]
+    fn every_modification_records_its_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let (kinds, _) = store
+            .write(|w| {
+                types::create_default_types(w)?;
+                let p = projects::insert(w, "P")?;
+                let f = projects::insert_folder(w, p, 1, "F")?;
+                let folder = projects::folder(w, f as i64)?.unwrap();
+                let id = create(w, &folder, "Bug", &[(1, "New".into())], 7)?;
+                let mut issue = get(w, id as i64)?.unwrap();
+                assert_eq!(rename(w, &mut issue, "Bug", 7)?, None, "no-op");
+                rename(w, &mut issue, "Big bug", 7)?;
+                assert_eq!(set_value(w, &mut issue, 1, "New", 8)?, None, "no-op");
+                set_value(w, &mut issue, 1, "Open", 8)?;
+                add_comment(w, &mut issue, "c".into(), 8)?;
+                add_attachment(w, &mut issue, "a", String::new(), 1, "f".into(), 9)?;
+                assert_eq!(issue.stamp, 5);
+                assert_eq!(projects::folder(w, f as i64)?.unwrap().stamp, 5);
+                let events: Vec<IssueEvent> =
+                    w.scan(b"event/")?.into_iter().map(|(_, e)| e).collect();
+                assert!(
+                    events
+                        .iter()
+                        .all(|e| e.issue == id && e.folder == f && e.project == p)
+                );
+                assert_eq!(
+                    events.iter().map(|e| (e.stamp, e.user)).collect::<Vec<_>>(),
+                    [(1, 7), (2, 7), (3, 8), (4, 8), (5, 9)]
+                );
+                Ok(events.into_iter().map(|e| e.kind).collect::<Vec<_>>())
+            })
+            .unwrap();
+        assert_eq!(
+            kinds,
+            [
+                EventKind::Created { name: "Bug".into() },
+                EventKind::Renamed {
+                    old: "Bug".into(),
+                    new: "Big bug".into()
+                },
+                EventKind::ValueSet {
+                    attribute: 1,
+                    old: "New".into(),
+                    new: "Open".into()
+                },
+                EventKind::Commented,
+                EventKind::Attached { name: "a".into() },
+            ]
+        );
+    }
+
+    #[test]
+    fn orphan_files_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db"), 1 << 20).unwrap();
+        let files = dir.path().join("attachments");
+        std::fs::create_dir_all(&files).unwrap();
+        std::fs::write(files.join("kept"), b"x").unwrap();
+        std::fs::write(files.join("orphan"), b"x").unwrap();
+        store
+            .write(|w| w.put(crate::store::key_str("attachment-file", "kept"), &()))
+            .unwrap();
+        let n = store.read(|r| sweep_orphan_files(r, &files)).unwrap();
+        assert_eq!(n, 1);
+        assert!(files.join("kept").exists() && !files.join("orphan").exists());
+    }
+}
