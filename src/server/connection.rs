@@ -126,7 +126,9 @@ async fn run(
             buf = BytesMut::new(); // hold no buffer while idle
         }
         partial = track_partial(partial, codec.progress(&buf), ran > 0);
-        let line_deadline = line_limit.zip(partial).map(|(limit, (_, since))| since + limit);
+        let line_deadline = line_limit
+            .zip(partial)
+            .map(|(limit, (_, since))| since + limit);
         match read_more(&mut stream, &mut buf, idle, line_deadline, &mut stop).await {
             Input::Data => {}
             Input::Eof => eof = true,
