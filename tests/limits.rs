@@ -303,3 +303,22 @@ impl TryHello for Client {
         self.try_read_reply()
     }
 }
+
+/// Found by the codec fuzz target: when a client closed its sending side right after an
+/// over-long line, the part of the line read after the limit was run as a command.
+#[test]
+fn the_tail_of_an_over_long_line_is_never_run() {
+    let server = Server::start_with("[server]\nmax_line_bytes = 1024\n");
+    let mut c = server.connect();
+    c.write_raw(&[b'A'; 5000]);
+    std::thread::sleep(Duration::from_millis(200));
+    c.write_raw(b" HELLO");
+    std::thread::sleep(Duration::from_millis(200));
+    c.stream().shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(c.read_reply(), ["ERROR 400 'Syntax Error: line too long'"]);
+    assert_eq!(
+        c.try_read_reply(),
+        None,
+        "the tail was answered as a command"
+    );
+}

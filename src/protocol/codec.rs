@@ -185,6 +185,8 @@ impl Decoder for LineCodec {
         // A last line without a line ending (e.g. `printf 'HELLO' | nc`) still counts.
         if let State::Line { skipping, .. } = self.state {
             if skipping {
+                // The rest of the buffer is the tail of the over-long line, not a command.
+                buf.clear();
                 self.state = State::Line {
                     scanned: 0,
                     skipping: false,
@@ -258,6 +260,19 @@ mod tests {
         assert_eq!(c.decode(&mut buf).unwrap(), None);
         buf.extend_from_slice(b"\n");
         assert_eq!(c.decode(&mut buf).unwrap(), Some(line("AAAA")));
+    }
+
+    /// Found by the codec fuzz target: at EOF, the tail of an over-long line (bytes that
+    /// arrived after the codec began skipping it) was decoded as one more command.
+    #[test]
+    fn tail_of_an_over_long_line_at_eof_is_not_a_command() {
+        let mut c = LineCodec::new(4, 100);
+        let mut buf = BytesMut::from(&b"AAAAAAAAAA"[..]);
+        assert_eq!(c.decode(&mut buf).unwrap(), None);
+        buf.extend_from_slice(b"QUIT");
+        assert_eq!(c.decode(&mut buf).unwrap(), None);
+        assert_eq!(c.decode_eof(&mut buf).unwrap(), Some(Frame::TooLong));
+        assert_eq!(c.decode_eof(&mut buf).unwrap(), None);
     }
 
     #[test]
