@@ -174,7 +174,7 @@ fn decode_chunked(max_line: usize, max_data: u64, input: &[u8], cuts: &[usize]) 
 /// buffer stays within the limits, and every frame respects them.
 ///
 /// Input layout: byte 0 picks the line limit (1–64), byte 1 the literal limit (0–31), byte
-/// 2 the number of chunk sizes that follow (each 1–256); the rest is the stream.
+/// 2 the number of read sizes that follow (0–7, each 1–256); the rest is the stream.
 pub fn codec(data: &[u8]) {
     let [a, b, c, rest @ ..] = data else {
         return;
@@ -186,8 +186,12 @@ pub fn codec(data: &[u8]) {
     let input = &rest[ncuts..];
 
     let whole = decode_chunked(max_line, max_data, input, &[input.len().max(1)]);
-    let bytewise = decode_chunked(max_line, max_data, input, &[1]);
-    assert_eq!(bytewise, whole, "byte-at-a-time differs from whole input");
+    // Byte at a time is the harshest chunking but costs a decode per byte; for longer
+    // inputs the fuzzer's own read sizes (which include 1) cover it.
+    if input.len() <= 64 {
+        let bytewise = decode_chunked(max_line, max_data, input, &[1]);
+        assert_eq!(bytewise, whole, "byte-at-a-time differs from whole input");
+    }
     if !cuts.is_empty() {
         let chunked = decode_chunked(max_line, max_data, input, &cuts);
         assert_eq!(chunked, whole, "chunking {cuts:?} changed the frames");
