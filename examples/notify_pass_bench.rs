@@ -81,7 +81,8 @@ fn bench(total: u64, due: u64) {
         store
             .write(|w| {
                 for i in made..end {
-                    let id = users::insert(w, &format!("u{i}"), &format!("User {i}"), 1, "x".into())?;
+                    let id =
+                        users::insert(w, &format!("u{i}"), &format!("User {i}"), 1, "x".into())?;
                     projects::set_member(w, 1, id, 1)?;
                     n::set_pref(w, id, PREF_EMAIL, &format!("u{i}@example.org"), now)?;
                     if i >= due {
@@ -99,13 +100,34 @@ fn bench(total: u64, due: u64) {
         made = end;
     }
     store.flush_now().unwrap();
-    let due_now = store.read(|r| Ok(n::due_users(r, now, usize::MAX)?.len())).unwrap();
+    let due_now = store
+        .read(|r| Ok(n::due_users(r, now, usize::MAX)?.len()))
+        .unwrap();
     eprintln!(
         "setup: {total} users ({due_now} due), {} s",
         setup.elapsed().as_secs_f64().round()
     );
     assert_eq!(due_now as u64, due);
 
+    if std::env::var("PROBE").is_ok() {
+        let due_list = store.read(|r| n::due_users(r, now, usize::MAX)).unwrap();
+        let t = Instant::now();
+        let mut digests = Vec::new();
+        for (_, u) in &due_list {
+            digests.push(
+                store
+                    .read(|r| webissued::notify::digest::build(r, *u, &cfg))
+                    .unwrap(),
+            );
+        }
+        eprintln!("build {:?}", t.elapsed());
+        let t = Instant::now();
+        let templates = webissued::mail::Templates::new(None).unwrap();
+        for d in &digests {
+            webissued::notify::digest::render(d, &templates, &mail, "Bench", now).unwrap();
+        }
+        eprintln!("render {:?}", t.elapsed());
+    }
     let start = Instant::now();
     let stats = notifier.run_pass(&store, now).unwrap();
     let pass = start.elapsed();

@@ -3,9 +3,9 @@
 
 mod support;
 
+use std::time::{Duration, Instant};
 use support::mail::{self, SmtpSink};
 use support::{Client, Server};
-use std::time::{Duration, Instant};
 
 /// A server mailing through SMTP on `port`, with passes only on request.
 fn smtp_server(port: u16, extra: &str) -> Server {
@@ -64,10 +64,17 @@ fn an_immediate_watcher_gets_one_threaded_mail_and_not_their_own_changes() {
     let text = &m.parts[0].1;
     assert!(text.contains("Hello User 2"), "{text}");
     assert!(text.contains("== Website / Bugs =="), "{text}");
-    assert_eq!(text.matches("#1 Login page blank").count(), 1, "collapsed: {text}");
+    assert_eq!(
+        text.matches("#1 Login page blank").count(),
+        1,
+        "collapsed: {text}"
+    );
     assert!(text.contains("Administrator: created the issue"), "{text}");
     assert!(text.contains("Administrator: added a comment"), "{text}");
-    assert!(text.contains("renamed it from \"Login page broken\""), "{text}");
+    assert!(
+        text.contains("renamed it from \"Login page broken\""),
+        "{text}"
+    );
 
     // Nothing left: a second pass sends nothing.
     assert_eq!(run(&mut admin), "PASS 0 0 0 0 0");
@@ -193,7 +200,10 @@ fn a_rejected_message_is_kept_as_failed() {
     assert_eq!(run(&mut admin), "PASS 1 1 0 0 1");
     let outbox = admin.send("LIST OUTBOX");
     assert!(
-        support_glob("O 1 2 'failed' 1 * 'permanent mail failure: *550*'", &outbox[0]),
+        support_glob(
+            "O 1 2 'failed' 1 * 'permanent mail failure: *550*'",
+            &outbox[0]
+        ),
         "{outbox:?}"
     );
     assert_eq!(run(&mut admin), "PASS 0 0 0 0 0", "not retried");
