@@ -54,6 +54,10 @@ impl App {
                 &config.server.timezone,
             )
             .map_err(|e| crate::error::Error::with(crate::error::Code::ServerError, e))?;
+            let mut n = n;
+            if config.subscribe.enabled {
+                n.subscriptions = Some(crate::subscribe::mail::Context::new(&config));
+            }
             store.enable_fanout(n.fanout.clone());
             Some(Arc::new(n))
         } else {
@@ -85,7 +89,24 @@ impl App {
         if self.notifier.is_some() {
             features.push("notify");
         }
+        if self.subscriptions_enabled() {
+            features.push("subscribe");
+        }
         features
+    }
+
+    /// Subscriptions are delivered by the notification machinery (pass, outbox, worker), so
+    /// they are on only when both `[subscribe]` and `[notify]` are enabled.
+    pub fn subscriptions_enabled(&self) -> bool {
+        self.subscriptions().is_some()
+    }
+
+    /// What subscription mails are made with, when the feature is on.
+    pub fn subscriptions(
+        &self,
+    ) -> Option<(&crate::subscribe::mail::Context, &crate::mail::Templates)> {
+        let n = self.notifier.as_deref()?;
+        Some((n.subscriptions.as_ref()?, &n.templates))
     }
 }
 

@@ -628,3 +628,32 @@ fn restart_keeps_everything() {
     assert_eq!(admin.id("ADD PROJECT 'Next'"), 2);
     assert_eq!(admin.id("ADD TYPE 'More'"), 3);
 }
+
+/// Concurrent writers share the one stamp sequence: every id is unique, and the folder
+/// stamp ends at the largest.
+#[test]
+fn concurrent_modifications_get_unique_stamps() {
+    let mut w = world();
+    assert_eq!(w.alice.id("ADD FOLDER 1 1 'Crashes'"), 1);
+    assert_eq!(w.bob.id("ADD ISSUE 1 'Crash'"), 1);
+    let addr = w.server.addr;
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let mut c = Client::connect(addr);
+                c.login("bob", "pw");
+                (0..20)
+                    .map(|i| c.id(&format!("ADD COMMENT 1 'thread {t} comment {i}'")))
+                    .collect::<Vec<i64>>()
+            })
+        })
+        .collect();
+    let mut ids: Vec<i64> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, (2..82).collect::<Vec<i64>>());
+    assert_eq!(w.bob.send("LIST PROJECTS")[1], "F 1 1 'Crashes' 1 81");
+    assert_eq!(w.bob.send("GET DETAILS 1 0").len(), 1 + 2 + 80);
+}

@@ -145,7 +145,7 @@ pub fn build(r: &impl Read, user_id: u64, cfg: &FanoutConfig) -> Result<Digest> 
 }
 
 /// A change in words (no comment text and no file contents, as in WebIssues 0.8.4).
-fn describe(r: &impl Read, kind: &EventKind) -> Result<String> {
+pub fn describe(r: &impl Read, kind: &EventKind) -> Result<String> {
     Ok(match kind {
         EventKind::Created { .. } => "created the issue".into(),
         EventKind::Renamed { old, new } => format!("renamed it from \"{old}\" to \"{new}\""),

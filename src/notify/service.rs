@@ -63,7 +63,7 @@ pub struct Notifier {
     pub mail: MailConfig,
     pub fanout: FanoutConfig,
     pub server_name: String,
-    templates: Templates,
+    pub templates: Templates,
     mailer: Mailer,
     /// One pass at a time.
     pass_lock: std::sync::Mutex<()>,
@@ -71,6 +71,8 @@ pub struct Notifier {
     send_lock: Mutex<()>,
     requests: mpsc::Sender<oneshot::Sender<Result<RunReport>>>,
     inbox: std::sync::Mutex<Option<mpsc::Receiver<oneshot::Sender<Result<RunReport>>>>>,
+    /// Set when the `subscribe` feature is on: each pass also delivers subscriptions.
+    pub subscriptions: Option<crate::subscribe::mail::Context>,
 }
 
 impl Notifier {
@@ -101,6 +103,7 @@ impl Notifier {
             send_lock: Mutex::new(()),
             requests,
             inbox: std::sync::Mutex::new(Some(inbox)),
+            subscriptions: None,
         })
     }
 
@@ -165,6 +168,11 @@ impl Notifier {
                 stats.users += usize::from(digest.is_some());
                 stats.queued += usize::from(mail.is_some());
             }
+            stats.seq = stats.seq.max(seq);
+        }
+        if let Some(ctx) = &self.subscriptions {
+            let (queued, seq) = crate::subscribe::mail::pass(store, ctx, &self.templates, now)?;
+            stats.queued += queued;
             stats.seq = stats.seq.max(seq);
         }
         if stats.users > 0 {

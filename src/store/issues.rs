@@ -130,13 +130,14 @@ pub fn value(r: &impl Read, issue: u64, attribute: u64) -> Result<String> {
         .unwrap_or_default())
 }
 
-/// Rows of an issue with id greater than `since`, in id order.
+/// Rows of an issue with id greater than `since`, in id order. Older rows (long comments
+/// among them) are skipped by key, without decoding them.
 pub fn rows_since(r: &impl Read, issue: u64, since: i64) -> Result<Vec<Row>> {
-    Ok(r.scan::<Row>(&prefix("row", issue))?
+    r.scan_raw(&prefix("row", issue))?
         .into_iter()
         .filter(|(k, _)| keys::id_at("row", k, 1) as i64 > since)
-        .map(|(_, row)| row)
-        .collect())
+        .map(|(_, v)| Ok(postcard::from_bytes(&v)?))
+        .collect()
 }
 
 /// The attachment with this id, if any (visibility is the caller's business).

@@ -36,6 +36,11 @@
 //! | `due/<unix time>/<user>` | `()`: the due index the digest pass scans up to now |
 //! | `outbox/<id>` | [`super::notify::OutboxEntry`]: a queued or failed message |
 //! | `outbox-queue/<next attempt>/<id>` | `()`: queued messages by next attempt |
+//! | `sub/<id>` | [`super::subscriptions::Subscription`] (recipients with hashed confirm tokens) |
+//! | `user-sub/<user>/<sub>` | `()` (subscriptions a user created) |
+//! | `folder-sub/<folder>/<sub>`, `issue-sub/<issue>/<sub>` | `()` (subscriptions by target: fan-out) |
+//! | `sub-pending/<sub>/<stamp>` | `()` (changes waiting for delivery to a subscription) |
+//! | `sub-unsub/<sub>/<sha256 of token>` | i64 expiry (live unsubscribe tokens, one per mail) |
 
 /// `prefix` followed by `/` and each id as 8 big-endian bytes.
 pub fn key(prefix: &str, ids: &[u64]) -> Vec<u8> {

@@ -12,6 +12,7 @@ pub mod issues;
 pub mod keys;
 pub mod notify;
 pub mod projects;
+pub mod subscriptions;
 pub mod types;
 pub mod users;
 
@@ -227,12 +228,14 @@ impl Writer<'_> {
         self.next_id("stamp")
     }
 
-    /// Appends an issue event to the change log, keyed by its stamp, and (when notifications
-    /// are on) writes the pending notifications it causes, in the same atomic batch.
+    /// Appends an issue event to the change log, keyed by its stamp, and writes the pending
+    /// notifications it causes (watchers when notifications are on, and subscriptions), in
+    /// the same atomic batch.
     pub fn record_event(&mut self, event: &IssueEvent) -> Result<()> {
         self.put(key("event", &[event.stamp]), event)?;
         if let Some(cfg) = self.fanout {
             notify::fan_out(self, event, cfg)?;
+            subscriptions::fan_out(self, event)?;
         }
         Ok(())
     }
