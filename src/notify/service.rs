@@ -10,7 +10,7 @@
 use crate::app::App;
 use crate::config::NotifyConfig;
 use crate::error::{Error, Result};
-use crate::mail::{MailConfig, Mailer, Templates};
+use crate::mail::{MailConfig, Mailer, OutgoingMail, Templates};
 use crate::notify::digest;
 use crate::notify::schedule::UserTz;
 use crate::store::Store;
@@ -18,6 +18,9 @@ use crate::store::notify::{self as n, FanoutConfig, OutboxState};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Mutex, mpsc, oneshot, watch};
+
+/// Users finished per write in a pass.
+const PASS_CHUNK: usize = 256;
 
 /// Unix seconds now.
 pub fn now() -> i64 {
@@ -109,40 +112,62 @@ impl Notifier {
         let _one_at_a_time = self.pass_lock.lock().map_err(Error::internal)?;
         let mut stats = PassStats::default();
         let due = store.read(|r| n::due_users(r, now, self.cfg.max_users_per_pass))?;
-        for (time, user) in due {
-            let digest = store.read(|r| {
-                if n::state(r, user)?.due != Some(time) {
-                    return Ok(None);
-                }
-                digest::build(r, user, &self.fanout).map(Some)
-            })?;
-            let Some(digest) = digest else {
-                let (_, seq) = store.write(|w| {
-                    if n::state(w, user)?.due != Some(time) {
-                        n::drop_due(w, time, user);
+        // Digests are built and rendered outside the write lock, then each chunk of users is
+        // finished in one write: one batch per chunk instead of one per user.
+        for chunk in due.chunks(PASS_CHUNK) {
+            let mut finished: Vec<(i64, u64, Option<digest::Digest>, Option<OutgoingMail>)> =
+                Vec::with_capacity(chunk.len());
+            for &(time, user) in chunk {
+                let digest = store.read(|r| {
+                    if n::state(r, user)?.due != Some(time) {
+                        return Ok(None);
                     }
-                    Ok(())
+                    digest::build(r, user, &self.fanout).map(Some)
                 })?;
-                stats.seq = stats.seq.max(seq);
-                continue;
-            };
-            let mail = if digest.issues.is_empty() {
-                None
-            } else {
-                match digest::render(&digest, &self.templates, &self.mail, &self.server_name, now) {
-                    Ok(m) => Some(m),
-                    Err(e) => {
-                        // Keep the changes pending; the next pass tries again.
-                        tracing::error!(user, error = %e, "cannot render digest");
-                        continue;
+                let Some(digest) = digest else {
+                    finished.push((time, user, None, None));
+                    continue;
+                };
+                let mail = if digest.issues.is_empty() {
+                    None
+                } else {
+                    match digest::render(
+                        &digest,
+                        &self.templates,
+                        &self.mail,
+                        &self.server_name,
+                        now,
+                    ) {
+                        Ok(m) => Some(m),
+                        Err(e) => {
+                            // Keep the changes pending; the next pass tries again.
+                            tracing::error!(user, error = %e, "cannot render digest");
+                            continue;
+                        }
+                    }
+                };
+                finished.push((time, user, Some(digest), mail));
+            }
+            let (_, seq) = store.write(|w| {
+                for (time, user, digest, mail) in &finished {
+                    match digest {
+                        // A stale index entry: the user's state points elsewhere.
+                        None => {
+                            if n::state(w, *user)?.due != Some(*time) {
+                                n::drop_due(w, *time, *user);
+                            }
+                        }
+                        Some(d) => {
+                            n::finish_user(w, *user, &d.covered, mail.clone(), now, &self.fanout)?;
+                        }
                     }
                 }
-            };
-            let queued = mail.is_some();
-            let (_, seq) = store
-                .write(|w| n::finish_user(w, user, &digest.covered, mail, now, &self.fanout))?;
-            stats.users += 1;
-            stats.queued += usize::from(queued);
+                Ok(())
+            })?;
+            for (_, _, digest, mail) in &finished {
+                stats.users += usize::from(digest.is_some());
+                stats.queued += usize::from(mail.is_some());
+            }
             stats.seq = stats.seq.max(seq);
         }
         if let Some(ctx) = &self.subscriptions {
