@@ -73,6 +73,10 @@ pub struct Notifier {
     inbox: std::sync::Mutex<Option<mpsc::Receiver<oneshot::Sender<Result<RunReport>>>>>,
     /// Set when the `subscribe` feature is on: each pass also delivers subscriptions.
     pub subscriptions: Option<crate::subscribe::mail::Context>,
+    /// Wakes the worker when a command queued mail that should leave now.
+    wake: tokio::sync::Notify,
+    /// The write sequence the queued mail belongs to: the worker waits until it is durable.
+    wake_seq: std::sync::atomic::AtomicU64,
 }
 
 impl Notifier {
@@ -104,10 +108,20 @@ impl Notifier {
             requests,
             inbox: std::sync::Mutex::new(Some(inbox)),
             subscriptions: None,
+            wake: tokio::sync::Notify::new(),
+            wake_seq: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
     /// Runs one digest pass at `now` (blocking: call it on the blocking pool).
+    /// Asks the worker to send queued mail now (e.g. a confirmation mail), once the write
+    /// with sequence `seq` that queued it is durable.
+    pub fn kick(&self, seq: u64) {
+        self.wake_seq
+            .fetch_max(seq, std::sync::atomic::Ordering::AcqRel);
+        self.wake.notify_one();
+    }
+
     pub fn run_pass(&self, store: &Store, now: i64) -> Result<PassStats> {
         let _one_at_a_time = self.pass_lock.lock().map_err(Error::internal)?;
         let mut stats = PassStats::default();
@@ -303,6 +317,11 @@ pub async fn run(app: Arc<App>, mut stop: watch::Receiver<bool>) {
                 if let Some(reply) = request {
                     let _ = reply.send(pass_and_send(&app, &notifier).await);
                 }
+            }
+            _ = notifier.wake.notified() => {
+                // Mail never leaves before the command that queued it is durable.
+                let seq = notifier.wake_seq.load(std::sync::atomic::Ordering::Acquire);
+                app.store.durable(seq).await;
             }
             _ = stop.changed() => break,
         }
