@@ -113,7 +113,6 @@ impl Notifier {
         })
     }
 
-    /// Runs one digest pass at `now` (blocking: call it on the blocking pool).
     /// Asks the worker to send queued mail now (e.g. a confirmation mail), once the write
     /// with sequence `seq` that queued it is durable.
     pub fn kick(&self, seq: u64) {
@@ -122,6 +121,7 @@ impl Notifier {
         self.wake.notify_one();
     }
 
+    /// Runs one digest pass at `now` (blocking: call it on the blocking pool).
     pub fn run_pass(&self, store: &Store, now: i64) -> Result<PassStats> {
         let _one_at_a_time = self.pass_lock.lock().map_err(Error::internal)?;
         let mut stats = PassStats::default();
