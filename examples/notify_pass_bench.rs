@@ -109,6 +109,25 @@ fn bench(total: u64, due: u64) {
     );
     assert_eq!(due_now as u64, due);
 
+    if std::env::var("PROBE").is_ok() {
+        let due_list = store.read(|r| n::due_users(r, now, usize::MAX)).unwrap();
+        let t = Instant::now();
+        let mut digests = Vec::new();
+        for (_, u) in &due_list {
+            digests.push(
+                store
+                    .read(|r| webissued::notify::digest::build(r, *u, &cfg))
+                    .unwrap(),
+            );
+        }
+        eprintln!("build {:?}", t.elapsed());
+        let t = Instant::now();
+        let templates = webissued::mail::Templates::new(None).unwrap();
+        for d in &digests {
+            webissued::notify::digest::render(d, &templates, &mail, "Bench", now).unwrap();
+        }
+        eprintln!("render {:?}", t.elapsed());
+    }
     let start = Instant::now();
     let stats = notifier.run_pass(&store, now).unwrap();
     let pass = start.elapsed();

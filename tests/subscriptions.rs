@@ -62,7 +62,7 @@ impl World {
         self.new_mail(queued)
     }
 
-    /// Runs the outbox after a command queued `n` confirmation mails.
+    /// Waits for `at_least` new messages (confirmations leave on their own, without a pass).
     fn new_mail(&mut self, at_least: usize) -> Vec<Inspected> {
         let mut files = self.sink.wait_for_messages(self.seen + at_least);
         if at_least == 0 {
@@ -73,13 +73,6 @@ impl World {
         let new: Vec<PathBuf> = files[self.seen.min(files.len())..].to_vec();
         self.seen = files.len();
         new.iter().map(|p| inspect(p)).collect()
-    }
-
-    /// Queued confirmations are sent by the next outbox run.
-    fn flush(&mut self) -> Vec<Inspected> {
-        let r = self.admin.one("RUN NOTIFICATIONS");
-        let sent: usize = r.split(' ').nth(3).unwrap().parse().unwrap();
-        self.new_mail(sent)
     }
 
     fn http(&mut self) -> SocketAddr {
@@ -177,7 +170,7 @@ fn subscribe_confirm_deliver_unsubscribe() {
     );
 
     // One confirmation per address, each to that address alone, each with its own token.
-    let confirmations = w.flush();
+    let confirmations = w.new_mail(3);
     assert_eq!(confirmations.len(), 3, "{confirmations:#?}");
     let mut by_rcpt = std::collections::HashMap::new();
     for m in &confirmations {
@@ -343,7 +336,7 @@ fn bad_requests_get_clear_errors_and_send_nothing() {
     let id = w.ann.id(&format!(
         "SUBSCRIBE ISSUE {issue} 'mailto:ann@example.org' 0 ''"
     ));
-    let mails = w.flush();
+    let mails = w.new_mail(1);
     assert_eq!(mails.len(), 1, "only the one valid subscription mailed");
     let token = token_of(&mails[0]);
     assert_eq!(w.eve.send("LIST SUBSCRIPTIONS"), ["NULL"]);
@@ -380,7 +373,7 @@ fn expired_subscriptions_and_tokens_stop() {
     let late = w
         .ann
         .id("SUBSCRIBE FOLDER 1 'mailto:late@example.org' 0 ''");
-    let mails = w.flush();
+    let mails = w.new_mail(2);
     assert_eq!(mails.len(), 2);
     let token = |to: &str| {
         token_of(
@@ -419,7 +412,7 @@ fn a_creator_who_loses_access_stops_the_mail() {
     let id = w
         .ann
         .id("SUBSCRIBE FOLDER 1 'mailto:watch@example.org' 0 ''");
-    let token = token_of(&w.flush()[0]);
+    let token = token_of(&w.new_mail(1)[0]);
     assert_eq!(
         w.ann.one(&format!("CONFIRM SUBSCRIPTION {id} '{token}'")),
         "OK"
@@ -429,6 +422,19 @@ fn a_creator_who_loses_access_stops_the_mail() {
     assert_eq!(w.admin.one("GRANT MEMBER 2 1 0"), "OK");
     w.admin.id("ADD ISSUE 1 'Not for ann any more'");
     assert!(w.run().is_empty(), "visibility is checked when sending");
+}
+
+/// The confirmation mail leaves at once: the timer is an hour away and nobody runs the pass.
+#[test]
+fn confirmation_mail_leaves_without_waiting_for_the_timer() {
+    let mut w = world("");
+    let r = w
+        .ann
+        .send("SUBSCRIBE FOLDER 1 'mailto:team@example.org' 0 ''");
+    assert!(r[0].starts_with("ID "), "{r:?}");
+    let mails = w.new_mail(1);
+    assert_eq!(mails.len(), 1);
+    assert!(text(&mails[0]).contains(&token_of(&mails[0])));
 }
 
 #[test]
@@ -450,7 +456,7 @@ fn pages_escape_what_they_show_and_refuse_bad_links() {
     let mut w = world("");
     assert_eq!(w.admin.id("ADD FOLDER 1 1 '<b>Bugs & \"co\"'"), 2);
     w.ann.id("SUBSCRIBE FOLDER 2 'mailto:x@example.org' 0 ''");
-    let m = w.flush();
+    let m = w.new_mail(1);
     let path = confirm_path(&m[0]);
     let addr = w.http();
     let (status, page) = http(addr, "GET", &path, "");
@@ -550,7 +556,7 @@ fn a_browser_opening_links_changes_nothing_until_the_button() {
     require_chromium();
     let mut w = world("");
     w.ann.id("SUBSCRIBE FOLDER 1 'mailto:ops@example.org' 0 ''");
-    let m = w.flush();
+    let m = w.new_mail(1);
     let url = format!("http://{}{}", w.http(), confirm_path(&m[0]));
 
     // What a link scanner does: load and render the page. Nothing is confirmed.

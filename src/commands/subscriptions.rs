@@ -53,7 +53,7 @@ pub fn subscribe(
     }
     let cfg = &cx.app.config.subscribe;
     let time = now();
-    cx.write(|w| {
+    let reply = cx.write(|w| {
         let mine = subs::of_user(w, me.id)?;
         // Repeating a SUBSCRIBE returns the live subscription without mailing anyone again:
         // re-posting must not be a way to flood an address with confirmation requests.
@@ -112,7 +112,12 @@ pub fn subscribe(
         }
         tracing::info!(subscription = id, user = %me.login, "subscription created");
         Ok(Reply::Id(id as i64))
-    })
+    })?;
+    // The confirmation mail leaves now, not at the next timer tick.
+    if let Some(n) = &cx.app.notifier {
+        n.kick(cx.wrote);
+    }
+    Ok(reply)
 }
 
 /// What a subscription follows, in words for the confirmation mail; `Unknown Folder` or

@@ -10,7 +10,7 @@
 use crate::app::App;
 use crate::config::NotifyConfig;
 use crate::error::{Error, Result};
-use crate::mail::{MailConfig, Mailer, Templates};
+use crate::mail::{MailConfig, Mailer, OutgoingMail, Templates};
 use crate::notify::digest;
 use crate::notify::schedule::UserTz;
 use crate::store::Store;
@@ -18,6 +18,9 @@ use crate::store::notify::{self as n, FanoutConfig, OutboxState};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Mutex, mpsc, oneshot, watch};
+
+/// Users finished per write in a pass.
+const PASS_CHUNK: usize = 256;
 
 /// Unix seconds now.
 pub fn now() -> i64 {
@@ -70,6 +73,10 @@ pub struct Notifier {
     inbox: std::sync::Mutex<Option<mpsc::Receiver<oneshot::Sender<Result<RunReport>>>>>,
     /// Set when the `subscribe` feature is on: each pass also delivers subscriptions.
     pub subscriptions: Option<crate::subscribe::mail::Context>,
+    /// Wakes the worker when a command queued mail that should leave now.
+    wake: tokio::sync::Notify,
+    /// The write sequence the queued mail belongs to: the worker waits until it is durable.
+    wake_seq: std::sync::atomic::AtomicU64,
 }
 
 impl Notifier {
@@ -101,7 +108,17 @@ impl Notifier {
             requests,
             inbox: std::sync::Mutex::new(Some(inbox)),
             subscriptions: None,
+            wake: tokio::sync::Notify::new(),
+            wake_seq: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// Asks the worker to send queued mail now (e.g. a confirmation mail), once the write
+    /// with sequence `seq` that queued it is durable.
+    pub fn kick(&self, seq: u64) {
+        self.wake_seq
+            .fetch_max(seq, std::sync::atomic::Ordering::AcqRel);
+        self.wake.notify_one();
     }
 
     /// Runs one digest pass at `now` (blocking: call it on the blocking pool).
@@ -109,40 +126,62 @@ impl Notifier {
         let _one_at_a_time = self.pass_lock.lock().map_err(Error::internal)?;
         let mut stats = PassStats::default();
         let due = store.read(|r| n::due_users(r, now, self.cfg.max_users_per_pass))?;
-        for (time, user) in due {
-            let digest = store.read(|r| {
-                if n::state(r, user)?.due != Some(time) {
-                    return Ok(None);
-                }
-                digest::build(r, user, &self.fanout).map(Some)
-            })?;
-            let Some(digest) = digest else {
-                let (_, seq) = store.write(|w| {
-                    if n::state(w, user)?.due != Some(time) {
-                        n::drop_due(w, time, user);
+        // Digests are built and rendered outside the write lock, then each chunk of users is
+        // finished in one write: one batch per chunk instead of one per user.
+        for chunk in due.chunks(PASS_CHUNK) {
+            let mut finished: Vec<(i64, u64, Option<digest::Digest>, Option<OutgoingMail>)> =
+                Vec::with_capacity(chunk.len());
+            for &(time, user) in chunk {
+                let digest = store.read(|r| {
+                    if n::state(r, user)?.due != Some(time) {
+                        return Ok(None);
                     }
-                    Ok(())
+                    digest::build(r, user, &self.fanout).map(Some)
                 })?;
-                stats.seq = stats.seq.max(seq);
-                continue;
-            };
-            let mail = if digest.issues.is_empty() {
-                None
-            } else {
-                match digest::render(&digest, &self.templates, &self.mail, &self.server_name, now) {
-                    Ok(m) => Some(m),
-                    Err(e) => {
-                        // Keep the changes pending; the next pass tries again.
-                        tracing::error!(user, error = %e, "cannot render digest");
-                        continue;
+                let Some(digest) = digest else {
+                    finished.push((time, user, None, None));
+                    continue;
+                };
+                let mail = if digest.issues.is_empty() {
+                    None
+                } else {
+                    match digest::render(
+                        &digest,
+                        &self.templates,
+                        &self.mail,
+                        &self.server_name,
+                        now,
+                    ) {
+                        Ok(m) => Some(m),
+                        Err(e) => {
+                            // Keep the changes pending; the next pass tries again.
+                            tracing::error!(user, error = %e, "cannot render digest");
+                            continue;
+                        }
+                    }
+                };
+                finished.push((time, user, Some(digest), mail));
+            }
+            let (_, seq) = store.write(|w| {
+                for (time, user, digest, mail) in &finished {
+                    match digest {
+                        // A stale index entry: the user's state points elsewhere.
+                        None => {
+                            if n::state(w, *user)?.due != Some(*time) {
+                                n::drop_due(w, *time, *user);
+                            }
+                        }
+                        Some(d) => {
+                            n::finish_user(w, *user, &d.covered, mail.clone(), now, &self.fanout)?;
+                        }
                     }
                 }
-            };
-            let queued = mail.is_some();
-            let (_, seq) = store
-                .write(|w| n::finish_user(w, user, &digest.covered, mail, now, &self.fanout))?;
-            stats.users += 1;
-            stats.queued += usize::from(queued);
+                Ok(())
+            })?;
+            for (_, _, digest, mail) in &finished {
+                stats.users += usize::from(digest.is_some());
+                stats.queued += usize::from(mail.is_some());
+            }
             stats.seq = stats.seq.max(seq);
         }
         if let Some(ctx) = &self.subscriptions {
@@ -167,8 +206,12 @@ impl Notifier {
     /// Tries every queued message that is due at `now`.
     pub async fn send_due(&self, store: &Store, now: i64) -> Result<SendStats> {
         let _one_at_a_time = self.send_lock.lock().await;
+        let started = std::time::Instant::now();
         let mut stats = SendStats::default();
         let ids = store.read(|r| n::outbox_due(r, now, 1000))?;
+        // What we just read may belong to a write that is not on disk yet (a command queued it
+        // and is still waiting for its flush): mail never leaves before it is durable.
+        store.durable(store.last_applied()).await;
         for id in ids {
             let Some(entry) = store.read(|r| n::outbox_entry(r, id))? else {
                 continue;
@@ -205,7 +248,10 @@ impl Notifier {
                     new.last_error = Some(error.clone());
                     if retry {
                         stats.deferred += 1;
-                        new.next_attempt = now + self.backoff(attempts);
+                        // The delay counts from this failure, not from the start of the run
+                        // (which may be many send timeouts ago).
+                        let failed_at = now + started.elapsed().as_secs() as i64;
+                        new.next_attempt = failed_at + self.backoff(attempts);
                         tracing::warn!(id, attempts, %error, "mail deferred");
                     } else {
                         stats.failed += 1;
@@ -278,6 +324,11 @@ pub async fn run(app: Arc<App>, mut stop: watch::Receiver<bool>) {
                 if let Some(reply) = request {
                     let _ = reply.send(pass_and_send(&app, &notifier).await);
                 }
+            }
+            _ = notifier.wake.notified() => {
+                // Mail never leaves before the command that queued it is durable.
+                let seq = notifier.wake_seq.load(std::sync::atomic::Ordering::Acquire);
+                app.store.durable(seq).await;
             }
             _ = stop.changed() => break,
         }
