@@ -2,9 +2,10 @@
 //! random moments; after each restart every acknowledged write must be there, and the data
 //! must be consistent (ids never reused, indexes matching their rows).
 //!
-//! Writes: ADD USER (a row, a login index and a name index in one transaction) and RENAME
-//! USER (a row and a moved name index). A write whose reply never arrived may or may not
-//! have happened; both are accepted, but not half of it.
+//! Writes: ADD USER (a row, a login index and a name index in one transaction), RENAME
+//! USER (a row and a moved name index), ADD ISSUE (an issue, its folder's stamp) and ADD
+//! COMMENT (a comment, the issue's and folder's stamps). A write whose reply never arrived
+//! may or may not have happened; both are accepted, but not half of it.
 
 mod support;
 
@@ -34,6 +35,12 @@ struct Ledger {
     /// ADD USER sent without an acknowledgement: the login may or may not exist.
     maybe_added: Vec<String>,
     acknowledged: usize,
+    /// Acknowledged issues by name, and ADD ISSUE sent without an acknowledgement.
+    issues: BTreeMap<String, i64>,
+    maybe_issues: Vec<String>,
+    /// Acknowledged comments by text: (comment id, issue id); and unacknowledged ones.
+    comments: BTreeMap<String, (i64, i64)>,
+    maybe_comments: Vec<String>,
     /// Writes in flight at a kill, and how many of those the server had kept.
     in_flight: usize,
     in_flight_kept: usize,
@@ -72,8 +79,42 @@ fn writer(server_addr: std::net::SocketAddr, tag: String, ledger: Arc<Mutex<Ledg
         return;
     }
     let mut mine: Vec<String> = Vec::new();
+    let mut my_issues: Vec<i64> = Vec::new();
     let mut last_id = 0;
+    let mut last_item = 0;
     for n in 0.. {
+        if n % 8 == 1 || n % 8 == 2 || (n % 8 == 3 && my_issues.is_empty()) {
+            let name = format!("{tag} issue {n}");
+            ledger.lock().unwrap().maybe_issues.push(name.clone());
+            let Some(reply) = request(&mut c, &format!("ADD ISSUE {FOLDER} '{name}'")) else {
+                return;
+            };
+            let id = parse_id(&reply, &name);
+            assert!(id > last_item, "item ids of one connection increase");
+            last_item = id;
+            let mut l = ledger.lock().unwrap();
+            l.maybe_issues.retain(|x| x != &name);
+            l.issues.insert(name, id);
+            l.acknowledged += 1;
+            my_issues.push(id);
+            continue;
+        }
+        if n % 8 == 3 || n % 8 == 4 {
+            let issue = my_issues[n % my_issues.len()];
+            let text = format!("{tag} comment {n}");
+            ledger.lock().unwrap().maybe_comments.push(text.clone());
+            let Some(reply) = request(&mut c, &format!("ADD COMMENT {issue} '{text}'")) else {
+                return;
+            };
+            let id = parse_id(&reply, &text);
+            assert!(id > last_item, "item ids of one connection increase");
+            last_item = id;
+            let mut l = ledger.lock().unwrap();
+            l.maybe_comments.retain(|x| x != &text);
+            l.comments.insert(text, (id, issue));
+            l.acknowledged += 1;
+            continue;
+        }
         // Mostly renames: ADD USER costs a password hash, and more writes per kill
         // means more chances to be killed mid-write.
         if n % 8 != 0 && !mine.is_empty() {
@@ -100,11 +141,7 @@ fn writer(server_addr: std::net::SocketAddr, tag: String, ledger: Arc<Mutex<Ledg
             let Some(reply) = request(&mut c, &format!("ADD USER '{login}' '{login}' 'pw'")) else {
                 return;
             };
-            let id: i64 = reply
-                .strip_prefix("ID ")
-                .unwrap_or_else(|| panic!("ADD USER {login}: {reply}"))
-                .parse()
-                .unwrap();
+            let id = parse_id(&reply, &login);
             assert!(
                 id > last_id,
                 "ids of one connection increase: {id} after {last_id}"
@@ -125,6 +162,120 @@ fn writer(server_addr: std::net::SocketAddr, tag: String, ledger: Arc<Mutex<Ledg
             mine.push(login);
         }
     }
+}
+
+fn parse_id(reply: &str, what: &str) -> i64 {
+    reply
+        .strip_prefix("ID ")
+        .unwrap_or_else(|| panic!("adding {what}: {reply}"))
+        .parse()
+        .unwrap()
+}
+
+/// The folder the writers add issues to (made once, before the first kill).
+const FOLDER: i64 = 1;
+
+/// Quoted strings and bare words of a reply line (the test's strings hold no quotes).
+fn fields(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = line;
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix('\'') {
+            let end = r.find('\'').unwrap();
+            out.push(r[..end].to_string());
+            rest = r[end + 1..].trim_start();
+        } else {
+            let end = rest.find(' ').unwrap_or(rest.len());
+            out.push(rest[..end].to_string());
+            rest = rest[end..].trim_start();
+        }
+    }
+    out
+}
+
+/// Checks issues and comments: every acknowledged one is there, nothing unknown is, and
+/// stamps only grow (a comment's id is at most its issue's stamp, an issue's stamp at most
+/// its folder's). Settles the unacknowledged ones to what the server kept.
+fn verify_issues(c: &mut Client, ledger: &mut Ledger, max_item: &mut i64) {
+    let folder_stamp: i64 = c
+        .send("LIST PROJECTS")
+        .iter()
+        .map(|l| fields(l))
+        .find(|f| f[0] == "F" && f[1] == FOLDER.to_string())
+        .map(|f| f[5].parse().unwrap())
+        .expect("the folder survives");
+    let mut issues: HashMap<String, (i64, i64)> = HashMap::new();
+    for line in c.send(&format!("LIST ISSUES {FOLDER} 0")) {
+        let f = fields(&line);
+        if f[0] != "I" {
+            continue;
+        }
+        let (id, stamp): (i64, i64) = (f[1].parse().unwrap(), f[4].parse().unwrap());
+        assert_eq!(f[2], FOLDER.to_string());
+        assert!(
+            stamp >= id && stamp <= folder_stamp,
+            "{line} (folder stamp {folder_stamp})"
+        );
+        assert!(
+            issues.insert(f[3].clone(), (id, stamp)).is_none(),
+            "{line} twice"
+        );
+    }
+    for (name, id) in &ledger.issues {
+        assert_eq!(
+            issues.get(name).map(|x| x.0),
+            Some(*id),
+            "acknowledged issue {name} lost"
+        );
+    }
+    for name in std::mem::take(&mut ledger.maybe_issues) {
+        ledger.in_flight += 1;
+        if let Some((id, _)) = issues.get(&name) {
+            ledger.in_flight_kept += 1;
+            ledger.issues.insert(name, *id);
+        }
+    }
+    for name in issues.keys() {
+        assert!(ledger.issues.contains_key(name), "unexpected issue {name}");
+    }
+    // Comments of every issue (GET DETAILS from 0 lists them all).
+    let mut comments: HashMap<String, (i64, i64)> = HashMap::new();
+    for (id, stamp) in issues.values() {
+        for line in c.send(&format!("GET DETAILS {id} 0")) {
+            let f = fields(&line);
+            if f[0] != "C" {
+                continue;
+            }
+            let (cid, issue): (i64, i64) = (f[1].parse().unwrap(), f[2].parse().unwrap());
+            assert_eq!(issue, *id, "{line}");
+            assert!(cid > *id && cid <= *stamp, "{line}: issue stamp {stamp}");
+            assert!(
+                comments.insert(f[5].clone(), (cid, issue)).is_none(),
+                "{line} twice"
+            );
+        }
+    }
+    for (text, want) in &ledger.comments {
+        assert_eq!(
+            comments.get(text),
+            Some(want),
+            "acknowledged comment {text:?} lost"
+        );
+    }
+    for text in std::mem::take(&mut ledger.maybe_comments) {
+        ledger.in_flight += 1;
+        if let Some(found) = comments.get(&text) {
+            ledger.in_flight_kept += 1;
+            ledger.comments.insert(text, *found);
+        }
+    }
+    for text in comments.keys() {
+        assert!(
+            ledger.comments.contains_key(text),
+            "unexpected comment {text:?}"
+        );
+    }
+    *max_item = (*max_item).max(folder_stamp);
 }
 
 /// `U id 'login' 'name' access` lines of LIST USERS, by login.
@@ -216,13 +367,27 @@ fn acknowledged_writes_survive_sigkill_at_random_moments() {
     let started = Instant::now();
     let mut server = Server::start();
     let uuid = server.connect().one("HELLO");
+    {
+        let mut admin = server.admin();
+        let t = admin.id("ADD TYPE 'Bug'");
+        let p = admin.id("ADD PROJECT 'Crash'");
+        assert_eq!(admin.id(&format!("ADD FOLDER {p} {t} 'Bugs'")), FOLDER);
+        assert_eq!(admin.one(&format!("GRANT MEMBER 1 {p} 2")), "OK");
+    }
+    let mut max_item = 0;
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let mut max_id_seen = 0;
     let mut kills = 0;
     for round in 0..ROUNDS {
         let first_id_floor = max_id_seen;
-        let before: std::collections::HashSet<String> =
-            ledger.lock().unwrap().users.keys().cloned().collect();
+        let item_floor = max_item;
+        let (before, before_items) = {
+            let l = ledger.lock().unwrap();
+            let users: std::collections::HashSet<String> = l.users.keys().cloned().collect();
+            let items: std::collections::HashSet<String> =
+                l.issues.keys().chain(l.comments.keys()).cloned().collect();
+            (users, items)
+        };
         let writers: Vec<_> = (0..WRITERS)
             .map(|w| {
                 let ledger = ledger.clone();
@@ -256,7 +421,22 @@ fn acknowledged_writes_survive_sigkill_at_random_moments() {
                 );
             }
         }
+        for (what, id) in l
+            .issues
+            .iter()
+            .chain(l.comments.iter().map(|(t, (id, _))| (t, id)))
+        {
+            if *id > item_floor {
+                continue;
+            }
+            let known_before = before_items.contains(what);
+            assert!(
+                known_before,
+                "{what} got id {id} <= {item_floor}, an id handed out twice"
+            );
+        }
         verify(&server, &mut l, &mut max_id_seen);
+        verify_issues(&mut server.admin(), &mut l, &mut max_item);
     }
 
     // Indexes agree with rows: every surviving login and name is taken; a login whose ADD
@@ -290,11 +470,14 @@ fn acknowledged_writes_survive_sigkill_at_random_moments() {
     };
     eprintln!(
         "crash test: {kills} kills survived, {} writes acknowledged, 0 lost; {} writes in \
-         flight at a kill ({} kept, the rest cleanly absent); {} users, {:?}",
+         flight at a kill ({} kept, the rest cleanly absent); {} users, {} issues, {} \
+         comments, {:?}",
         l.acknowledged,
         l.in_flight,
         l.in_flight_kept,
         ids.len(),
+        l.issues.len(),
+        l.comments.len(),
         started.elapsed()
     );
     assert!(kills >= 20);
