@@ -33,12 +33,20 @@ fn parse(text: &str, admin_password: &str) -> Result<Vec<Step>, String> {
         if let Some(cmd) = line.strip_prefix("C: ") {
             let mut send = cmd.as_bytes().to_vec();
             send.push(b'\n');
-            steps.push(Step { line_no: i + 1, send, expect: Vec::new() });
+            steps.push(Step {
+                line_no: i + 1,
+                send,
+                expect: Vec::new(),
+            });
         } else if let Some(data) = line.strip_prefix("D: ") {
-            let step = steps.last_mut().ok_or(format!("line {}: D: before any C:", i + 1))?;
+            let step = steps
+                .last_mut()
+                .ok_or(format!("line {}: D: before any C:", i + 1))?;
             step.send.extend_from_slice(data.as_bytes());
         } else if let Some(reply) = line.strip_prefix("S: ") {
-            let step = steps.last_mut().ok_or(format!("line {}: S: before any C:", i + 1))?;
+            let step = steps
+                .last_mut()
+                .ok_or(format!("line {}: S: before any C:", i + 1))?;
             step.expect.push(reply.to_string());
         } else {
             return Err(format!("line {}: expected C:, D:, S: or #", i + 1));
@@ -54,8 +62,7 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
         return pattern == text;
     }
     let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last)
-    {
+    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
         return false;
     }
     let mut rest = &text[first.len()..text.len() - last.len()];
@@ -72,12 +79,17 @@ fn read_reply(reader: &mut BufReader<TcpStream>) -> Result<Vec<String>, String> 
     let mut lines = Vec::new();
     loop {
         let mut raw = Vec::new();
-        let n = reader.read_until(b'\n', &mut raw).map_err(|e| e.to_string())?;
+        let n = reader
+            .read_until(b'\n', &mut raw)
+            .map_err(|e| e.to_string())?;
         if n == 0 {
             return Err("connection closed".into());
         }
         if !raw.ends_with(b"\r\n") {
-            return Err(format!("reply line without CRLF: {:?}", String::from_utf8_lossy(&raw)));
+            return Err(format!(
+                "reply line without CRLF: {:?}",
+                String::from_utf8_lossy(&raw)
+            ));
         }
         raw.truncate(raw.len() - 2);
         if raw.is_empty() {
@@ -101,19 +113,26 @@ fn read_reply(reader: &mut BufReader<TcpStream>) -> Result<Vec<String>, String> 
 pub fn run(addr: &str, text: &str, admin_password: &str) -> Result<usize, String> {
     let steps = parse(text, admin_password)?;
     let stream = TcpStream::connect(addr).map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-    stream.set_read_timeout(Some(Duration::from_secs(30))).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(|e| e.to_string())?;
     let mut reader = BufReader::new(stream);
     for step in &steps {
-        reader.get_mut().write_all(&step.send).map_err(|e| e.to_string())?;
-        let got = read_reply(&mut reader)
-            .map_err(|e| format!("line {}: {e}", step.line_no))?;
+        reader
+            .get_mut()
+            .write_all(&step.send)
+            .map_err(|e| e.to_string())?;
+        let got = read_reply(&mut reader).map_err(|e| format!("line {}: {e}", step.line_no))?;
         let ok = got.len() == step.expect.len()
             && got.iter().zip(&step.expect).all(|(g, e)| glob_match(e, g));
         if !ok {
             return Err(format!(
                 "line {}: {}\n  expected: {:?}\n  got:      {:?}",
                 step.line_no,
-                String::from_utf8_lossy(&step.send).lines().next().unwrap_or(""),
+                String::from_utf8_lossy(&step.send)
+                    .lines()
+                    .next()
+                    .unwrap_or(""),
                 step.expect,
                 got
             ));
@@ -129,7 +148,10 @@ mod tests {
     #[test]
     fn globs() {
         assert!(glob_match("SERVER 'x' '*'", "SERVER 'x' 'abc-1'"));
-        assert!(glob_match("I 1 1 'a' 3 * 1 * 1", "I 1 1 'a' 3 1700000000 1 1700000001 1"));
+        assert!(glob_match(
+            "I 1 1 'a' 3 * 1 * 1",
+            "I 1 1 'a' 3 1700000000 1 1700000001 1"
+        ));
         assert!(!glob_match("I 1 * 2", "I 1 5 3"));
         assert!(glob_match("OK", "OK"));
         assert!(!glob_match("OK", "OKAY"));
@@ -137,7 +159,11 @@ mod tests {
 
     #[test]
     fn transcript_parses() {
-        let steps = parse("# c\nC: HELLO\nS: SERVER *\n\nC: ADD ATTACHMENT 1 'a' '' {2}\nD: hi\nS: ID 4\n", "pw").unwrap();
+        let steps = parse(
+            "# c\nC: HELLO\nS: SERVER *\n\nC: ADD ATTACHMENT 1 'a' '' {2}\nD: hi\nS: ID 4\n",
+            "pw",
+        )
+        .unwrap();
         assert_eq!(steps.len(), 2);
         assert_eq!(steps[1].send, b"ADD ATTACHMENT 1 'a' '' {2}\nhi");
         assert!(parse("X: nope", "pw").is_err());

@@ -37,6 +37,8 @@ enum Cmd {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Load generator and benchmark helpers (scripts/bench runs the full comparison).
+    Bench(webissued::bench::BenchArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -61,6 +63,7 @@ fn main() -> std::process::ExitCode {
             }
         },
         Cmd::Conformance { addr, files } => conformance(&addr, &files),
+        Cmd::Bench(args) => webissued::bench::main(args),
     }
 }
 

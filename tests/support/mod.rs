@@ -28,7 +28,12 @@ impl Server {
 
     pub fn start_with(extra_config: &str) -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = Server { child: None, addr: "127.0.0.1:0".parse().unwrap(), dir, config: extra_config.to_string() };
+        let mut s = Server {
+            child: None,
+            addr: "127.0.0.1:0".parse().unwrap(),
+            dir,
+            config: extra_config.to_string(),
+        };
         s.spawn();
         s
     }
@@ -45,7 +50,11 @@ impl Server {
         let config_path = self.dir.path().join("webissued.toml");
         let data = self.data_dir();
         // Reuse the port on restarts so clients of the test can reconnect to the same address.
-        let listen = if self.addr.port() == 0 { "127.0.0.1:0".to_string() } else { self.addr.to_string() };
+        let listen = if self.addr.port() == 0 {
+            "127.0.0.1:0".to_string()
+        } else {
+            self.addr.to_string()
+        };
         let config = format!("{}\n", self.config);
         std::fs::write(&config_path, config).unwrap();
         let log = std::fs::OpenOptions::new()
@@ -125,7 +134,11 @@ impl Server {
 }
 
 fn unsafe_kill(pid: u32, signal: &str) {
-    Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status().unwrap();
+    Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
 }
 
 impl Drop for Server {
@@ -142,9 +155,13 @@ pub struct Client {
 impl Client {
     pub fn connect(addr: SocketAddr) -> Client {
         let stream = TcpStream::connect(addr).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
         stream.set_nodelay(true).unwrap();
-        Client { reader: BufReader::new(stream) }
+        Client {
+            reader: BufReader::new(stream),
+        }
     }
 
     /// Sends one command line and returns its reply lines (without the empty line).
@@ -166,7 +183,8 @@ impl Client {
 
     /// Reads one reply: lines up to the empty line. Panics on EOF before it.
     pub fn read_reply(&mut self) -> Vec<String> {
-        self.try_read_reply().expect("connection closed before the end of the reply")
+        self.try_read_reply()
+            .expect("connection closed before the end of the reply")
     }
 
     /// Reads one reply, or None when the server closed the connection first.
