@@ -2,7 +2,7 @@
 
 use crate::config::Config;
 use crate::error::Result;
-use crate::store::{Read, Store, key_str, types, users};
+use crate::store::{Read, Store, issues, key_str, types, users};
 use std::sync::Arc;
 
 pub struct App {
@@ -10,6 +10,8 @@ pub struct App {
     pub store: Store,
     /// RFC 4122 UUID made at first start and kept in the store.
     pub uuid: String,
+    /// The notification machinery; None when `[notify] enabled = false`.
+    pub notifier: Option<Arc<crate::notify::Notifier>>,
 }
 
 impl App {
@@ -17,7 +19,7 @@ impl App {
     /// administrator `admin`, with the password from `WEBISSUED_ADMIN_PASSWORD` or a random
     /// one printed once on stderr, and the predefined issue type "Bugs".
     pub fn open(config: Config) -> Result<Arc<App>> {
-        let store = Store::open(&config.server.data_dir)?;
+        let store = Store::open(&config.server.data_dir, config.server.cache_mb << 20)?;
         let uuid = match store.read(|r| r.get::<String>(&key_str("meta", "uuid")))? {
             Some(u) => u,
             None => {
@@ -39,16 +41,72 @@ impl App {
                 uuid
             }
         };
-        Ok(Arc::new(App {
+        let notifier = if config.notify.enabled {
+            // The file transport writes beside the data unless told otherwise.
+            let mut mail = config.mail.clone();
+            if mail.file_dir == crate::mail::MailConfig::default().file_dir {
+                mail.file_dir = config.server.data_dir.join("mail");
+            }
+            let n = crate::notify::Notifier::new(
+                &config.notify,
+                &mail,
+                &config.server.name,
+                &config.server.timezone,
+            )
+            .map_err(|e| crate::error::Error::with(crate::error::Code::ServerError, e))?;
+            let mut n = n;
+            if config.subscribe.enabled {
+                n.subscriptions = Some(crate::subscribe::mail::Context::new(&config));
+            }
+            store.enable_fanout(n.fanout.clone());
+            Some(Arc::new(n))
+        } else {
+            None
+        };
+        let app = App {
             config,
             store,
             uuid,
-        }))
+            notifier,
+        };
+        let swept = app
+            .store
+            .read(|r| issues::sweep_orphan_files(r, &app.attachments_dir()))?;
+        if swept > 0 {
+            tracing::info!(swept, "removed attachment files of unfinished uploads");
+        }
+        Ok(Arc::new(app))
+    }
+
+    /// Where attachment bytes live, one file each, outside sled.
+    pub fn attachments_dir(&self) -> std::path::PathBuf {
+        self.config.server.data_dir.join("attachments")
     }
 
     /// The optional features enabled by the configuration (LIST FEATURES).
     pub fn features(&self) -> Vec<&'static str> {
-        Vec::new()
+        let mut features = Vec::new();
+        if self.notifier.is_some() {
+            features.push("notify");
+        }
+        if self.subscriptions_enabled() {
+            features.push("subscribe");
+        }
+        features
+    }
+
+    /// Subscriptions are delivered by the notification machinery (pass, outbox, worker), so
+    /// they are on only when both `[subscribe]` and `[notify]` are enabled.
+    pub fn subscriptions_enabled(&self) -> bool {
+        self.subscriptions().is_some()
+    }
+
+    /// What subscription mails are made with, when the feature is on.
+    pub fn subscriptions(
+        &self,
+    ) -> Option<(&crate::subscribe::mail::Context, &crate::mail::Templates)> {
+        let n = self.notifier.as_deref()?;
+        Some((n.subscriptions.as_ref()?, &n.templates))
     }
 }
 

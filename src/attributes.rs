@@ -100,13 +100,13 @@ impl fmt::Display for DefError {
                 write!(
                     f,
                     "invalid definition: duplicate item '{}'",
-                    printable(item)
+                    crate::error::printable(item, 40)
                 )
             }
             DefError::InvalidItem { item, reason } => write!(
                 f,
                 "invalid definition: item '{}': {reason}",
-                printable(item)
+                crate::error::printable(item, 40)
             ),
             DefError::RequiredWithoutDefault => write!(
                 f,
@@ -171,24 +171,6 @@ impl fmt::Display for ValueError {
 }
 
 impl std::error::Error for ValueError {}
-
-/// Escapes control characters and caps the length, so echoed client text can't break a reply
-/// line or flood it.
-fn printable(s: &str) -> String {
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i == 40 {
-            out.push('…');
-            break;
-        }
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
 
 /// Rule 1 of §6.3, common to every type: ≤ 80 characters, one line, no TAB.
 fn check_basic(value: &str) -> Result<(), ValueError> {

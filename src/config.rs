@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 pub struct Config {
     pub server: ServerConfig,
     pub notify: NotifyConfig,
+    pub mail: crate::mail::MailConfig,
+    pub subscribe: SubscribeConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -30,6 +32,14 @@ pub struct ServerConfig {
     pub idle_timeout_secs: u64,
     /// Time zone for users without a `timezone` preference (`+hhmm` or an IANA name).
     pub timezone: String,
+    /// Address of the HTTP listener serving the confirm and unsubscribe pages (only started
+    /// when `[subscribe] enabled`).
+    pub http_listen: String,
+    /// Public prefix of links in mails, e.g. `https://tracker.example.org`. When unset, the
+    /// address the HTTP listener actually bound (`http://127.0.0.1:4081` by default).
+    pub base_url: Option<String>,
+    /// sled's page cache in MiB (attachments are files, outside it).
+    pub cache_mb: u64,
 }
 
 impl Default for ServerConfig {
@@ -43,6 +53,9 @@ impl Default for ServerConfig {
             max_connections: 20_000,
             idle_timeout_secs: 1800,
             timezone: "+0000".into(),
+            http_listen: "127.0.0.1:4081".into(),
+            base_url: None,
+            cache_mb: 64,
         }
     }
 }
@@ -52,11 +65,59 @@ impl Default for ServerConfig {
 pub struct NotifyConfig {
     /// Whether the `notify` feature is offered and notification mail is sent.
     pub enabled: bool,
+    /// Seconds between two digest passes.
+    pub interval_secs: u64,
+    /// Least seconds between two mails to one IMMEDIATELY user.
+    pub min_interval_secs: u64,
+    /// A directory whose `digest.txt` / `digest.html` replace the compiled-in templates.
+    pub templates_dir: Option<PathBuf>,
+    /// Most users handled by one pass; the rest wait for the next one.
+    pub max_users_per_pass: usize,
+    /// First retry delay after a transient send failure; doubled per attempt.
+    pub retry_base_secs: u64,
+    /// Longest retry delay.
+    pub retry_max_secs: u64,
+    /// Attempts after which a message is marked failed.
+    pub max_attempts: u32,
 }
 
 impl Default for NotifyConfig {
     fn default() -> Self {
-        NotifyConfig { enabled: true }
+        NotifyConfig {
+            enabled: true,
+            interval_secs: 60,
+            min_interval_secs: 300,
+            templates_dir: None,
+            max_users_per_pass: 10_000,
+            retry_base_secs: 60,
+            retry_max_secs: 6 * 3600,
+            max_attempts: 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SubscribeConfig {
+    /// Whether the `subscribe` feature is offered (commands, HTTP pages, delivery).
+    pub enabled: bool,
+    /// How long a confirmation token stays valid.
+    pub confirm_token_ttl_secs: u64,
+    /// How long the unsubscribe link in a notification keeps working.
+    pub unsubscribe_token_ttl_secs: u64,
+    /// Most subscriptions one user may have (pending, active or expired); a server
+    /// administrator is not limited. Bounds the confirmation mail one account can cause.
+    pub max_per_user: usize,
+}
+
+impl Default for SubscribeConfig {
+    fn default() -> Self {
+        SubscribeConfig {
+            enabled: true,
+            confirm_token_ttl_secs: 48 * 3600,
+            unsubscribe_token_ttl_secs: 180 * 24 * 3600,
+            max_per_user: 100,
+        }
     }
 }
 
@@ -81,6 +142,10 @@ mod tests {
         let c = Config::from_toml("").unwrap();
         assert_eq!(c.server.listen, "127.0.0.1:4080");
         assert!(c.notify.enabled);
+        assert!(c.subscribe.enabled);
+        assert_eq!(c.subscribe.confirm_token_ttl_secs, 172_800);
+        assert_eq!(c.server.http_listen, "127.0.0.1:4081");
+        assert_eq!(c.server.base_url, None);
     }
 
     #[test]

@@ -6,164 +6,64 @@
 use std::borrow::Cow;
 use std::fmt;
 
-/// An error code with its standard message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Code {
-    LoginRequired,
-    AccessDenied,
-    IncorrectLogin,
-    UnknownProject,
-    UnknownFolder,
-    UnknownIssue,
-    UnknownAttachment,
-    UnknownUser,
-    UnknownType,
-    UnknownAttribute,
-    UnknownSubscription,
-    ProjectExists,
-    FolderExists,
-    UserExists,
-    TypeExists,
-    AttributeExists,
-    CannotDeleteProject,
-    CannotDeleteFolder,
-    CannotDeleteType,
-    InvalidString,
-    InvalidAccess,
-    InvalidValue,
-    InvalidDefinition,
-    InvalidPreference,
-    InvalidToken,
-    TooManyAttempts,
-    SyntaxError,
-    UnknownCommand,
-    InvalidArguments,
-    UploadError,
-    IdleTimeout,
-    ServerError,
-    TooManyConnections,
+/// Defines [`Code`] with its number and standard message from one table.
+macro_rules! codes {
+    ($($name:ident = $number:literal, $message:literal;)*) => {
+        /// An error code with its standard message.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Code { $($name,)* }
+
+        impl Code {
+            /// Every code, for the spec table test.
+            pub const ALL: &[Code] = &[$(Code::$name,)*];
+
+            /// The numeric code sent on the wire.
+            pub fn number(self) -> u16 {
+                match self { $(Code::$name => $number,)* }
+            }
+
+            /// The standard message for the code.
+            pub fn message(self) -> &'static str {
+                match self { $(Code::$name => $message,)* }
+            }
+        }
+    };
 }
 
-impl Code {
-    /// The numeric code sent on the wire.
-    pub fn number(self) -> u16 {
-        use Code::*;
-        match self {
-            LoginRequired => 300,
-            AccessDenied => 301,
-            IncorrectLogin => 302,
-            UnknownProject => 303,
-            UnknownFolder => 304,
-            UnknownIssue => 305,
-            UnknownAttachment => 306,
-            UnknownUser => 307,
-            UnknownType => 308,
-            UnknownAttribute => 309,
-            UnknownSubscription => 310,
-            ProjectExists => 320,
-            FolderExists => 321,
-            UserExists => 322,
-            TypeExists => 323,
-            AttributeExists => 324,
-            CannotDeleteProject => 330,
-            CannotDeleteFolder => 331,
-            CannotDeleteType => 332,
-            InvalidString => 340,
-            InvalidAccess => 341,
-            InvalidValue => 342,
-            InvalidDefinition => 343,
-            InvalidPreference => 344,
-            InvalidToken => 345,
-            TooManyAttempts => 350,
-            SyntaxError => 400,
-            UnknownCommand => 401,
-            InvalidArguments => 402,
-            UploadError => 403,
-            IdleTimeout => 408,
-            ServerError => 500,
-            TooManyConnections => 503,
-        }
-    }
-
-    /// The standard message for the code.
-    pub fn message(self) -> &'static str {
-        use Code::*;
-        match self {
-            LoginRequired => "Login Required",
-            AccessDenied => "Access Denied",
-            IncorrectLogin => "Incorrect Login",
-            UnknownProject => "Unknown Project",
-            UnknownFolder => "Unknown Folder",
-            UnknownIssue => "Unknown Issue",
-            UnknownAttachment => "Unknown Attachment",
-            UnknownUser => "Unknown User",
-            UnknownType => "Unknown Type",
-            UnknownAttribute => "Unknown Attribute",
-            UnknownSubscription => "Unknown Subscription",
-            ProjectExists => "Project Already Exists",
-            FolderExists => "Folder Already Exists",
-            UserExists => "User Already Exists",
-            TypeExists => "Type Already Exists",
-            AttributeExists => "Attribute Already Exists",
-            CannotDeleteProject => "Cannot Delete Project",
-            CannotDeleteFolder => "Cannot Delete Folder",
-            CannotDeleteType => "Cannot Delete Type",
-            InvalidString => "Invalid String",
-            InvalidAccess => "Invalid Access Level",
-            InvalidValue => "Invalid Value",
-            InvalidDefinition => "Invalid Definition",
-            InvalidPreference => "Invalid Preference",
-            InvalidToken => "Invalid Token",
-            TooManyAttempts => "Too Many Attempts",
-            SyntaxError => "Syntax Error",
-            UnknownCommand => "Unknown Command",
-            InvalidArguments => "Invalid Arguments",
-            UploadError => "Upload Error",
-            IdleTimeout => "Idle Timeout",
-            ServerError => "Server Error",
-            TooManyConnections => "Too Many Connections",
-        }
-    }
-
-    /// Every code, for the spec table test.
-    pub const ALL: [Code; 33] = {
-        use Code::*;
-        [
-            LoginRequired,
-            AccessDenied,
-            IncorrectLogin,
-            UnknownProject,
-            UnknownFolder,
-            UnknownIssue,
-            UnknownAttachment,
-            UnknownUser,
-            UnknownType,
-            UnknownAttribute,
-            UnknownSubscription,
-            ProjectExists,
-            FolderExists,
-            UserExists,
-            TypeExists,
-            AttributeExists,
-            CannotDeleteProject,
-            CannotDeleteFolder,
-            CannotDeleteType,
-            InvalidString,
-            InvalidAccess,
-            InvalidValue,
-            InvalidDefinition,
-            InvalidPreference,
-            InvalidToken,
-            TooManyAttempts,
-            SyntaxError,
-            UnknownCommand,
-            InvalidArguments,
-            UploadError,
-            IdleTimeout,
-            ServerError,
-            TooManyConnections,
-        ]
-    };
+codes! {
+    LoginRequired = 300, "Login Required";
+    AccessDenied = 301, "Access Denied";
+    IncorrectLogin = 302, "Incorrect Login";
+    UnknownProject = 303, "Unknown Project";
+    UnknownFolder = 304, "Unknown Folder";
+    UnknownIssue = 305, "Unknown Issue";
+    UnknownAttachment = 306, "Unknown Attachment";
+    UnknownUser = 307, "Unknown User";
+    UnknownType = 308, "Unknown Type";
+    UnknownAttribute = 309, "Unknown Attribute";
+    UnknownSubscription = 310, "Unknown Subscription";
+    ProjectExists = 320, "Project Already Exists";
+    FolderExists = 321, "Folder Already Exists";
+    UserExists = 322, "User Already Exists";
+    TypeExists = 323, "Type Already Exists";
+    AttributeExists = 324, "Attribute Already Exists";
+    CannotDeleteProject = 330, "Cannot Delete Project";
+    CannotDeleteFolder = 331, "Cannot Delete Folder";
+    CannotDeleteType = 332, "Cannot Delete Type";
+    InvalidString = 340, "Invalid String";
+    InvalidAccess = 341, "Invalid Access Level";
+    InvalidValue = 342, "Invalid Value";
+    InvalidDefinition = 343, "Invalid Definition";
+    InvalidPreference = 344, "Invalid Preference";
+    InvalidToken = 345, "Invalid Token";
+    TooManyAttempts = 350, "Too Many Attempts";
+    SyntaxError = 400, "Syntax Error";
+    UnknownCommand = 401, "Unknown Command";
+    InvalidArguments = 402, "Invalid Arguments";
+    UploadError = 403, "Upload Error";
+    IdleTimeout = 408, "Idle Timeout";
+    ServerError = 500, "Server Error";
+    TooManyConnections = 503, "Too Many Connections";
 }
 
 /// A protocol error: a code, and optionally a detail appended to the standard message.
@@ -236,6 +136,24 @@ impl From<std::io::Error> for Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Client text quoted in an error message: control characters escaped and the length capped
+/// at `max` characters, so echoed input can neither break a reply line nor flood it.
+pub fn printable(s: &str, max: usize) -> String {
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i == max {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,6 +163,16 @@ mod tests {
     fn codes_are_unique() {
         let numbers: HashSet<u16> = Code::ALL.iter().map(|c| c.number()).collect();
         assert_eq!(numbers.len(), Code::ALL.len());
+    }
+
+    /// protocol-spec/errors.md lists every code with its standard message.
+    #[test]
+    fn spec_table_matches() {
+        let spec = include_str!("../protocol-spec/errors.md");
+        for code in Code::ALL {
+            let row = format!("| {} | {} |", code.number(), code.message());
+            assert!(spec.contains(&row), "errors.md lacks {row}");
+        }
     }
 
     #[test]

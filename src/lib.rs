@@ -14,6 +14,7 @@ pub mod config;
 pub mod conformance;
 pub mod email_address;
 pub mod error;
+pub mod http;
 pub mod mail;
 pub mod notify;
 pub mod password;

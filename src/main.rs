@@ -28,6 +28,9 @@ enum Cmd {
         /// Data directory (overrides [server] data_dir).
         #[arg(long)]
         data: Option<PathBuf>,
+        /// HTTP listen address for subscription pages (overrides [server] http_listen).
+        #[arg(long)]
+        http_listen: Option<String>,
     },
     /// Run conformance transcripts against a running, freshly initialised server.
     Conformance {
@@ -55,7 +58,8 @@ fn main() -> std::process::ExitCode {
             config,
             listen,
             data,
-        } => match serve(config, listen, data) {
+            http_listen,
+        } => match serve(config, listen, data, http_listen) {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("webissued: {e}");
@@ -98,6 +102,7 @@ fn serve(
     config: Option<PathBuf>,
     listen: Option<String>,
     data: Option<PathBuf>,
+    http_listen: Option<String>,
 ) -> Result<(), String> {
     let mut cfg = match config {
         Some(path) => Config::load(&path)?,
@@ -109,19 +114,57 @@ fn serve(
     if let Some(d) = data {
         cfg.server.data_dir = d;
     }
+    if let Some(h) = http_listen {
+        cfg.server.http_listen = h;
+    }
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     runtime.block_on(async move {
+        // The pages exist for subscriptions only. Bound before the store opens so that the
+        // links in mails can name the port actually chosen when listening on port 0.
+        let http = if cfg.subscribe.enabled {
+            let l = tokio::net::TcpListener::bind(&cfg.server.http_listen)
+                .await
+                .map_err(|e| format!("cannot listen on {}: {e}", cfg.server.http_listen))?;
+            let addr = l.local_addr().map_err(|e| e.to_string())?;
+            cfg.server.http_listen = addr.to_string();
+            Some((l, addr))
+        } else {
+            None
+        };
         let app = App::open(cfg).map_err(|e| format!("cannot open the data directory: {e}"))?;
         let listener = tokio::net::TcpListener::bind(&app.config.server.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", app.config.server.listen))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        // Scripts and tests read this line to find the port when listening on port 0.
+        // Scripts and tests read this line to find the port when listening on port 0; it
+        // must stay the first line on stdout.
         println!("webissued listening on {addr}");
         tracing::info!(%addr, data = %app.config.server.data_dir.display(), "listening");
-        webissued::server::run(app, listener, shutdown_signal())
+        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+        let http_task = http.map(|(l, http_addr)| {
+            println!("webissued http listening on {http_addr}");
+            tracing::info!(%http_addr, "http listening");
+            let app = app.clone();
+            tokio::spawn(async move {
+                let stop = async move {
+                    let _ = stop_rx.wait_for(|s| *s).await;
+                };
+                if let Err(e) = webissued::http::serve(app, l, stop).await {
+                    tracing::error!(error = %e, "http listener failed");
+                }
+            })
+        });
+        let shutdown = async move {
+            shutdown_signal().await;
+            let _ = stop_tx.send(true);
+        };
+        let result = webissued::server::run(app, listener, shutdown)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string());
+        if let Some(t) = http_task {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), t).await;
+        }
+        result
     })
 }
 

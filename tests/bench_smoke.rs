@@ -59,7 +59,16 @@ fn load_generator_runs_every_mix_without_errors() {
         let json = bench(
             &server,
             &[
-                "run", "--mix", mix, "-c", "4", "-d", depth, "--duration", "1", "--json",
+                "run",
+                "--mix",
+                mix,
+                "-c",
+                "4",
+                "-d",
+                depth,
+                "--duration",
+                "1",
+                "--json",
             ],
         );
         assert!(field(&json, "ops") > 0.0, "{mix}: no operations: {json}");

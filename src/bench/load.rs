@@ -20,6 +20,10 @@ pub enum Mix {
     Mixed,
     /// HELLO and LIST FEATURES: the protocol path without storage.
     Simple,
+    /// One command of the read mix alone, to find which one costs (profiling).
+    ListProjects,
+    ListIssues,
+    GetDetails,
     /// Redis inline `GET k` over a prefilled key space.
     RedisGet,
     /// Redis inline `SET k v`.
@@ -40,13 +44,16 @@ impl Mix {
             Mix::Write => "write",
             Mix::Mixed => "mixed",
             Mix::Simple => "simple",
+            Mix::ListProjects => "list-projects",
+            Mix::ListIssues => "list-issues",
+            Mix::GetDetails => "get-details",
             Mix::RedisGet => "redis-get",
             Mix::RedisSet => "redis-set",
         }
     }
 
     fn needs_model(self) -> bool {
-        matches!(self, Mix::Read | Mix::Write | Mix::Mixed)
+        !matches!(self, Mix::Simple | Mix::RedisGet | Mix::RedisSet)
     }
 }
 
@@ -60,6 +67,8 @@ pub struct LoadConfig {
     pub password: String,
     /// Redis key space.
     pub keys: u64,
+    /// The server process, to measure its CPU time during the run.
+    pub server_pid: Option<u32>,
 }
 
 /// A small xorshift generator: the choice of commands needs speed, not quality.
@@ -95,13 +104,16 @@ fn generate(mix: Mix, m: &Model, rng: &mut Rng, keys: u64, out: &mut Vec<u8>) {
                 out.extend_from_slice(b"LIST FEATURES");
             }
         }
-        Mix::Read => read_command(m, rng, out),
+        Mix::Read => read_command(m, rng, None, out),
+        Mix::ListIssues => read_command(m, rng, Some(0), out),
+        Mix::GetDetails => read_command(m, rng, Some(1), out),
+        Mix::ListProjects => read_command(m, rng, Some(2), out),
         Mix::Write => write_command(m, rng, out),
         Mix::Mixed => {
             if rng.below(10) == 0 {
                 write_command(m, rng, out)
             } else {
-                read_command(m, rng, out)
+                read_command(m, rng, None, out)
             }
         }
         Mix::RedisGet => {
@@ -116,8 +128,9 @@ fn generate(mix: Mix, m: &Model, rng: &mut Rng, keys: u64, out: &mut Vec<u8>) {
 /// 64 bytes, like a short attribute value.
 const REDIS_VALUE: &str = "v123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
-fn read_command(m: &Model, rng: &mut Rng, out: &mut Vec<u8>) {
-    match rng.below(3) {
+/// `kind`: 0 LIST ISSUES, 1 GET DETAILS, 2 LIST PROJECTS; None picks one at random.
+fn read_command(m: &Model, rng: &mut Rng, kind: Option<usize>, out: &mut Vec<u8>) {
+    match kind.unwrap_or_else(|| rng.below(3)) {
         0 if !m.folders.is_empty() => {
             // A client syncing a folder: only the last few issues are newer than its stamp.
             let f = &m.folders[rng.below(m.folders.len())];
@@ -176,6 +189,8 @@ pub struct Outcome {
     pub first_error: Option<String>,
     pub hist: Histogram,
     pub elapsed: Duration,
+    /// Server CPU time (user + system) during the timed run.
+    pub server_cpu: Option<Duration>,
 }
 
 impl Outcome {
@@ -220,6 +235,7 @@ pub async fn run(cfg: LoadConfig) -> io::Result<Outcome> {
         }
         conns.push(c);
     }
+    let cpu_before = cfg.server_pid.map(super::cpu_time).transpose()?;
     let start = Instant::now();
     let deadline = start + cfg.duration;
     let mut tasks = tokio::task::JoinSet::new();
@@ -244,6 +260,9 @@ pub async fn run(cfg: LoadConfig) -> io::Result<Outcome> {
         total.merge(done.map_err(io::Error::other)??);
     }
     total.elapsed = cfg.duration;
+    if let (Some(pid), Some(before)) = (cfg.server_pid, cpu_before) {
+        total.server_cpu = Some(super::cpu_time(pid)?.saturating_sub(before));
+    }
     Ok(total)
 }
 

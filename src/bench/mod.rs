@@ -67,6 +67,10 @@ enum BenchCmd {
         /// Key space for the Redis mixes.
         #[arg(long, default_value_t = 100_000)]
         keys: u64,
+        /// Also report the server's CPU time per operation (from /proc): a cost figure
+        /// that other load on the machine disturbs far less than ops/s.
+        #[arg(long)]
+        server_pid: Option<u32>,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -132,6 +136,7 @@ pub fn main(args: BenchArgs) -> ExitCode {
             duration,
             threads,
             keys,
+            server_pid,
             json,
         } => {
             let cfg = LoadConfig {
@@ -143,6 +148,7 @@ pub fn main(args: BenchArgs) -> ExitCode {
                 depth: depth.max(1),
                 duration: Duration::from_secs_f64(duration),
                 keys,
+                server_pid,
             };
             let (c, d) = (cfg.connections, cfg.depth);
             runtime(threads)
@@ -233,11 +239,14 @@ fn ms(ns: u64) -> f64 {
 fn print_outcome(mix: Mix, connections: usize, depth: usize, o: &Outcome, json: bool) -> u64 {
     let h = &o.hist;
     let (p50, p99, p999) = (h.quantile(0.5), h.quantile(0.99), h.quantile(0.999));
+    let cpu_us = o
+        .server_cpu
+        .map(|cpu| cpu.as_secs_f64() * 1e6 / o.ops.max(1) as f64);
     if json {
         println!(
             "{{\"mix\":\"{}\",\"connections\":{connections},\"depth\":{depth},\"seconds\":{:.3},\
              \"ops\":{},\"ops_per_sec\":{:.1},\"p50_ms\":{:.4},\"p99_ms\":{:.4},\
-             \"p999_ms\":{:.4},\"max_ms\":{:.4},\"errors\":{}}}",
+             \"p999_ms\":{:.4},\"max_ms\":{:.4},\"errors\":{},\"server_cpu_us_per_op\":{}}}",
             mix.name(),
             o.elapsed.as_secs_f64(),
             o.ops,
@@ -246,7 +255,8 @@ fn print_outcome(mix: Mix, connections: usize, depth: usize, o: &Outcome, json: 
             ms(p99),
             ms(p999),
             ms(h.max()),
-            o.errors
+            o.errors,
+            cpu_us.map_or("null".to_string(), |c| format!("{c:.1}"))
         );
     } else {
         println!(
@@ -261,11 +271,27 @@ fn print_outcome(mix: Mix, connections: usize, depth: usize, o: &Outcome, json: 
             o.ops,
             o.errors
         );
+        if let Some(c) = cpu_us {
+            println!("          server CPU {c:.1} µs per operation");
+        }
     }
     if let Some(e) = &o.first_error {
         eprintln!("first error: {e}");
     }
     o.errors
+}
+
+/// User plus system CPU time of a process so far, from /proc (clock ticks of 10 ms).
+pub fn cpu_time(pid: u32) -> io::Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+    Ok(Duration::from_millis(ticks * 10))
 }
 
 /// The resident set of a process, in KiB, from /proc.

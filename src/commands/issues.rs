@@ -11,7 +11,7 @@ use crate::protocol::{Line, Reply};
 use crate::store::issues::{self, Issue, Row};
 use crate::store::{Read, projects, types, users};
 use bytes::Bytes;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 fn issue_line(i: &Issue) -> Line {
     Line::new("I")
@@ -164,10 +164,6 @@ pub fn add_comment(cx: &mut Cx, issue: i64, text: String) -> Result<Reply> {
     Ok(Reply::Id(id as i64))
 }
 
-fn attachments_dir(cx: &Cx) -> PathBuf {
-    cx.app.config.server.data_dir.join("attachments")
-}
-
 /// The bytes go to their own file, made durable (file and directory fsync) before the
 /// batch that records the attachment, so an acknowledged attachment never points at a
 /// missing file, and large files stay out of sled's cache.
@@ -180,7 +176,7 @@ pub async fn add_attachment(
 ) -> Result<Reply> {
     let me = cx.user()?;
     cx.read(|r| issues::visible(r, &me, issue))?;
-    let dir = attachments_dir(cx);
+    let dir = cx.app.attachments_dir();
     let file = format!("{:032x}", rand::random::<u128>());
     let path = dir.join(&file);
     let size = data.len() as u64;
@@ -223,7 +219,7 @@ pub async fn get_attachment(cx: &mut Cx<'_>, attachment: i64) -> Result<Reply> {
         }
         Err(Error::new(Code::UnknownAttachment))
     })?;
-    let data = tokio::fs::read(attachments_dir(cx).join(&a.file))
+    let data = tokio::fs::read(cx.app.attachments_dir().join(&a.file))
         .await
         .map_err(Error::internal)?;
     Ok(Reply::Data(Bytes::from(data)))

@@ -2,7 +2,9 @@
 //! arguments and returns a reply or a protocol error.
 
 pub mod issues;
+pub mod notifications;
 pub mod projects;
+pub mod subscriptions;
 pub mod system;
 pub mod types;
 pub mod users;
@@ -10,6 +12,7 @@ pub mod users;
 use crate::app::App;
 use crate::error::{Code, Error, Result};
 use crate::protocol::{Command, Reply};
+use crate::store::subscriptions::Target;
 use crate::store::{Reader, Writer, users::User};
 use std::net::SocketAddr;
 
@@ -150,9 +153,45 @@ async fn dispatch(cx: &mut Cx<'_>, cmd: Command) -> Result<Reply> {
         } => issues::add_attachment(cx, issue, name, description, data).await,
         C::GetAttachment { attachment } => issues::get_attachment(cx, attachment).await,
         C::FindItem { item } => issues::find_item(cx, item),
-        _ => Err(Error::with(
-            Code::UnknownCommand,
-            "not implemented by this server",
-        )),
+        C::SubscribeFolder {
+            folder,
+            subscriber,
+            ttl,
+            options,
+        } => subscriptions::subscribe(
+            cx,
+            Target::Folder(folder.max(0) as u64),
+            subscriber,
+            ttl,
+            options,
+        ),
+        C::SubscribeIssue {
+            issue,
+            subscriber,
+            ttl,
+            options,
+        } => subscriptions::subscribe(
+            cx,
+            Target::Issue(issue.max(0) as u64),
+            subscriber,
+            ttl,
+            options,
+        ),
+        C::ListSubscriptions => subscriptions::list(cx),
+        C::DeleteSubscription { subscription } => subscriptions::delete(cx, subscription),
+        C::ConfirmSubscription {
+            subscription,
+            token,
+        } => subscriptions::confirm(cx, subscription, token),
+        C::ListPreferences { user } => notifications::list_preferences(cx, user),
+        C::SetPreference { user, name, value } => {
+            notifications::set_preference(cx, user, name, value)
+        }
+        C::ListNotifications => notifications::list_notifications(cx),
+        C::NotifyFolder { folder, status } => notifications::notify_folder(cx, folder, status),
+        C::NotifyIssue { issue, status } => notifications::notify_issue(cx, issue, status),
+        C::PreviewNotifications { user } => notifications::preview_notifications(cx, user),
+        C::RunNotifications => notifications::run_notifications(cx).await,
+        C::ListOutbox => notifications::list_outbox(cx),
     }
 }

@@ -1,1 +1,8 @@
+//! Email notifications (protocol-spec/notifications.md): schedules, the digest pass, the
+//! outbox worker.
+
+pub mod digest;
 pub mod schedule;
+pub mod service;
+
+pub use service::Notifier;

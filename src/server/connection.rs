@@ -1,25 +1,31 @@
 //! One connection: read frames, run commands in order, hold each reply until its write is
 //! durable, and write replies in the order the commands came.
 //!
-//! Commands already buffered (pipelined) are run together and their replies wait for one
-//! durable point, so a pipelining client shares one flush across its batch.
+//! Commands already received (pipelined) run together and their replies wait for one
+//! durable point, so a pipelining client shares one flush across its batch. The read buffer
+//! is released while a connection waits idle, so thousands of idle connections cost little
+//! memory.
 
 use crate::app::App;
 use crate::commands::{self, Cx, Session};
 use crate::error::{Code, Error};
 use crate::protocol::{Frame, LineCodec, Reply, parse_command};
-use futures::{FutureExt, SinkExt, StreamExt};
+use bytes::BytesMut;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tokio_util::codec::Framed;
+use tokio_util::codec::Decoder;
 use tracing::Instrument;
 
 /// Most commands run before their replies are written (bounds memory per connection).
 const MAX_BATCH: usize = 64;
+/// Read size when data arrives.
+const READ_CHUNK: usize = 4096;
+/// A buffer grown past this (a large upload or a long line) is released once empty.
+const KEEP_BUFFER: usize = 64 * 1024;
 
 pub async fn serve(
     app: Arc<App>,
@@ -31,63 +37,116 @@ pub async fn serve(
     run(app, stream, peer, stop).instrument(span).await
 }
 
-async fn run(app: Arc<App>, stream: TcpStream, peer: SocketAddr, mut stop: watch::Receiver<bool>) {
+/// Why the read loop ended.
+enum Input {
+    Data,
+    Eof,
+    Idle,
+    Stop,
+}
+
+async fn run(
+    app: Arc<App>,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    mut stop: watch::Receiver<bool>,
+) {
     let cfg = &app.config.server;
-    let codec = LineCodec::new(cfg.max_line_bytes, cfg.max_attachment_bytes);
-    let mut framed = Framed::new(stream, codec);
+    let mut codec = LineCodec::new(cfg.max_line_bytes, cfg.max_attachment_bytes);
     let mut session = Session::new(peer);
     let idle = Duration::from_secs(cfg.idle_timeout_secs.max(1));
+    let mut buf = BytesMut::new();
+    let mut out = Vec::new();
+    let mut eof = false;
     tracing::debug!("connected");
     loop {
-        let first = tokio::select! {
-            next = tokio::time::timeout(idle, framed.next()) => match next {
-                Err(_) => {
-                    tracing::info!("idle timeout");
-                    let _ = framed.send(Reply::Error(Error::new(Code::IdleTimeout))).await;
-                    break;
-                }
-                Ok(None) => break,
-                Ok(Some(Err(e))) => {
-                    tracing::debug!(error = %e, "read failed");
-                    break;
-                }
-                Ok(Some(Ok(frame))) => frame,
-            },
-            _ = stop.changed() => break,
-        };
-        let mut replies = Vec::new();
+        // Run every complete command already received, up to the batch limit.
         let mut durable_at = 0;
-        let mut eof = false;
-        let mut frame = Some(first);
-        while let Some(f) = frame.take() {
+        let mut ran = 0;
+        while ran < MAX_BATCH && !session.quit {
+            let frame = match if eof {
+                codec.decode_eof(&mut buf)
+            } else {
+                codec.decode(&mut buf)
+            } {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::debug!(error = %e, "framing failed");
+                    return;
+                }
+            };
             let mut cx = Cx {
                 app: &app,
                 session: &mut session,
                 wrote: 0,
             };
-            replies.push(process(&mut cx, f).await);
+            process(&mut cx, frame).await.encode(&mut out);
             durable_at = durable_at.max(cx.wrote);
-            if session.quit || replies.len() >= MAX_BATCH {
-                break;
-            }
-            match framed.next().now_or_never() {
-                Some(Some(Ok(f))) => frame = Some(f),
-                Some(None) | Some(Some(Err(_))) => eof = true,
-                None => {}
-            }
+            ran += 1;
         }
-        app.store.durable(durable_at).await;
-        for reply in replies {
-            if framed.feed(reply).await.is_err() {
+        if !out.is_empty() {
+            app.store.durable(durable_at).await;
+            if stream.write_all(&out).await.is_err() {
                 return;
             }
+            out.clear();
+            if out.capacity() > KEEP_BUFFER {
+                out = Vec::new();
+            }
         }
-        if framed.flush().await.is_err() || session.quit || eof {
+        if session.quit || (eof && ran == 0) {
             break;
         }
+        if ran == MAX_BATCH {
+            continue; // more may be buffered already
+        }
+        if buf.is_empty() && buf.capacity() > 0 {
+            buf = BytesMut::new(); // hold no buffer while idle
+        }
+        match read_more(&mut stream, &mut buf, idle, &mut stop).await {
+            Input::Data => {}
+            Input::Eof => eof = true,
+            Input::Idle => {
+                tracing::info!("idle timeout");
+                let bytes = Reply::Error(Error::new(Code::IdleTimeout)).to_bytes();
+                let _ = stream.write_all(&bytes).await;
+                break;
+            }
+            Input::Stop => break,
+        }
     }
-    let _ = framed.get_mut().shutdown().await;
+    let _ = stream.shutdown().await;
     tracing::debug!("closed");
+}
+
+/// Waits for bytes (allocating the buffer only once some arrive), the idle limit, or stop.
+async fn read_more(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    idle: Duration,
+    stop: &mut watch::Receiver<bool>,
+) -> Input {
+    let wait = async {
+        loop {
+            if stream.readable().await.is_err() {
+                return Input::Eof;
+            }
+            if buf.capacity() - buf.len() < READ_CHUNK / 2 {
+                buf.reserve(READ_CHUNK);
+            }
+            match stream.try_read_buf(buf) {
+                Ok(0) => return Input::Eof,
+                Ok(_) => return Input::Data,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(_) => return Input::Eof,
+            }
+        }
+    };
+    tokio::select! {
+        r = tokio::time::timeout(idle, wait) => r.unwrap_or(Input::Idle),
+        _ = stop.changed() => Input::Stop,
+    }
 }
 
 async fn process(cx: &mut Cx<'_>, frame: Frame) -> Reply {

@@ -21,6 +21,7 @@ pub async fn run(
     let limit = Arc::new(Semaphore::new(app.config.server.max_connections));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
+    let notify_task = tokio::spawn(crate::notify::service::run(app.clone(), stop_rx.clone()));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -60,6 +61,15 @@ pub async fn run(
     let _ = stop_tx.send(true);
     let grace = std::time::Duration::from_secs(10);
     let _ = tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+    // The notification task stops at its next await point; a send in flight may be cut off,
+    // and its message stays queued for the next start.
+    let abort = notify_task.abort_handle();
+    if tokio::time::timeout(std::time::Duration::from_secs(5), notify_task)
+        .await
+        .is_err()
+    {
+        abort.abort();
+    }
     if let Err(e) = app.store.close() {
         tracing::error!(error = %e, "closing the store failed");
     }

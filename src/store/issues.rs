@@ -130,13 +130,14 @@ pub fn value(r: &impl Read, issue: u64, attribute: u64) -> Result<String> {
         .unwrap_or_default())
 }
 
-/// Rows of an issue with id greater than `since`, in id order.
+/// Rows of an issue with id greater than `since`, in id order. Older rows (long comments
+/// among them) are skipped by key, without decoding them.
 pub fn rows_since(r: &impl Read, issue: u64, since: i64) -> Result<Vec<Row>> {
-    Ok(r.scan::<Row>(&prefix("row", issue))?
+    r.scan_raw(&prefix("row", issue))?
         .into_iter()
         .filter(|(k, _)| keys::id_at("row", k, 1) as i64 > since)
-        .map(|(_, row)| row)
-        .collect())
+        .map(|(_, v)| Ok(postcard::from_bytes(&v)?))
+        .collect()
 }
 
 /// The attachment with this id, if any (visibility is the caller's business).
@@ -349,6 +350,7 @@ pub fn add_attachment(
 ) -> Result<u64> {
     let id = issue.id;
     let kind = EventKind::Attached { name: name.into() };
+    w.put(super::key_str("attachment-file", &file), &())?;
     modify(
         w,
         issue,
@@ -369,6 +371,28 @@ pub fn add_attachment(
     )
 }
 
+/// Deletes files in the attachments directory that no attachment records: bytes written
+/// for an upload whose command then failed or whose batch a crash cut off. Run at start,
+/// before any command, so no upload is in flight.
+pub fn sweep_orphan_files(r: &impl Read, dir: &std::path::Path) -> Result<usize> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e.into()),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !r.exists(&super::key_str("attachment-file", name))? {
+            std::fs::remove_file(entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// Removes every value and history row of an attribute (DELETE ATTRIBUTE). Issue and folder
 /// stamps do not move: clients learn of it from LIST TYPES.
 pub fn forget_attribute(w: &mut Writer, attribute: u64) -> Result<()> {
@@ -384,4 +408,81 @@ pub fn forget_attribute(w: &mut Writer, attribute: u64) -> Result<()> {
         w.remove(k);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Store, projects, types};
+
+    /// Every issue modification writes one event under its stamp, in the same batch
+    /// (the contract the notification pass reads).
+    #[test]
+    fn every_modification_records_its_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let (kinds, _) = store
+            .write(|w| {
+                types::create_default_types(w)?;
+                let p = projects::insert(w, "P")?;
+                let f = projects::insert_folder(w, p, 1, "F")?;
+                let folder = projects::folder(w, f as i64)?.unwrap();
+                let id = create(w, &folder, "Bug", &[(1, "New".into())], 7)?;
+                let mut issue = get(w, id as i64)?.unwrap();
+                assert_eq!(rename(w, &mut issue, "Bug", 7)?, None, "no-op");
+                rename(w, &mut issue, "Big bug", 7)?;
+                assert_eq!(set_value(w, &mut issue, 1, "New", 8)?, None, "no-op");
+                set_value(w, &mut issue, 1, "Open", 8)?;
+                add_comment(w, &mut issue, "c".into(), 8)?;
+                add_attachment(w, &mut issue, "a", String::new(), 1, "f".into(), 9)?;
+                assert_eq!(issue.stamp, 5);
+                assert_eq!(projects::folder(w, f as i64)?.unwrap().stamp, 5);
+                let events: Vec<IssueEvent> =
+                    w.scan(b"event/")?.into_iter().map(|(_, e)| e).collect();
+                assert!(
+                    events
+                        .iter()
+                        .all(|e| e.issue == id && e.folder == f && e.project == p)
+                );
+                assert_eq!(
+                    events.iter().map(|e| (e.stamp, e.user)).collect::<Vec<_>>(),
+                    [(1, 7), (2, 7), (3, 8), (4, 8), (5, 9)]
+                );
+                Ok(events.into_iter().map(|e| e.kind).collect::<Vec<_>>())
+            })
+            .unwrap();
+        assert_eq!(
+            kinds,
+            [
+                EventKind::Created { name: "Bug".into() },
+                EventKind::Renamed {
+                    old: "Bug".into(),
+                    new: "Big bug".into()
+                },
+                EventKind::ValueSet {
+                    attribute: 1,
+                    old: "New".into(),
+                    new: "Open".into()
+                },
+                EventKind::Commented,
+                EventKind::Attached { name: "a".into() },
+            ]
+        );
+    }
+
+    #[test]
+    fn orphan_files_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db"), 1 << 20).unwrap();
+        let files = dir.path().join("attachments");
+        std::fs::create_dir_all(&files).unwrap();
+        std::fs::write(files.join("kept"), b"x").unwrap();
+        std::fs::write(files.join("orphan"), b"x").unwrap();
+        store
+            .write(|w| w.put(crate::store::key_str("attachment-file", "kept"), &()))
+            .unwrap();
+        let n = store.read(|r| sweep_orphan_files(r, &files)).unwrap();
+        assert_eq!(n, 1);
+        assert!(files.join("kept").exists() && !files.join("orphan").exists());
+    }
 }

@@ -26,7 +26,21 @@
 //! | `attr-value/<attr>/<issue>` | `()` (values of an attribute: DELETE ATTRIBUTE) |
 //! | `row/<issue>/<stamp>` | [`super::issues::Row`]: change, comment or attachment |
 //! | `attr-change/<attr>/<stamp>` | issue id (history rows of an attribute: DELETE ATTRIBUTE) |
+//! | `attachment-file/<file>` | `()` (files under `attachments/` that are recorded: the rest are swept at start) |
 //! | `item/<stamp>` | issue id owning the issue/change/comment/attachment `stamp` (FIND ITEM) |
+//! | `pref/<user>/<name>` | preference value string ([`super::notify`]) |
+//! | `watch-folder/<folder>/<user>`, `user-watch-folder/<user>/<folder>` | `()` (folder watches) |
+//! | `watch-issue/<issue>/<user>`, `user-watch-issue/<user>/<issue>` | `()` (issue watches) |
+//! | `pending/<user>/<stamp>` | `()`: change `stamp` waits for the user's next digest |
+//! | `nstate/<user>` | [`super::notify::NotifyState`]: last sent, pending since, due time |
+//! | `due/<unix time>/<user>` | `()`: the due index the digest pass scans up to now |
+//! | `outbox/<id>` | [`super::notify::OutboxEntry`]: a queued or failed message |
+//! | `outbox-queue/<next attempt>/<id>` | `()`: queued messages by next attempt |
+//! | `sub/<id>` | [`super::subscriptions::Subscription`] (recipients with hashed confirm tokens) |
+//! | `user-sub/<user>/<sub>` | `()` (subscriptions a user created) |
+//! | `folder-sub/<folder>/<sub>`, `issue-sub/<issue>/<sub>` | `()` (subscriptions by target: fan-out) |
+//! | `sub-pending/<sub>/<stamp>` | `()` (changes waiting for delivery to a subscription) |
+//! | `sub-unsub/<sub>/<sha256 of token>` | i64 expiry (live unsubscribe tokens, one per mail) |
 
 /// `prefix` followed by `/` and each id as 8 big-endian bytes.
 pub fn key(prefix: &str, ids: &[u64]) -> Vec<u8> {

@@ -10,7 +10,9 @@
 pub mod commit;
 pub mod issues;
 pub mod keys;
+pub mod notify;
 pub mod projects;
+pub mod subscriptions;
 pub mod types;
 pub mod users;
 
@@ -61,6 +63,8 @@ pub struct Store {
     lock: RwLock<()>,
     commit: Arc<commit::GroupCommit>,
     committer: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Set when notifications are enabled: every recorded event then fans out to watchers.
+    fanout: std::sync::OnceLock<notify::FanoutConfig>,
 }
 
 /// Read access to records. Implemented by [`Reader`] and by [`Writer`] (which also sees its
@@ -69,6 +73,8 @@ pub trait Read {
     fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
     /// All entries whose key starts with `prefix`, in key order.
     fn scan_raw(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+    /// Entries with `start <= key < end`, in key order, at most `limit` of them.
+    fn range_raw(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
 
     fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>> {
         match self.get_raw(key)? {
@@ -117,12 +123,27 @@ impl Read for Reader<'_> {
             })
             .collect()
     }
+
+    fn range_raw(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        self.tree
+            .range(start.to_vec()..end.to_vec())
+            .take(limit)
+            .map(|r| {
+                let (k, v) = r?;
+                Ok((k.to_vec(), v.to_vec()))
+            })
+            .collect()
+    }
 }
 
 /// Pending writes of one command. Nothing reaches sled unless the closure succeeds.
 pub struct Writer<'a> {
     reader: Reader<'a>,
     pending: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    fanout: Option<&'a notify::FanoutConfig>,
 }
 
 impl Read for Writer<'_> {
@@ -146,6 +167,30 @@ impl Read for Writer<'_> {
             };
         }
         Ok(merged.into_iter().collect())
+    }
+
+    fn range_raw(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        // Pending removals can hide stored entries, so read enough to still fill `limit`.
+        let removed = self
+            .pending
+            .range(start.to_vec()..end.to_vec())
+            .filter(|(_, v)| v.is_none())
+            .count();
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = self
+            .reader
+            .range_raw(start, end, limit.saturating_add(removed))?
+            .into_iter()
+            .collect();
+        for (k, v) in self.pending.range(start.to_vec()..end.to_vec()) {
+            match v {
+                Some(v) => merged.insert(k.clone(), v.clone()),
+                None => merged.remove(k),
+            };
+        }
+        Ok(merged.into_iter().take(limit).collect())
     }
 }
 
@@ -183,9 +228,21 @@ impl Writer<'_> {
         self.next_id("stamp")
     }
 
-    /// Appends an issue event to the change log, keyed by its stamp.
+    /// Appends an issue event to the change log, keyed by its stamp, and writes the pending
+    /// notifications it causes (watchers when notifications are on, and subscriptions), in
+    /// the same atomic batch.
     pub fn record_event(&mut self, event: &IssueEvent) -> Result<()> {
-        self.put(key("event", &[event.stamp]), event)
+        self.put(key("event", &[event.stamp]), event)?;
+        if let Some(cfg) = self.fanout {
+            notify::fan_out(self, event, cfg)?;
+            subscriptions::fan_out(self, event)?;
+        }
+        Ok(())
+    }
+
+    /// The notification settings the store was given, if notifications are enabled.
+    pub fn fanout_config(&self) -> Option<&notify::FanoutConfig> {
+        self.fanout
     }
 
     fn is_empty(&self) -> bool {
@@ -194,11 +251,12 @@ impl Writer<'_> {
 }
 
 impl Store {
-    pub fn open(dir: &Path) -> Result<Store> {
+    /// Opens the store in `dir` with a page cache of `cache_bytes`.
+    pub fn open(dir: &Path, cache_bytes: u64) -> Result<Store> {
         std::fs::create_dir_all(dir)?;
         let db = sled::Config::new()
             .path(dir.join("db"))
-            .cache_capacity(256 * 1024 * 1024)
+            .cache_capacity(cache_bytes)
             .open()?;
         let tree = db.open_tree("data")?;
         let (commit, handle) = commit::GroupCommit::start(db.clone());
@@ -208,7 +266,13 @@ impl Store {
             lock: RwLock::new(()),
             commit,
             committer: std::sync::Mutex::new(Some(handle)),
+            fanout: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Turns on notification fan-out for every later write (once, at start-up).
+    pub fn enable_fanout(&self, cfg: notify::FanoutConfig) {
+        let _ = self.fanout.set(cfg);
     }
 
     /// Runs `f` with a consistent view of the data.
@@ -224,6 +288,7 @@ impl Store {
         let mut w = Writer {
             reader: Reader { tree: &self.tree },
             pending: BTreeMap::new(),
+            fanout: self.fanout.get(),
         };
         let value = f(&mut w)?;
         if w.is_empty() {
@@ -271,7 +336,7 @@ mod tests {
     #[test]
     fn writes_are_atomic_and_visible_to_their_own_reads() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
         let ((), seq) = store
             .write(|w| {
                 let id = w.next_id("user")?;
@@ -297,7 +362,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_writers_become_durable() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let store = Arc::new(Store::open(dir.path(), 1 << 20).unwrap());
         let mut tasks = Vec::new();
         for _ in 0..20 {
             let store = store.clone();

@@ -53,23 +53,6 @@ pub enum MailtoError {
     BodyTooLong,
 }
 
-/// Escapes control characters and caps the length of client text quoted in a message.
-fn printable(s: &str) -> String {
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i == 60 {
-            out.push('…');
-            break;
-        }
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 impl fmt::Display for MailtoError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("invalid mailto URI: ")?;
@@ -85,17 +68,25 @@ impl fmt::Display for MailtoError {
             }
             MailtoError::InvalidUtf8 => f.write_str("percent-encoded text is not valid UTF-8"),
             MailtoError::MalformedField(field) => {
-                write!(f, "header field '{}' has no '='", printable(field))
+                write!(
+                    f,
+                    "header field '{}' has no '='",
+                    crate::error::printable(field, 60)
+                )
             }
             MailtoError::UnknownField(name) => write!(
                 f,
                 "unknown header field '{}' (allowed: to, cc, bcc, subject, body)",
-                printable(name)
+                crate::error::printable(name, 60)
             ),
             MailtoError::DuplicateField(name) => write!(f, "'{name}' given more than once"),
             MailtoError::EmptyAddress => f.write_str("empty address in a list"),
             MailtoError::InvalidAddress(a) => {
-                write!(f, "invalid e-mail address '{}'", printable(a))
+                write!(
+                    f,
+                    "invalid e-mail address '{}'",
+                    crate::error::printable(a, 60)
+                )
             }
             MailtoError::TooManyAddresses => {
                 write!(f, "more than {MAX_ADDRESSES} addresses")

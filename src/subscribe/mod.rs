@@ -1,1 +1,7 @@
+//! E-mail subscriptions for outside addresses (protocol-spec/subscriptions.md): the
+//! `mailto:` and options parsers, tokens, and the delivery of pending changes.
+
+pub mod mail;
 pub mod mailto;
+pub mod options;
+pub mod token;

@@ -101,10 +101,14 @@ pub struct SmtpSink {
 
 impl SmtpSink {
     pub fn start() -> Self {
+        Self::start_on(free_port())
+    }
+
+    /// A sink on a given port (e.g. one a server was configured with while nothing listened).
+    pub fn start_on(port: u16) -> Self {
         require_aiosmtpd();
         let dir = tempfile::tempdir().unwrap();
         let maildir = dir.path().join("maildir");
-        let port = free_port();
         let mut child = Command::new(PYTHON)
             .args(["-m", "aiosmtpd", "-n", "-l"])
             .arg(format!("127.0.0.1:{port}"))

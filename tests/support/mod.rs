@@ -18,6 +18,9 @@ pub struct Server {
     pub addr: SocketAddr,
     dir: tempfile::TempDir,
     config: String,
+    /// The HTTP listener (subscription pages), once its line has been read.
+    http: Option<SocketAddr>,
+    http_line: Option<std::sync::mpsc::Receiver<SocketAddr>>,
 }
 
 impl Server {
@@ -33,6 +36,8 @@ impl Server {
             addr: "127.0.0.1:0".parse().unwrap(),
             dir,
             config: extra_config.to_string(),
+            http: None,
+            http_line: None,
         };
         s.spawn();
         s
@@ -55,6 +60,9 @@ impl Server {
         } else {
             self.addr.to_string()
         };
+        let http_listen = self
+            .http
+            .map_or("127.0.0.1:0".to_string(), |a| a.to_string());
         let config = format!("{}\n", self.config);
         std::fs::write(&config_path, config).unwrap();
         let log = std::fs::OpenOptions::new()
@@ -69,6 +77,8 @@ impl Server {
             .arg(&listen)
             .arg("--data")
             .arg(&data)
+            .arg("--http-listen")
+            .arg(&http_listen)
             .env("WEBISSUED_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
@@ -85,9 +95,29 @@ impl Server {
             .strip_prefix("webissued listening on ")
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
         self.addr = addr.parse().unwrap();
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        // Keep draining stdout so the server never blocks on a full pipe; pass on the HTTP
+        // listener's address (printed second, when the subscribe feature is on).
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if let Some(a) = line.strip_prefix("webissued http listening on ") {
+                    let _ = tx.send(a.parse().unwrap());
+                }
+            }
+        });
+        self.http_line = Some(rx);
         self.child = Some(child);
+    }
+
+    /// The address of the HTTP listener (subscription pages); waits for its stdout line.
+    pub fn http_addr(&mut self) -> SocketAddr {
+        if let Some(rx) = self.http_line.take() {
+            let a = rx
+                .recv_timeout(Duration::from_secs(10))
+                .unwrap_or_else(|_| panic!("no HTTP listener line: {}", self.log()));
+            self.http = Some(a);
+        }
+        self.http.expect("HTTP listener address")
     }
 
     /// The server's log so far (stderr), for failure messages.
@@ -230,6 +260,6 @@ impl Client {
     /// Whether the server closed the connection (reads to EOF, up to the timeout).
     pub fn is_closed(&mut self) -> bool {
         let mut rest = Vec::new();
-        matches!(self.reader.read_to_end(&mut rest), Ok(_))
+        self.reader.read_to_end(&mut rest).is_ok()
     }
 }

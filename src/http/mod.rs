@@ -1,0 +1,348 @@
+//! The HTTP listener: the confirm and unsubscribe pages of e-mail subscriptions.
+//!
+//! A GET only shows a page with one button; only a POST changes anything, because mail
+//! scanners and link previewers fetch every link in a mail and must neither confirm nor
+//! cancel anything. The unsubscribe URL doubles as the RFC 8058 one-click target: a POST
+//! (whatever its body, normally `List-Unsubscribe=One-Click`) cancels at once.
+//!
+//! Every value shown is HTML-escaped, pages load nothing from elsewhere, and the token in
+//! the URL is kept out of `Referer` headers and caches.
+
+use crate::app::App;
+use crate::error::{Code, Error, Result};
+use crate::store::issues::now;
+use crate::store::subscriptions::{self as subs, Status, Subscription, Target};
+use crate::store::{Read, issues, projects};
+use crate::subscribe::token;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// Serves the pages on `listener` until `shutdown` completes.
+pub async fn serve(
+    app: Arc<App>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(app))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route(
+            "/subscriptions/{id}/confirm",
+            get(confirm_page).post(confirm_post),
+        )
+        .route(
+            "/subscriptions/{id}/unsubscribe",
+            get(unsubscribe_page).post(unsubscribe_post),
+        )
+        .fallback(|| async {
+            page(
+                StatusCode::NOT_FOUND,
+                "Not found",
+                "<p>There is no page here.</p>",
+            )
+        })
+        .with_state(app)
+}
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    #[serde(default)]
+    token: String,
+}
+
+/// Escapes text for HTML element content and double-quoted attribute values.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// A complete page; `title` is plain text, `body` is already-escaped HTML.
+fn page(status: StatusCode, title: &str, body: &str) -> Response {
+    let title = escape(title);
+    let html = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <meta name=\"robots\" content=\"noindex\">\n<title>{title}</title>\n\
+         <style>body{{font-family:sans-serif;max-width:36em;margin:3em auto;padding:0 1em;line-height:1.5}}\
+         button{{font-size:1.1em;padding:.4em 1.2em}}</style>\n</head>\n<body>\n<h1>{title}</h1>\n{body}\n</body>\n</html>\n"
+    );
+    let mut r = (status, html).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+        ),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    r
+}
+
+fn invalid_link(what: &str) -> Response {
+    page(
+        StatusCode::NOT_FOUND,
+        "Link not valid",
+        &format!(
+            "<p>This {} link is not valid: it has expired, was already used, or the \
+             subscription no longer exists.</p>",
+            escape(what)
+        ),
+    )
+}
+
+fn server_error() -> Response {
+    page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Server error",
+        "<p>Something went wrong on the server. Please try again later.</p>",
+    )
+}
+
+fn disabled(app: &App) -> Option<Response> {
+    (!app.subscriptions_enabled()).then(|| invalid_link("subscription"))
+}
+
+/// What a subscription follows, in words, as its creator can see it now.
+fn target_text(r: &impl Read, sub: &Subscription) -> Result<String> {
+    Ok(match sub.target {
+        Target::Folder(f) => match projects::folder(r, f as i64)? {
+            Some(folder) => {
+                let project = projects::get(r, folder.project as i64)?
+                    .map(|p| p.name)
+                    .unwrap_or_default();
+                format!("folder {} in project {}", folder.name, project)
+            }
+            None => format!("folder {f} (deleted)"),
+        },
+        Target::Issue(i) => match issues::get(r, i as i64)? {
+            Some(issue) => format!("issue #{} \"{}\"", issue.id, issue.name),
+            None => format!("issue #{i} (deleted)"),
+        },
+    })
+}
+
+/// The address whose confirmation token this is, if it is one and still usable.
+fn confirm_target(sub: &Subscription, token_text: &str, at: i64) -> Option<String> {
+    if at >= sub.confirm_expires || sub.status(at) == Status::Expired {
+        return None;
+    }
+    let mut found = None;
+    for r in &sub.recipients {
+        if let Some(h) = &r.confirm
+            && token::matches(token_text, h)
+        {
+            found = Some(r.address.clone());
+        }
+    }
+    found
+}
+
+fn form(action: &str, button: &str) -> String {
+    format!(
+        "<form method=\"post\" action=\"{}\">\n\
+         <input type=\"hidden\" name=\"List-Unsubscribe\" value=\"One-Click\">\n\
+         <button type=\"submit\" id=\"go\">{}</button>\n</form>",
+        escape(action),
+        escape(button)
+    )
+}
+
+async fn confirm_page(
+    State(app): State<Arc<App>>,
+    Path(id): Path<i64>,
+    Query(q): Query<TokenQuery>,
+) -> Response {
+    if let Some(r) = disabled(&app) {
+        return r;
+    }
+    let found = app.store.read(|r| {
+        let Some(sub) = subs::get(r, id)? else {
+            return Ok(None);
+        };
+        let Some(address) = confirm_target(&sub, &q.token, now()) else {
+            return Ok(None);
+        };
+        Ok(Some((address, target_text(r, &sub)?)))
+    });
+    match found {
+        Ok(Some((address, target))) => page(
+            StatusCode::OK,
+            "Confirm subscription",
+            &format!(
+                "<p>{server} was asked to send notifications about <b>{target}</b> to \
+                 <b>{address}</b>.</p>\n<p>Nothing is sent until you confirm. If you did not \
+                 ask for this, close this page.</p>\n{form}",
+                server = escape(&app.config.server.name),
+                target = escape(&target),
+                address = escape(&address),
+                form = form(
+                    &format!("/subscriptions/{id}/confirm?token={}", q.token),
+                    "Confirm subscription"
+                ),
+            ),
+        ),
+        Ok(None) => invalid_link("confirmation"),
+        Err(_) => server_error(),
+    }
+}
+
+async fn confirm_post(
+    State(app): State<Arc<App>>,
+    Path(id): Path<i64>,
+    Query(q): Query<TokenQuery>,
+) -> Response {
+    if let Some(r) = disabled(&app) {
+        return r;
+    }
+    let time = now();
+    let result = app.store.write(|w| {
+        let mut sub = subs::get(w, id)?.ok_or_else(|| Error::new(Code::UnknownSubscription))?;
+        let address = confirm_target(&sub, &q.token, time);
+        subs::confirm(&mut sub, &q.token, time)?;
+        subs::update(w, &sub)?;
+        Ok((address.unwrap_or_default(), target_text(w, &sub)?))
+    });
+    match result {
+        Ok(((address, target), seq)) => {
+            app.store.durable(seq).await;
+            tracing::info!(subscription = id, "subscription confirmed by link");
+            page(
+                StatusCode::OK,
+                "Subscription confirmed",
+                &format!(
+                    "<p><b>{}</b> will now receive notifications about <b>{}</b>.</p>\n\
+                     <p>Every notification has a link to unsubscribe.</p>",
+                    escape(&address),
+                    escape(&target)
+                ),
+            )
+        }
+        Err(e) if e.code == Code::ServerError => server_error(),
+        Err(_) => invalid_link("confirmation"),
+    }
+}
+
+async fn unsubscribe_page(
+    State(app): State<Arc<App>>,
+    Path(id): Path<i64>,
+    Query(q): Query<TokenQuery>,
+) -> Response {
+    if let Some(r) = disabled(&app) {
+        return r;
+    }
+    let time = now();
+    let found = app.store.read(|r| {
+        let Some(sub) = subs::get(r, id)? else {
+            return Ok(None);
+        };
+        if !subs::unsubscribe_token_valid(r, sub.id, &q.token, time)? {
+            return Ok(None);
+        }
+        let addresses: Vec<String> = sub.recipients.iter().map(|r| r.address.clone()).collect();
+        Ok(Some((addresses.join(", "), target_text(r, &sub)?)))
+    });
+    match found {
+        Ok(Some((addresses, target))) => page(
+            StatusCode::OK,
+            "Unsubscribe",
+            &format!(
+                "<p>Stop the notifications from {server} about <b>{target}</b> to \
+                 <b>{addresses}</b>?</p>\n{form}",
+                server = escape(&app.config.server.name),
+                target = escape(&target),
+                addresses = escape(&addresses),
+                form = form(
+                    &format!("/subscriptions/{id}/unsubscribe?token={}", q.token),
+                    "Unsubscribe"
+                ),
+            ),
+        ),
+        Ok(None) => invalid_link("unsubscribe"),
+        Err(_) => server_error(),
+    }
+}
+
+/// RFC 8058 one-click and the page's button alike: the token in the URL is the authority,
+/// the body is not needed.
+async fn unsubscribe_post(
+    State(app): State<Arc<App>>,
+    Path(id): Path<i64>,
+    Query(q): Query<TokenQuery>,
+) -> Response {
+    if let Some(r) = disabled(&app) {
+        return r;
+    }
+    let time = now();
+    let result = app.store.write(|w| {
+        let sub = subs::get(w, id)?.ok_or_else(|| Error::new(Code::UnknownSubscription))?;
+        if !subs::unsubscribe_token_valid(w, sub.id, &q.token, time)? {
+            return Err(Error::new(Code::InvalidToken));
+        }
+        let target = target_text(w, &sub)?;
+        subs::delete(w, &sub)?;
+        Ok(target)
+    });
+    match result {
+        Ok((target, seq)) => {
+            app.store.durable(seq).await;
+            tracing::info!(
+                subscription = id,
+                "subscription cancelled by unsubscribe link"
+            );
+            page(
+                StatusCode::OK,
+                "Unsubscribed",
+                &format!(
+                    "<p>You will get no more notifications about <b>{}</b>.</p>",
+                    escape(&target)
+                ),
+            )
+        }
+        Err(e) if e.code == Code::ServerError => server_error(),
+        Err(_) => invalid_link("unsubscribe"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn escape_covers_markup_and_quotes() {
+        assert_eq!(
+            super::escape(r#"<a href="x">'&'</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
+    }
+}

@@ -1,0 +1,543 @@
+//! The notification machinery of a running server: the digest pass, the outbox worker and
+//! the background task that runs both.
+//!
+//! The pass reads the due index up to `now`, builds each due user's digest outside the write
+//! lock, and then, in one write per user, queues the mail in the outbox, removes the pending
+//! entries it covered and moves the user's due entry. The worker sends queued messages and
+//! removes each only after the transport accepted it. Both run in one background task, never
+//! on a connection's task; the pass runs on the blocking pool.
+
+use crate::app::App;
+use crate::config::NotifyConfig;
+use crate::error::{Error, Result};
+use crate::mail::{MailConfig, Mailer, OutgoingMail, Templates};
+use crate::notify::digest;
+use crate::notify::schedule::UserTz;
+use crate::store::Store;
+use crate::store::notify::{self as n, FanoutConfig, OutboxState};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Mutex, mpsc, oneshot, watch};
+
+/// Users finished per write in a pass.
+const PASS_CHUNK: usize = 256;
+
+/// Unix seconds now.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// What one pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PassStats {
+    /// Due users handled.
+    pub users: usize,
+    /// Messages queued in the outbox.
+    pub queued: usize,
+    /// Batch sequence of the last write (to wait for durability).
+    pub seq: u64,
+}
+
+/// What one run of the outbox worker did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SendStats {
+    pub sent: usize,
+    /// Transient failures that will be retried.
+    pub deferred: usize,
+    /// Messages given up on in this run.
+    pub failed: usize,
+}
+
+/// The report of `RUN NOTIFICATIONS`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunReport {
+    pub pass: PassStats,
+    pub send: SendStats,
+}
+
+pub struct Notifier {
+    pub cfg: NotifyConfig,
+    pub mail: MailConfig,
+    pub fanout: FanoutConfig,
+    pub server_name: String,
+    pub templates: Templates,
+    mailer: Mailer,
+    /// One pass at a time.
+    pass_lock: std::sync::Mutex<()>,
+    /// One outbox run at a time, so a message is never sent by two runs at once.
+    send_lock: Mutex<()>,
+    requests: mpsc::Sender<oneshot::Sender<Result<RunReport>>>,
+    inbox: std::sync::Mutex<Option<mpsc::Receiver<oneshot::Sender<Result<RunReport>>>>>,
+    /// Set when the `subscribe` feature is on: each pass also delivers subscriptions.
+    pub subscriptions: Option<crate::subscribe::mail::Context>,
+    /// Wakes the worker when a command queued mail that should leave now.
+    wake: tokio::sync::Notify,
+    /// The write sequence the queued mail belongs to: the worker waits until it is durable.
+    wake_seq: std::sync::atomic::AtomicU64,
+}
+
+impl Notifier {
+    /// Compiles the templates and builds the transport; configuration mistakes stop the
+    /// server at start.
+    pub fn new(
+        cfg: &NotifyConfig,
+        mail: &MailConfig,
+        server_name: &str,
+        server_tz: &str,
+    ) -> std::result::Result<Notifier, String> {
+        let server_tz = UserTz::parse(server_tz)
+            .map_err(|e| format!("[server] timezone {server_tz:?}: {e}"))?;
+        let templates = Templates::new(cfg.templates_dir.as_deref()).map_err(|e| e.to_string())?;
+        let mailer = Mailer::new(mail).map_err(|e| e.to_string())?;
+        let (requests, inbox) = mpsc::channel(16);
+        Ok(Notifier {
+            cfg: cfg.clone(),
+            mail: mail.clone(),
+            fanout: FanoutConfig {
+                min_interval: cfg.min_interval_secs as i64,
+                server_tz,
+            },
+            server_name: server_name.into(),
+            templates,
+            mailer,
+            pass_lock: std::sync::Mutex::new(()),
+            send_lock: Mutex::new(()),
+            requests,
+            inbox: std::sync::Mutex::new(Some(inbox)),
+            subscriptions: None,
+            wake: tokio::sync::Notify::new(),
+            wake_seq: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
+    /// Asks the worker to send queued mail now (e.g. a confirmation mail), once the write
+    /// with sequence `seq` that queued it is durable.
+    pub fn kick(&self, seq: u64) {
+        self.wake_seq
+            .fetch_max(seq, std::sync::atomic::Ordering::AcqRel);
+        self.wake.notify_one();
+    }
+
+    /// Runs one digest pass at `now` (blocking: call it on the blocking pool).
+    pub fn run_pass(&self, store: &Store, now: i64) -> Result<PassStats> {
+        let _one_at_a_time = self.pass_lock.lock().map_err(Error::internal)?;
+        let mut stats = PassStats::default();
+        let due = store.read(|r| n::due_users(r, now, self.cfg.max_users_per_pass))?;
+        // Digests are built and rendered outside the write lock, then each chunk of users is
+        // finished in one write: one batch per chunk instead of one per user.
+        for chunk in due.chunks(PASS_CHUNK) {
+            let mut finished: Vec<(i64, u64, Option<digest::Digest>, Option<OutgoingMail>)> =
+                Vec::with_capacity(chunk.len());
+            for &(time, user) in chunk {
+                let digest = store.read(|r| {
+                    if n::state(r, user)?.due != Some(time) {
+                        return Ok(None);
+                    }
+                    digest::build(r, user, &self.fanout).map(Some)
+                })?;
+                let Some(digest) = digest else {
+                    finished.push((time, user, None, None));
+                    continue;
+                };
+                let mail = if digest.issues.is_empty() {
+                    None
+                } else {
+                    match digest::render(
+                        &digest,
+                        &self.templates,
+                        &self.mail,
+                        &self.server_name,
+                        now,
+                    ) {
+                        Ok(m) => Some(m),
+                        Err(e) => {
+                            // Keep the changes pending; the next pass tries again.
+                            tracing::error!(user, error = %e, "cannot render digest");
+                            continue;
+                        }
+                    }
+                };
+                finished.push((time, user, Some(digest), mail));
+            }
+            let (_, seq) = store.write(|w| {
+                for (time, user, digest, mail) in &finished {
+                    match digest {
+                        // A stale index entry: the user's state points elsewhere.
+                        None => {
+                            if n::state(w, *user)?.due != Some(*time) {
+                                n::drop_due(w, *time, *user);
+                            }
+                        }
+                        Some(d) => {
+                            n::finish_user(w, *user, &d.covered, mail.clone(), now, &self.fanout)?;
+                        }
+                    }
+                }
+                Ok(())
+            })?;
+            for (_, _, digest, mail) in &finished {
+                stats.users += usize::from(digest.is_some());
+                stats.queued += usize::from(mail.is_some());
+            }
+            stats.seq = stats.seq.max(seq);
+        }
+        if let Some(ctx) = &self.subscriptions {
+            let (queued, seq) = crate::subscribe::mail::pass(store, ctx, &self.templates, now)?;
+            stats.queued += queued;
+            stats.seq = stats.seq.max(seq);
+        }
+        if stats.users > 0 {
+            tracing::info!(users = stats.users, queued = stats.queued, "digest pass");
+        }
+        Ok(stats)
+    }
+
+    /// The delay before attempt `attempts + 1` after a transient failure.
+    pub fn backoff(&self, attempts: u32) -> i64 {
+        let base = self.cfg.retry_base_secs.max(1);
+        let factor = 1u64 << attempts.saturating_sub(1).min(30);
+        base.saturating_mul(factor)
+            .min(self.cfg.retry_max_secs.max(base)) as i64
+    }
+
+    /// Tries every queued message that is due at `now`.
+    pub async fn send_due(&self, store: &Store, now: i64) -> Result<SendStats> {
+        let _one_at_a_time = self.send_lock.lock().await;
+        let mut stats = SendStats::default();
+        let ids = store.read(|r| n::outbox_due(r, now, 1000))?;
+        for id in ids {
+            let Some(entry) = store.read(|r| n::outbox_entry(r, id))? else {
+                continue;
+            };
+            if entry.state != OutboxState::Queued {
+                continue;
+            }
+            let result = match entry.mail.to_message() {
+                Ok(msg) => self
+                    .mailer
+                    .send(&msg)
+                    .await
+                    .map_err(|e| (e.is_transient(), e.to_string())),
+                Err(e) => Err((false, e.to_string())),
+            };
+            let seq = match result {
+                Ok(()) => {
+                    stats.sent += 1;
+                    tracing::info!(id, user = entry.user, "mail sent");
+                    store
+                        .write(|w| {
+                            if let Some(cur) = n::outbox_entry(w, id)? {
+                                n::outbox_remove(w, &cur);
+                            }
+                            Ok(())
+                        })?
+                        .1
+                }
+                Err((transient, error)) => {
+                    let attempts = entry.attempts + 1;
+                    let retry = transient && attempts < self.cfg.max_attempts;
+                    let mut new = entry.clone();
+                    new.attempts = attempts;
+                    new.last_error = Some(error.clone());
+                    if retry {
+                        stats.deferred += 1;
+                        new.next_attempt = now + self.backoff(attempts);
+                        tracing::warn!(id, attempts, %error, "mail deferred");
+                    } else {
+                        stats.failed += 1;
+                        new.state = OutboxState::Failed;
+                        tracing::error!(id, attempts, %error, "mail failed");
+                    }
+                    store.write(|w| n::outbox_update(w, &entry, &new))?.1
+                }
+            };
+            store.durable(seq).await;
+        }
+        Ok(stats)
+    }
+
+    /// A pass now, then an outbox run: what `RUN NOTIFICATIONS` asks of the background task.
+    pub async fn request_run(&self) -> Result<RunReport> {
+        let (tx, rx) = oneshot::channel();
+        self.requests
+            .send(tx)
+            .await
+            .map_err(|_| Error::internal("the notification task is not running"))?;
+        rx.await
+            .map_err(|_| Error::internal("the notification task stopped"))?
+    }
+}
+
+/// One pass (on the blocking pool) followed by an outbox run.
+async fn pass_and_send(app: &Arc<App>, notifier: &Arc<Notifier>) -> Result<RunReport> {
+    let (a, nf) = (app.clone(), notifier.clone());
+    let pass = tokio::task::spawn_blocking(move || nf.run_pass(&a.store, now()))
+        .await
+        .map_err(Error::internal)??;
+    // Queued mail is durable before it is sent.
+    app.store.durable(pass.seq).await;
+    let send = notifier.send_due(&app.store, now()).await?;
+    Ok(RunReport { pass, send })
+}
+
+/// The background task: a pass every `interval_secs`, the outbox whenever a message is due,
+/// and `RUN NOTIFICATIONS` requests; ends when `stop` turns true.
+pub async fn run(app: Arc<App>, mut stop: watch::Receiver<bool>) {
+    let Some(notifier) = app.notifier.clone() else {
+        return;
+    };
+    let Some(mut inbox) = notifier.inbox.lock().ok().and_then(|mut i| i.take()) else {
+        return;
+    };
+    let interval = Duration::from_secs(notifier.cfg.interval_secs.max(1));
+    let mut next_pass = tokio::time::Instant::now();
+    loop {
+        if tokio::time::Instant::now() >= next_pass {
+            next_pass = tokio::time::Instant::now() + interval;
+            if let Err(e) = pass_and_send(&app, &notifier).await {
+                tracing::error!(error = %e, "notification pass failed");
+            }
+        } else if let Err(e) = notifier.send_due(&app.store, now()).await {
+            tracing::error!(error = %e, "outbox run failed");
+        }
+        // Wake for the next pass or the next retry, whichever comes first.
+        let mut wake = next_pass;
+        if let Ok(Some(at)) = app.store.read(|r| n::outbox_next_attempt(r)) {
+            // At least a short pause, so a message that keeps being due cannot spin the loop.
+            let wait =
+                Duration::from_secs((at - now()).max(0) as u64).max(Duration::from_millis(50));
+            wake = wake.min(tokio::time::Instant::now() + wait);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(wake) => {}
+            request = inbox.recv() => {
+                if let Some(reply) = request {
+                    let _ = reply.send(pass_and_send(&app, &notifier).await);
+                }
+            }
+            _ = notifier.wake.notified() => {
+                // Mail never leaves before the command that queued it is durable.
+                let seq = notifier.wake_seq.load(std::sync::atomic::Ordering::Acquire);
+                app.store.durable(seq).await;
+            }
+            _ = stop.changed() => break,
+        }
+        if *stop.borrow() {
+            break;
+        }
+    }
+    tracing::debug!("notification task stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::notify::{PREF_EMAIL, PREF_FREQUENCY, Watch, set_pref, set_watch};
+    use crate::store::users;
+    use crate::store::{EventKind, IssueEvent, key};
+    use crate::store::{issues, projects};
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        store: Store,
+        notifier: Notifier,
+    }
+
+    /// User 2 watches folder 1 (project 1) with the given frequency and zone.
+    fn fixture(freq: &str, tz: &str) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("data"), 1 << 20).unwrap();
+        let mail = MailConfig {
+            file_dir: dir.path().join("mail"),
+            ..MailConfig::default()
+        };
+        let notifier = Notifier::new(&NotifyConfig::default(), &mail, "Tracker", "+0000").unwrap();
+        store.enable_fanout(notifier.fanout.clone());
+        store
+            .write(|w| {
+                users::insert(w, "admin", "Admin", 2, "x".into())?;
+                users::insert(w, "ann", "Ann", 1, "x".into())?;
+                projects::insert(w, "Web")?;
+                projects::insert_folder(w, 1, 1, "Bugs")?;
+                projects::set_member(w, 1, 2, 1)?;
+                set_pref(w, 2, PREF_EMAIL, "ann@example.org", 0)?;
+                if !freq.is_empty() {
+                    set_pref(w, 2, PREF_FREQUENCY, freq, 0)?;
+                }
+                if !tz.is_empty() {
+                    set_pref(w, 2, crate::store::notify::PREF_TIMEZONE, tz, 0)?;
+                }
+                set_watch(w, 2, Watch::Folder(1), true)
+            })
+            .unwrap();
+        Fixture {
+            _dir: dir,
+            store,
+            notifier,
+        }
+    }
+
+    impl Fixture {
+        /// Admin changes issue `issue` at `time`.
+        fn change(&self, issue: u64, time: i64) {
+            self.store
+                .write(|w| {
+                    let stamp = w.next_stamp()?;
+                    let record = issues::Issue {
+                        id: issue,
+                        folder: 1,
+                        name: format!("Issue {issue}"),
+                        stamp,
+                        created: time,
+                        created_by: 1,
+                        modified: time,
+                        modified_by: 1,
+                    };
+                    w.put(key("issue", &[issue]), &record)?;
+                    w.record_event(&IssueEvent {
+                        stamp,
+                        issue,
+                        folder: 1,
+                        project: 1,
+                        user: 1,
+                        time,
+                        kind: EventKind::Commented,
+                    })
+                })
+                .unwrap();
+        }
+
+        fn pass(&self, now: i64) -> usize {
+            self.notifier.run_pass(&self.store, now).unwrap().queued
+        }
+
+        fn outbox(&self) -> Vec<n::OutboxEntry> {
+            self.store.read(|r| n::outbox_all(r)).unwrap()
+        }
+    }
+
+    fn utc(s: &str) -> i64 {
+        chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp()
+    }
+
+    #[test]
+    fn immediately_collapses_changes_and_respects_the_min_interval() {
+        let f = fixture("", "");
+        let t = utc("2024-03-01T10:00:00Z");
+        f.change(1, t);
+        f.change(1, t + 1);
+        f.change(2, t + 2);
+        assert_eq!(f.pass(t - 1), 0, "nothing is due before the change");
+        assert_eq!(f.pass(t + 5), 1);
+        let out = f.outbox();
+        assert_eq!(out.len(), 1);
+        let mail = &out[0].mail;
+        assert_eq!(mail.subject, "[Tracker] 2 issues changed");
+        assert_eq!(mail.message_id, "digest-2-3@localhost");
+        let text = mail.text.as_deref().unwrap();
+        assert_eq!(text.matches("#1 Issue 1").count(), 1, "{text}");
+        assert_eq!(text.matches("added a comment").count(), 3, "{text}");
+        assert!(text.contains("2024-03-01 10:00 (+0000), Admin"), "{text}");
+        assert!(mail.html.is_some());
+        // The next change waits for the minimum interval (300 s) after the last mail.
+        f.change(1, t + 10);
+        assert_eq!(f.pass(t + 200), 0);
+        assert_eq!(f.pass(t + 305), 1);
+        let out = f.outbox();
+        assert_eq!(out[1].mail.subject, "[Tracker] #1 Issue 1");
+        assert_eq!(
+            out[1].mail.in_reply_to.as_deref(),
+            Some("issue-1@localhost")
+        );
+        assert_eq!(f.pass(t + 10_000), 0, "nothing left");
+    }
+
+    #[test]
+    fn daily_waits_for_the_local_time_and_catches_up_once() {
+        let f = fixture("DAILY time=\"08:30\"", "+0100");
+        // 10:00 local on 1 March: after today's slot, so tomorrow 08:30 local (07:30 UTC).
+        f.change(1, utc("2024-03-01T09:00:00Z"));
+        assert_eq!(f.pass(utc("2024-03-01T23:00:00Z")), 0);
+        assert_eq!(f.pass(utc("2024-03-02T07:29:59Z")), 0);
+        assert_eq!(f.pass(utc("2024-03-02T07:30:00Z")), 1);
+        // A change on the 2nd; the server is down from the 2nd to the 5th: one mail.
+        f.change(1, utc("2024-03-02T12:00:00Z"));
+        assert_eq!(f.pass(utc("2024-03-05T15:00:00Z")), 1);
+        assert_eq!(f.pass(utc("2024-03-05T15:01:00Z")), 0);
+        // The next change waits for the next morning, not for a missed slot.
+        f.change(1, utc("2024-03-05T16:00:00Z"));
+        assert_eq!(f.pass(utc("2024-03-06T07:00:00Z")), 0);
+        assert_eq!(f.pass(utc("2024-03-06T07:31:00Z")), 1);
+        assert_eq!(f.outbox().len(), 3);
+    }
+
+    #[test]
+    fn weekly_follows_the_day_and_daylight_saving() {
+        // Mondays 09:00 in Warsaw: CET (+0100) in March until the 31st, CEST (+0200) after.
+        let f = fixture("WEEKLY day=1 hour=\"09:00\"", "Europe/Warsaw");
+        f.change(1, utc("2024-03-20T12:00:00Z")); // a Wednesday
+        assert_eq!(f.pass(utc("2024-03-25T07:59:00Z")), 0);
+        assert_eq!(f.pass(utc("2024-03-25T08:00:00Z")), 1);
+        f.change(1, utc("2024-03-26T12:00:00Z"));
+        assert_eq!(f.pass(utc("2024-04-01T06:59:00Z")), 0);
+        assert_eq!(f.pass(utc("2024-04-01T07:00:00Z")), 1, "09:00 CEST");
+    }
+
+    #[test]
+    fn revoked_membership_sends_nothing() {
+        let f = fixture("", "");
+        let t = utc("2024-03-01T10:00:00Z");
+        f.change(1, t);
+        f.store
+            .write(|w| {
+                w.remove(key("member", &[1, 2]));
+                w.remove(key("user-member", &[2, 1]));
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(f.pass(t + 1), 0);
+        assert!(f.outbox().is_empty());
+        let left = f.store.read(|r| n::pending(r, 2)).unwrap();
+        assert!(left.is_empty(), "dropped, not kept forever");
+        assert_eq!(f.store.read(|r| n::due_users(r, t + 10, 10)).unwrap(), []);
+    }
+
+    #[test]
+    fn format_preference_picks_the_parts() {
+        let f = fixture("", "");
+        f.store
+            .write(|w| set_pref(w, 2, crate::store::notify::PREF_FORMAT, "text", 0))
+            .unwrap();
+        let t = utc("2024-03-01T10:00:00Z");
+        f.change(1, t);
+        f.pass(t);
+        let mail = &f.outbox()[0].mail;
+        assert!(mail.text.is_some() && mail.html.is_none());
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let f = fixture("", "");
+        let b: Vec<i64> = (1..=12).map(|a| f.notifier.backoff(a)).collect();
+        assert_eq!(&b[..4], &[60, 120, 240, 480]);
+        assert_eq!(b[11], 6 * 3600);
+    }
+
+    #[tokio::test]
+    async fn the_outbox_sends_through_the_transport_and_forgets_the_message() {
+        let f = fixture("", "");
+        let t = now();
+        f.change(1, t);
+        assert_eq!(f.pass(t), 1);
+        let stats = f.notifier.send_due(&f.store, t).await.unwrap();
+        assert_eq!(stats.sent, 1);
+        assert!(f.outbox().is_empty());
+        let files = std::fs::read_dir(f._dir.path().join("mail"))
+            .unwrap()
+            .count();
+        assert_eq!(files, 1);
+    }
+}
