@@ -79,7 +79,7 @@ impl Rng {
         Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x << 13;
         x ^= x >> 7;
@@ -90,7 +90,7 @@ impl Rng {
 
     /// Uniform in `0..n` (n > 0).
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
+        (self.next_u64() % n.max(1) as u64) as usize
     }
 }
 
@@ -98,7 +98,7 @@ impl Rng {
 fn generate(mix: Mix, m: &Model, rng: &mut Rng, keys: u64, out: &mut Vec<u8>) {
     match mix {
         Mix::Simple => {
-            if rng.next() & 1 == 0 {
+            if rng.next_u64() & 1 == 0 {
                 out.extend_from_slice(b"HELLO");
             } else {
                 out.extend_from_slice(b"LIST FEATURES");
@@ -117,10 +117,15 @@ fn generate(mix: Mix, m: &Model, rng: &mut Rng, keys: u64, out: &mut Vec<u8>) {
             }
         }
         Mix::RedisGet => {
-            let _ = write!(out, "GET k:{}", rng.next() % keys.max(1));
+            let _ = write!(out, "GET k:{}", rng.next_u64() % keys.max(1));
         }
         Mix::RedisSet => {
-            let _ = write!(out, "SET k:{} {}", rng.next() % keys.max(1), REDIS_VALUE);
+            let _ = write!(
+                out,
+                "SET k:{} {}",
+                rng.next_u64() % keys.max(1),
+                REDIS_VALUE
+            );
         }
     }
 }
@@ -164,7 +169,7 @@ fn write_command(m: &Model, rng: &mut Rng, out: &mut Vec<u8>) {
         0 => {
             let f = &m.folders[rng.below(m.folders.len())];
             let _ = write!(out, "ADD ISSUE {} ", f.id);
-            write_string(out, &format!("Bench issue {}", rng.next() % 1_000_000));
+            write_string(out, &format!("Bench issue {}", rng.next_u64() % 1_000_000));
         }
         1 if settable.is_some_and(|s| !s.is_empty()) => {
             let attrs = settable.unwrap();

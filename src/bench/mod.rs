@@ -371,15 +371,25 @@ fn startup(data: &std::path::Path, runs: usize, json: bool) -> io::Result<()> {
     for _ in 0..runs.max(1) {
         let t0 = Instant::now();
         let mut child = std::process::Command::new(&exe)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--http-listen",
+                "127.0.0.1:0",
+            ])
+            .arg("--data")
             .arg(data)
             .env("RUST_LOG", "warn")
             .stdout(std::process::Stdio::piped())
             .spawn()?;
         let stdout = child.stdout.take().expect("piped stdout");
         let mut line = String::new();
-        io::BufReader::new(stdout).read_line(&mut line)?;
+        let mut lines = io::BufReader::new(stdout);
+        lines.read_line(&mut line)?;
         let listening = t0.elapsed();
+        // Keep reading: a closed pipe would fail the server's later prints.
+        std::thread::spawn(move || io::copy(&mut lines, &mut io::sink()));
         let addr = line
             .trim()
             .strip_prefix("webissued listening on ")
