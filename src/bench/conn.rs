@@ -265,7 +265,10 @@ mod tests {
         assert_eq!(resp_reply(&mut b).unwrap().unwrap().text(), "$3\r\nabc\r\n");
         assert_eq!(resp_reply(&mut b).unwrap().unwrap().text(), "$-1\r\n");
         assert!(resp_reply(&mut b).unwrap().unwrap().error);
-        assert_eq!(resp_reply(&mut b).unwrap().unwrap().body.len(), 16);
+        assert_eq!(
+            resp_reply(&mut b).unwrap().unwrap().text(),
+            "*2\r\n$1\r\na\r\n:5\r\n"
+        );
         assert!(resp_reply(&mut b).unwrap().is_none());
     }
 }

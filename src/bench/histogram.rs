@@ -41,7 +41,8 @@ fn upper(i: usize) -> u64 {
     }
     let shift = (i >> SUB_BITS) as u32 - 1;
     let mantissa = (i as u64 & (SUB - 1)) + SUB;
-    ((mantissa + 1) << shift) - 1
+    // u128: the top bucket's edge is 2^64 - 1, and 2^64 does not fit a u64.
+    ((((mantissa + 1) as u128) << shift) - 1).min(u64::MAX as u128) as u64
 }
 
 impl Histogram {
