@@ -21,9 +21,7 @@ pub async fn login(cx: &mut Cx<'_>, login: String, password: String) -> Result<R
         .as_ref()
         .map(|u| u.password.clone())
         .unwrap_or_else(|| crate::password::dummy_hash().to_string());
-    let ok = tokio::task::spawn_blocking(move || crate::password::verify(&password, &hash))
-        .await
-        .map_err(Error::internal)?;
+    let ok = crate::password::verify_async(password, hash).await;
     match user {
         Some(u) if ok && u.access > users::ACCESS_NONE => {
             tracing::info!(user = %u.login, "login");

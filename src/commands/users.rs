@@ -47,7 +47,7 @@ pub async fn add_user(
     password: String,
 ) -> Result<Reply> {
     cx.admin()?;
-    let hash = hash_blocking(password).await?;
+    let hash = crate::password::hash_async(password).await;
     let id = cx.write(|w| users::insert(w, &login, &name, users::ACCESS_NORMAL, hash))?;
     Ok(Reply::Id(id as i64))
 }
@@ -61,7 +61,7 @@ pub async fn set_password(cx: &mut Cx<'_>, user: i64, password: String) -> Resul
         return Err(Error::new(Code::AccessDenied));
     }
     cx.read(|r| users::require(r, user))?;
-    let hash = hash_blocking(password).await?;
+    let hash = crate::password::hash_async(password).await;
     cx.write(|w| {
         let old = users::require(w, user)?;
         let new = users::User {
@@ -114,10 +114,4 @@ pub fn grant_user(cx: &mut Cx, user: i64, access: i64) -> Result<Reply> {
         users::update(w, &old, &new)?;
         Ok(Reply::Ok)
     })
-}
-
-async fn hash_blocking(password: String) -> Result<String> {
-    tokio::task::spawn_blocking(move || crate::password::hash(&password))
-        .await
-        .map_err(Error::internal)
 }

@@ -206,8 +206,12 @@ impl Notifier {
     /// Tries every queued message that is due at `now`.
     pub async fn send_due(&self, store: &Store, now: i64) -> Result<SendStats> {
         let _one_at_a_time = self.send_lock.lock().await;
+        let started = std::time::Instant::now();
         let mut stats = SendStats::default();
         let ids = store.read(|r| n::outbox_due(r, now, 1000))?;
+        // What we just read may belong to a write that is not on disk yet (a command queued it
+        // and is still waiting for its flush): mail never leaves before it is durable.
+        store.durable(store.last_applied()).await;
         for id in ids {
             let Some(entry) = store.read(|r| n::outbox_entry(r, id))? else {
                 continue;
@@ -244,7 +248,10 @@ impl Notifier {
                     new.last_error = Some(error.clone());
                     if retry {
                         stats.deferred += 1;
-                        new.next_attempt = now + self.backoff(attempts);
+                        // The delay counts from this failure, not from the start of the run
+                        // (which may be many send timeouts ago).
+                        let failed_at = now + started.elapsed().as_secs() as i64;
+                        new.next_attempt = failed_at + self.backoff(attempts);
                         tracing::warn!(id, attempts, %error, "mail deferred");
                     } else {
                         stats.failed += 1;

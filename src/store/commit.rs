@@ -47,6 +47,11 @@ impl GroupCommit {
         seq
     }
 
+    /// The newest sequence handed out.
+    pub fn last_applied(&self) -> u64 {
+        self.applied.load(Ordering::Acquire)
+    }
+
     /// Waits until batch `seq` is on disk.
     pub async fn durable(&self, seq: u64) {
         let mut rx = self.durable.subscribe();

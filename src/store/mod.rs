@@ -312,6 +312,12 @@ impl Store {
         }
     }
 
+    /// The sequence of the newest batch applied so far: every write a read has seen is at or
+    /// below it, so waiting for it to be [`Store::durable`] makes what was read durable.
+    pub fn last_applied(&self) -> u64 {
+        self.commit.last_applied()
+    }
+
     /// Flushes everything written so far, blocking (start-up, tools).
     pub fn flush_now(&self) -> Result<()> {
         self.db.flush()?;

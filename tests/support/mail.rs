@@ -142,26 +142,47 @@ impl SmtpSink {
     }
 }
 
-/// `tests/support/smtp_reply.py`: an SMTP server answering every RCPT TO with `rcpt_reply`.
+/// `tests/support/smtp_reply.py`: an SMTP server answering every RCPT TO with `rcpt_reply`
+/// and logging each RCPT TO it saw.
 pub struct ScriptedSmtp {
     pub port: u16,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
     _child: Guard,
 }
 
 impl ScriptedSmtp {
     pub fn start(rcpt_reply: &str) -> Self {
-        let port = free_port();
+        Self::start_on(free_port(), rcpt_reply)
+    }
+
+    /// A scripted server on a given port (e.g. where an [`SmtpSink`] will take over later).
+    pub fn start_on(port: u16, rcpt_reply: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("rcpt.log");
         let mut child = Command::new(PYTHON)
             .arg(support_file("smtp_reply.py"))
             .arg(port.to_string())
             .arg(rcpt_reply)
+            .arg(&log)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start smtp_reply.py: {e}"));
         wait_for_port(port, &mut child, "smtp_reply.py");
         ScriptedSmtp {
             port,
+            log,
+            _dir: dir,
             _child: Guard(child),
         }
+    }
+
+    /// Unix times (seconds, fractional) of the RCPT TO commands answered so far.
+    pub fn rcpt_times(&self) -> Vec<f64> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split(' ').next()?.parse().ok())
+            .collect()
     }
 }
 
