@@ -40,6 +40,8 @@ enum Cmd {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Load generator and benchmark helpers (scripts/bench runs the full comparison).
+    Bench(webissued::bench::BenchArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -66,6 +68,7 @@ fn main() -> std::process::ExitCode {
             }
         },
         Cmd::Conformance { addr, files } => conformance(&addr, &files),
+        Cmd::Bench(args) => webissued::bench::main(args),
     }
 }
 
