@@ -10,6 +10,8 @@ pub struct App {
     pub store: Store,
     /// RFC 4122 UUID made at first start and kept in the store.
     pub uuid: String,
+    /// Failed-login counts per address and per account (abuse limit).
+    pub throttle: crate::server::LoginThrottle,
     /// The notification machinery; None when `[notify] enabled = false`.
     pub notifier: Option<Arc<crate::notify::Notifier>>,
 }
@@ -64,6 +66,7 @@ impl App {
             None
         };
         let app = App {
+            throttle: crate::server::LoginThrottle::new(&config.limits),
             config,
             store,
             uuid,

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 pub struct Config {
     pub server: ServerConfig,
     pub notify: NotifyConfig,
+    pub limits: LimitsConfig,
     pub mail: crate::mail::MailConfig,
     pub subscribe: SubscribeConfig,
 }
@@ -121,6 +122,42 @@ impl Default for SubscribeConfig {
     }
 }
 
+/// Abuse limits (protocol-spec/limits.md). Each one is logged when it triggers. Setting a
+/// count or a time to 0 turns that limit off.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// A started command line must end within this many seconds, and a literal must not
+    /// stall (no byte) for longer; slow-drip clients otherwise hold a connection for free.
+    pub line_timeout_secs: u64,
+    /// Replies must be taken by the client within this many seconds; a client that sends
+    /// but never reads is closed instead of holding its buffers forever.
+    pub write_timeout_secs: u64,
+    /// Open connections from one IP address before new ones are refused with 503.
+    pub max_connections_per_ip: usize,
+    /// Failed logins from one IP address within `login_window_secs` before LOGIN from it
+    /// answers 350 for `login_lockout_secs`.
+    pub login_failures_per_ip: u32,
+    /// Failed logins for one login name within the window before that name is locked.
+    pub login_failures_per_account: u32,
+    pub login_window_secs: u64,
+    pub login_lockout_secs: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            line_timeout_secs: 60,
+            write_timeout_secs: 60,
+            max_connections_per_ip: 256,
+            login_failures_per_ip: 20,
+            login_failures_per_account: 5,
+            login_window_secs: 300,
+            login_lockout_secs: 300,
+        }
+    }
+}
+
 impl Config {
     pub fn from_toml(text: &str) -> Result<Config, String> {
         toml::from_str(text).map_err(|e| e.to_string())
@@ -153,6 +190,15 @@ mod tests {
         let c = Config::from_toml("[server]\nmax_line_bytes = 64\n").unwrap();
         assert_eq!(c.server.max_line_bytes, 64);
         assert_eq!(c.server.idle_timeout_secs, 1800);
+    }
+
+    #[test]
+    fn limits_have_defaults_and_reject_unknown_keys() {
+        let c = Config::from_toml("[limits]\nlogin_failures_per_account = 3\n").unwrap();
+        assert_eq!(c.limits.login_failures_per_account, 3);
+        assert_eq!(c.limits.line_timeout_secs, 60);
+        let e = Config::from_toml("[limits]\nlogin_failure = 3\n").unwrap_err();
+        assert!(e.contains("login_failure"), "{e}");
     }
 
     #[test]

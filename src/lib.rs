@@ -14,6 +14,8 @@ pub mod config;
 pub mod conformance;
 pub mod email_address;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzz_checks;
 pub mod http;
 pub mod mail;
 pub mod notify;

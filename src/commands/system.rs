@@ -15,7 +15,15 @@ pub fn hello(cx: &mut Cx) -> Result<Reply> {
 
 /// Unknown login, wrong password and disabled account all answer 302 alike, and an unknown
 /// login still costs one hash check, so the reply does not tell which logins exist.
+///
+/// After too many failures from the client's address or for the login name, LOGIN answers
+/// 350 without checking the password (protocol-spec/limits.md).
 pub async fn login(cx: &mut Cx<'_>, login: String, password: String) -> Result<Reply> {
+    let ip = cx.session.peer.ip();
+    if let Err(why) = cx.app.throttle.check(ip, &login) {
+        tracing::info!(%login, %ip, ?why, "login refused: throttled");
+        return Err(Error::new(Code::TooManyAttempts));
+    }
     let user = cx.read(|r| users::by_login(r, &login))?;
     let hash = user
         .as_ref()
@@ -25,6 +33,7 @@ pub async fn login(cx: &mut Cx<'_>, login: String, password: String) -> Result<R
     match user {
         Some(u) if ok && u.access > users::ACCESS_NONE => {
             tracing::info!(user = %u.login, "login");
+            cx.app.throttle.succeeded(&login);
             cx.session.user = Some(u.id);
             Ok(Reply::Lines(vec![
                 Line::new("USER").int(u.id as i64).int(u.access),
@@ -32,6 +41,7 @@ pub async fn login(cx: &mut Cx<'_>, login: String, password: String) -> Result<R
         }
         _ => {
             tracing::warn!(%login, peer = %cx.session.peer, "failed login");
+            cx.app.throttle.failed(ip, &login);
             Err(Error::new(Code::IncorrectLogin))
         }
     }

@@ -51,8 +51,31 @@ impl LineCodec {
 
     /// Whether the codec is part-way through a frame (a started line or literal).
     pub fn mid_frame(&self, buf: &BytesMut) -> bool {
-        !matches!(self.state, State::Line { .. }) || !buf.is_empty()
+        self.progress(buf) != Progress::Idle
     }
+
+    /// What the codec is in the middle of, for the connection's time limits.
+    pub fn progress(&self, buf: &BytesMut) -> Progress {
+        match self.state {
+            State::Line { skipping, .. } if skipping || !buf.is_empty() => Progress::Line,
+            State::Line { .. } => Progress::Idle,
+            State::Data { remaining, .. } => {
+                Progress::Literal(remaining.saturating_sub(buf.len()) as u64)
+            }
+            State::Discard { remaining, .. } => Progress::Literal(remaining),
+        }
+    }
+}
+
+/// Where the codec is between reads (see [`LineCodec::progress`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Between frames, nothing buffered.
+    Idle,
+    /// Part of a command line has arrived (or an over-long one is being skipped).
+    Line,
+    /// A literal is being read; carries the bytes still to come, which shrink as it moves.
+    Literal(u64),
 }
 
 /// Finds a trailing ` {digits}` literal marker, returning the line before it and the size.
@@ -79,7 +102,9 @@ impl Decoder for LineCodec {
             match &mut self.state {
                 State::Line { scanned, skipping } => {
                     let Some(pos) = buf[*scanned..].iter().position(|&b| b == b'\n') else {
-                        if buf.len() > self.max_line {
+                        // `max_line + 1`: a line of exactly `max_line` bytes may have its
+                        // CR here and its LF in the next read; it is not too long yet.
+                        if buf.len() > self.max_line + 1 {
                             // Keep nothing of an over-long line; report it at its end.
                             buf.clear();
                             *skipping = true;
@@ -160,6 +185,8 @@ impl Decoder for LineCodec {
         // A last line without a line ending (e.g. `printf 'HELLO' | nc`) still counts.
         if let State::Line { skipping, .. } = self.state {
             if skipping {
+                // The rest of the buffer is the tail of the over-long line, not a command.
+                buf.clear();
                 self.state = State::Line {
                     scanned: 0,
                     skipping: false,
@@ -222,6 +249,30 @@ mod tests {
         buf.extend_from_slice(b"BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB\nHELLO\n");
         assert_eq!(c.decode(&mut buf).unwrap(), Some(Frame::TooLong));
         assert_eq!(c.decode(&mut buf).unwrap(), Some(line("HELLO")));
+    }
+
+    /// Found with the codec fuzz check: a line of exactly the limit whose CR and LF arrive
+    /// in different reads was reported too long.
+    #[test]
+    fn line_at_the_limit_with_crlf_split_across_reads() {
+        let mut c = LineCodec::new(4, 100);
+        let mut buf = BytesMut::from(&b"AAAA\r"[..]);
+        assert_eq!(c.decode(&mut buf).unwrap(), None);
+        buf.extend_from_slice(b"\n");
+        assert_eq!(c.decode(&mut buf).unwrap(), Some(line("AAAA")));
+    }
+
+    /// Found by the codec fuzz target: at EOF, the tail of an over-long line (bytes that
+    /// arrived after the codec began skipping it) was decoded as one more command.
+    #[test]
+    fn tail_of_an_over_long_line_at_eof_is_not_a_command() {
+        let mut c = LineCodec::new(4, 100);
+        let mut buf = BytesMut::from(&b"AAAAAAAAAA"[..]);
+        assert_eq!(c.decode(&mut buf).unwrap(), None);
+        buf.extend_from_slice(b"QUIT");
+        assert_eq!(c.decode(&mut buf).unwrap(), None);
+        assert_eq!(c.decode_eof(&mut buf).unwrap(), Some(Frame::TooLong));
+        assert_eq!(c.decode_eof(&mut buf).unwrap(), None);
     }
 
     #[test]

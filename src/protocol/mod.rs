@@ -6,6 +6,6 @@ pub mod definition;
 pub mod reply;
 pub mod token;
 
-pub use codec::{Frame, LineCodec};
+pub use codec::{Frame, LineCodec, Progress};
 pub use command::{Command, parse_command};
 pub use reply::{Line, Reply};

@@ -9,14 +9,16 @@
 use crate::app::App;
 use crate::commands::{self, Cx, Session};
 use crate::error::{Code, Error};
-use crate::protocol::{Frame, LineCodec, Reply, parse_command};
+use crate::protocol::{Frame, LineCodec, Progress, Reply, parse_command};
 use bytes::BytesMut;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
+use tokio::time::Instant;
 use tokio_util::codec::Decoder;
 use tracing::Instrument;
 
@@ -42,6 +44,8 @@ enum Input {
     Data,
     Eof,
     Idle,
+    /// A started line did not end, or a literal stalled, within the line limit.
+    LineTimeout,
     Stop,
 }
 
@@ -55,6 +59,11 @@ async fn run(
     let mut codec = LineCodec::new(cfg.max_line_bytes, cfg.max_attachment_bytes);
     let mut session = Session::new(peer);
     let idle = Duration::from_secs(cfg.idle_timeout_secs.max(1));
+    let limits = &app.config.limits;
+    let line_limit = secs_or_off(limits.line_timeout_secs);
+    let write_limit = secs_or_off(limits.write_timeout_secs);
+    // What the codec was part-way through after the last read, and since when.
+    let mut partial: Option<(Progress, Instant)> = None;
     let mut buf = BytesMut::new();
     let mut out = Vec::new();
     let mut eof = false;
@@ -87,8 +96,20 @@ async fn run(
         }
         if !out.is_empty() {
             app.store.durable(durable_at).await;
-            if stream.write_all(&out).await.is_err() {
-                return;
+            // A client that pipelines without reading fills its socket buffer; the write
+            // then waits here, blocking this connection only (it reads nothing meanwhile,
+            // so TCP pushes back on the client), and the write limit closes it if it
+            // never reads.
+            match with_limit(write_limit, stream.write_all(&out)).await {
+                Some(Ok(())) => {}
+                Some(Err(_)) => return,
+                None => {
+                    tracing::warn!(
+                        limit_secs = limits.write_timeout_secs,
+                        "write timeout: client does not read its replies"
+                    );
+                    return;
+                }
             }
             out.clear();
             if out.capacity() > KEEP_BUFFER {
@@ -104,13 +125,26 @@ async fn run(
         if buf.is_empty() && buf.capacity() > 0 {
             buf = BytesMut::new(); // hold no buffer while idle
         }
-        match read_more(&mut stream, &mut buf, idle, &mut stop).await {
+        partial = track_partial(partial, codec.progress(&buf), ran > 0);
+        let line_deadline = line_limit
+            .zip(partial)
+            .map(|(limit, (_, since))| since + limit);
+        match read_more(&mut stream, &mut buf, idle, line_deadline, &mut stop).await {
             Input::Data => {}
             Input::Eof => eof = true,
             Input::Idle => {
                 tracing::info!("idle timeout");
-                let bytes = Reply::Error(Error::new(Code::IdleTimeout)).to_bytes();
-                let _ = stream.write_all(&bytes).await;
+                send_last(&mut stream, Error::new(Code::IdleTimeout)).await;
+                break;
+            }
+            Input::LineTimeout => {
+                let secs = limits.line_timeout_secs;
+                tracing::warn!(
+                    limit_secs = secs,
+                    "line timeout: client too slow to finish a line"
+                );
+                let detail = format!("line not finished within {secs} s");
+                send_last(&mut stream, Error::with(Code::IdleTimeout, detail)).await;
                 break;
             }
             Input::Stop => break,
@@ -120,11 +154,45 @@ async fn run(
     tracing::debug!("closed");
 }
 
-/// Waits for bytes (allocating the buffer only once some arrive), the idle limit, or stop.
+/// Restarts the line clock when a frame completed or a literal moved on; a line keeps its
+/// clock while bytes trickle in, so a slow-drip client cannot hold a connection forever.
+fn track_partial(
+    before: Option<(Progress, Instant)>,
+    now_at: Progress,
+    frame_done: bool,
+) -> Option<(Progress, Instant)> {
+    match before {
+        _ if now_at == Progress::Idle => None,
+        Some((p, since)) if p == now_at && !frame_done => Some((p, since)),
+        _ => Some((now_at, Instant::now())),
+    }
+}
+
+fn secs_or_off(secs: u64) -> Option<Duration> {
+    (secs > 0).then(|| Duration::from_secs(secs))
+}
+
+/// Runs `f` within `limit` (None: no limit); None when the time ran out.
+async fn with_limit<T>(limit: Option<Duration>, f: impl Future<Output = T>) -> Option<T> {
+    match limit {
+        Some(limit) => tokio::time::timeout(limit, f).await.ok(),
+        None => Some(f.await),
+    }
+}
+
+/// Sends a closing error, giving up quickly if the client does not read.
+async fn send_last(stream: &mut TcpStream, e: Error) {
+    let bytes = Reply::Error(e).to_bytes();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.write_all(&bytes)).await;
+}
+
+/// Waits for bytes (allocating the buffer only once some arrive), the idle limit, the
+/// line deadline, or stop.
 async fn read_more(
     stream: &mut TcpStream,
     buf: &mut BytesMut,
     idle: Duration,
+    line_deadline: Option<Instant>,
     stop: &mut watch::Receiver<bool>,
 ) -> Input {
     let wait = async {
@@ -143,8 +211,15 @@ async fn read_more(
             }
         }
     };
+    let line_timeout = async {
+        match line_deadline {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
         r = tokio::time::timeout(idle, wait) => r.unwrap_or(Input::Idle),
+        _ = line_timeout => Input::LineTimeout,
         _ = stop.changed() => Input::Stop,
     }
 }
@@ -153,7 +228,13 @@ async fn process(cx: &mut Cx<'_>, frame: Frame) -> Reply {
     let parsed = match frame {
         Frame::Line(line) => parse_command(&line, None),
         Frame::WithData(line, data) => parse_command(&line, Some(data)),
-        Frame::TooLong => Err(Error::with(Code::SyntaxError, "line too long")),
+        Frame::TooLong => {
+            tracing::info!(
+                limit = cx.app.config.server.max_line_bytes,
+                "line too long: skipped"
+            );
+            Err(Error::with(Code::SyntaxError, "line too long"))
+        }
         Frame::DataTooLarge(size) => Err(Error::with(
             Code::UploadError,
             format!(
@@ -178,8 +259,12 @@ fn command_name(cmd: &crate::protocol::Command) -> String {
 }
 
 /// Answers a connection over the limit with one error and closes it.
-pub async fn refuse(mut stream: TcpStream) {
-    let bytes = Reply::Error(Error::new(Code::TooManyConnections)).to_bytes();
+pub async fn refuse(mut stream: TcpStream, detail: Option<&'static str>) {
+    let e = match detail {
+        Some(d) => Error::with(Code::TooManyConnections, d),
+        None => Error::new(Code::TooManyConnections),
+    };
+    let bytes = Reply::Error(e).to_bytes();
     let _ = tokio::time::timeout(Duration::from_secs(5), stream.write_all(&bytes)).await;
     let _ = stream.shutdown().await;
 }

@@ -3,10 +3,15 @@
 //! flush the store).
 
 mod connection;
+mod throttle;
+
+pub use throttle::{LoginThrottle, Throttled};
 
 use crate::app::App;
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
@@ -19,6 +24,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let limit = Arc::new(Semaphore::new(app.config.server.max_connections));
+    let per_ip = PerIp::new(app.config.limits.max_connections_per_ip);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let notify_task = tokio::spawn(crate::notify::service::run(app.clone(), stop_rx.clone()));
@@ -27,6 +33,8 @@ pub async fn run(
         tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => {
+                // Reap finished connection tasks so the set does not grow without bound.
+                while tasks.try_join_next().is_some() {}
                 let (stream, peer) = match accepted {
                     Ok(x) => x,
                     Err(e) => {
@@ -37,22 +45,22 @@ pub async fn run(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                match limit.clone().try_acquire_owned() {
-                    Ok(permit) => {
-                        let app = app.clone();
-                        let stop = stop_rx.clone();
-                        tasks.spawn(async move {
-                            connection::serve(app, stream, peer, stop).await;
-                            drop(permit);
-                        });
-                    }
-                    Err(_) => {
-                        tracing::warn!(%peer, "connection refused: too many connections");
-                        tasks.spawn(connection::refuse(stream));
-                    }
-                }
-                // Reap finished connection tasks so the set does not grow without bound.
-                while tasks.try_join_next().is_some() {}
+                let Ok(permit) = limit.clone().try_acquire_owned() else {
+                    tracing::warn!(%peer, "connection refused: too many connections");
+                    tasks.spawn(connection::refuse(stream, None));
+                    continue;
+                };
+                let Some(per_ip) = per_ip.acquire(peer.ip()) else {
+                    tracing::warn!(%peer, "connection refused: too many connections from this address");
+                    tasks.spawn(connection::refuse(stream, Some("from this address")));
+                    continue;
+                };
+                let app = app.clone();
+                let stop = stop_rx.clone();
+                tasks.spawn(async move {
+                    connection::serve(app, stream, peer, stop).await;
+                    drop((permit, per_ip));
+                });
             }
         }
     }
@@ -75,4 +83,52 @@ pub async fn run(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Open connections per client address, so one address cannot take every connection slot.
+#[derive(Clone)]
+struct PerIp {
+    max: usize,
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+/// Holds one of an address's connection slots; gives it back on drop.
+struct PerIpSlot {
+    ip: IpAddr,
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl PerIp {
+    /// `max` 0 means no per-address limit.
+    fn new(max: usize) -> Self {
+        PerIp {
+            max: if max == 0 { usize::MAX } else { max },
+            open: Arc::default(),
+        }
+    }
+
+    fn acquire(&self, ip: IpAddr) -> Option<PerIpSlot> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(ip).or_insert(0);
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(PerIpSlot {
+            ip,
+            open: self.open.clone(),
+        })
+    }
+}
+
+impl Drop for PerIpSlot {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
 }

@@ -184,7 +184,11 @@ pub struct Client {
 
 impl Client {
     pub fn connect(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect(addr).unwrap();
+        Self::from_stream(TcpStream::connect(addr).unwrap())
+    }
+
+    /// A client over an already connected socket (e.g. one bound to another source address).
+    pub fn from_stream(stream: TcpStream) -> Client {
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
             .unwrap();
@@ -205,6 +209,11 @@ impl Client {
         let r = self.send(line);
         assert_eq!(r.len(), 1, "expected one line for {line:?}, got {r:?}");
         r.into_iter().next().unwrap()
+    }
+
+    /// The socket, e.g. to clone it for a writer thread or to set timeouts.
+    pub fn stream(&self) -> &TcpStream {
+        self.reader.get_ref()
     }
 
     pub fn write_raw(&mut self, bytes: &[u8]) {
