@@ -8,6 +8,7 @@
 
 pub mod app;
 pub mod attributes;
+pub mod bench;
 pub mod commands;
 pub mod config;
 pub mod conformance;

@@ -40,9 +40,12 @@ enum Cmd {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Load generator and benchmark helpers (scripts/bench runs the full comparison).
+    Bench(webissued::bench::BenchArgs),
 }
 
 fn main() -> std::process::ExitCode {
+    return_large_blocks_to_the_system();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -65,6 +68,7 @@ fn main() -> std::process::ExitCode {
             }
         },
         Cmd::Conformance { addr, files } => conformance(&addr, &files),
+        Cmd::Bench(args) => webissued::bench::main(args),
     }
 }
 
@@ -163,6 +167,16 @@ fn serve(
         }
         result
     })
+}
+
+/// Makes glibc serve allocations of 128 KiB and more with mmap, and give them back when
+/// freed. Otherwise glibc raises that threshold after the first freed 19 MiB argon2 block
+/// and keeps every later one in per-thread arenas: gigabytes after a burst of logins.
+fn return_large_blocks_to_the_system() {
+    // SAFETY: mallopt only sets an allocator parameter; called before any other thread runs.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -366,10 +366,12 @@ fn bad_requests_get_clear_errors_and_send_nothing() {
 
 #[test]
 fn expired_subscriptions_and_tokens_stop() {
-    let mut w = world("[subscribe]\nconfirm_token_ttl_secs = 2\n");
+    // Lifetimes of 5 s leave room for a loaded machine between SUBSCRIBE and CONFIRM.
+    let mut w = world("[subscribe]\nconfirm_token_ttl_secs = 5\n");
+    let created = std::time::Instant::now();
     let short = w
         .ann
-        .id("SUBSCRIBE FOLDER 1 'mailto:short@example.org' 2 ''");
+        .id("SUBSCRIBE FOLDER 1 'mailto:short@example.org' 5 ''");
     let late = w
         .ann
         .id("SUBSCRIBE FOLDER 1 'mailto:late@example.org' 0 ''");
@@ -389,11 +391,11 @@ fn expired_subscriptions_and_tokens_stop() {
             .one(&format!("CONFIRM SUBSCRIPTION {short} '{short_token}'")),
         "OK"
     );
-    std::thread::sleep(Duration::from_millis(2100));
+    std::thread::sleep(Duration::from_millis(6100).saturating_sub(created.elapsed()));
     assert_eq!(status_of(&mut w.ann, short), "expired");
     let line = w.ann.send("LIST SUBSCRIPTIONS")[0].clone();
     assert!(
-        line.contains(" 2 ") && !line.ends_with(" 0 'expired' ''"),
+        line.contains(" 5 ") && !line.ends_with(" 0 'expired' ''"),
         "{line}"
     );
     assert_eq!(

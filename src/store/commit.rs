@@ -4,6 +4,10 @@
 //! reports that sequence flushed. The committer takes the newest sequence, calls
 //! `Db::flush()` once (sled 0.34.7's `flush_async` deadlocks under concurrency), and then
 //! releases every writer at or below it, so concurrent writers share one fsync.
+//!
+//! sled 0.34.7 ends its log writes with `sync_file_range`, which does not flush the disk's
+//! write cache; the committer therefore also calls `fdatasync` on sled's log file, so an
+//! acknowledged write survives a power loss as well as a `kill -9`.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -19,8 +23,11 @@ pub struct GroupCommit {
 }
 
 impl GroupCommit {
-    /// Starts the committer thread for `db`.
-    pub fn start(db: sled::Db) -> (Arc<GroupCommit>, std::thread::JoinHandle<()>) {
+    /// Starts the committer thread for `db`, whose log file is `log`.
+    pub fn start(
+        db: sled::Db,
+        log: std::fs::File,
+    ) -> (Arc<GroupCommit>, std::thread::JoinHandle<()>) {
         let (tx, _) = watch::channel(0);
         let gc = Arc::new(GroupCommit {
             applied: AtomicU64::new(0),
@@ -32,7 +39,7 @@ impl GroupCommit {
         let me = gc.clone();
         let handle = std::thread::Builder::new()
             .name("group-commit".into())
-            .spawn(move || me.run(db))
+            .spawn(move || me.run(db, log))
             .expect("spawn committer");
         (gc, handle)
     }
@@ -72,7 +79,7 @@ impl GroupCommit {
         self.cond.notify_one();
     }
 
-    fn run(&self, db: sled::Db) {
+    fn run(&self, db: sled::Db, log: std::fs::File) {
         loop {
             {
                 let mut w = self.wake.lock().unwrap();
@@ -84,7 +91,11 @@ impl GroupCommit {
             let target = self.applied.load(Ordering::Acquire);
             if target > *self.durable.borrow() {
                 loop {
-                    match db.flush() {
+                    match db
+                        .flush()
+                        .map_err(|e| e.to_string())
+                        .and_then(|_| log.sync_data().map_err(|e| format!("fdatasync: {e}")))
+                    {
                         Ok(_) => break,
                         Err(e) => {
                             tracing::error!(error = %e, "flush failed; retrying");

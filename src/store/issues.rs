@@ -106,10 +106,12 @@ pub fn owner_of_item(r: &impl Read, id: i64) -> Result<Option<u64>> {
 /// Issues of a folder whose stamp is greater than `since`, in id order.
 pub fn in_folder_since(r: &impl Read, folder: u64, since: i64) -> Result<Vec<Issue>> {
     let mut out: Vec<Issue> = Vec::new();
-    for (k, id) in r.scan::<u64>(&prefix("folder-stamp", folder))? {
-        if keys::id_at("folder-stamp", &k, 1) as i64 > since
-            && let Some(issue) = r.get(&key("issue", &[id]))?
-        {
+    // Index keys are big-endian stamps: start right after `since`, skip the older issues.
+    let from = key("folder-stamp", &[folder, since.max(0) as u64 + 1]);
+    let to = key("folder-stamp", &[folder + 1]);
+    for (_, raw) in r.range_raw(&from, &to, usize::MAX)? {
+        let id: u64 = postcard::from_bytes(&raw)?;
+        if let Some(issue) = r.get(&key("issue", &[id]))? {
             out.push(issue);
         }
     }

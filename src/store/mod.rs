@@ -259,7 +259,10 @@ impl Store {
             .cache_capacity(cache_bytes)
             .open()?;
         let tree = db.open_tree("data")?;
-        let (commit, handle) = commit::GroupCommit::start(db.clone());
+        // sled keeps its log in the file `db` of its directory; fsync on our own handle
+        // flushes the same file.
+        let log = std::fs::File::open(dir.join("db").join("db"))?;
+        let (commit, handle) = commit::GroupCommit::start(db.clone(), log);
         Ok(Store {
             db,
             tree,

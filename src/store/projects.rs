@@ -142,6 +142,14 @@ pub fn visible_folder(r: &impl Read, user: &User, id: i64) -> Result<(Folder, u8
 }
 
 /// The folders of one project, in id order.
+/// Every folder, in id order.
+pub fn all_folders(r: &impl Read) -> Result<Vec<Folder>> {
+    Ok(r.scan::<Folder>(b"folder/")?
+        .into_iter()
+        .map(|(_, f)| f)
+        .collect())
+}
+
 pub fn folders_of(r: &impl Read, project: u64) -> Result<Vec<Folder>> {
     let mut out = Vec::new();
     for (k, _) in r.scan_raw(&prefix("project-folder", project))? {
