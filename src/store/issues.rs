@@ -256,30 +256,11 @@ pub fn rename(w: &mut Writer, issue: &mut Issue, name: &str, user: u64) -> Resul
         return Ok(None);
     }
     let old = std::mem::replace(&mut issue.name, name.into());
-    let id = issue.id;
-    let new = name.to_string();
     let kind = EventKind::Renamed {
         old: old.clone(),
-        new: new.clone(),
+        new: name.into(),
     };
-    modify(
-        w,
-        issue,
-        user,
-        |stamp, time| {
-            Row::Change(Change {
-                id: stamp,
-                issue: id,
-                time,
-                user,
-                attribute: 0,
-                old,
-                new,
-            })
-        },
-        kind,
-    )
-    .map(Some)
+    change(w, issue, user, 0, old, name.into(), kind).map(Some)
 }
 
 /// Sets a value (already validated and normalised); `None` when it is unchanged.
@@ -295,12 +276,25 @@ pub fn set_value(
         return Ok(None);
     }
     put_value(w, issue.id, attribute, value)?;
-    let id = issue.id;
     let kind = EventKind::ValueSet {
         attribute,
         old: old.clone(),
         new: value.into(),
     };
+    change(w, issue, user, attribute, old, value.into(), kind).map(Some)
+}
+
+/// Records a history row (`attribute` 0: a rename) under a new stamp.
+fn change(
+    w: &mut Writer,
+    issue: &mut Issue,
+    user: u64,
+    attribute: u64,
+    old: String,
+    new: String,
+    kind: EventKind,
+) -> Result<u64> {
+    let id = issue.id;
     modify(
         w,
         issue,
@@ -313,12 +307,11 @@ pub fn set_value(
                 user,
                 attribute,
                 old,
-                new: value.into(),
+                new,
             })
         },
         kind,
     )
-    .map(Some)
 }
 
 pub fn add_comment(w: &mut Writer, issue: &mut Issue, text: String, user: u64) -> Result<u64> {
