@@ -14,6 +14,8 @@ pub struct App {
     pub throttle: crate::server::LoginThrottle,
     /// The notification machinery; None when `[notify] enabled = false`.
     pub notifier: Option<Arc<crate::notify::Notifier>>,
+    /// LIST PROJECTS' encoded lines, shared by all connections.
+    pub catalogue: crate::commands::projects::CatalogueCache,
 }
 
 impl App {
@@ -21,7 +23,16 @@ impl App {
     /// administrator `admin`, with the password from `WEBISSUED_ADMIN_PASSWORD` or a random
     /// one printed once on stderr, and the predefined issue type "Bugs".
     pub fn open(config: Config) -> Result<Arc<App>> {
-        let store = Store::open(&config.server.data_dir, config.server.cache_mb << 20)?;
+        let store = Store::open_with(
+            &config.server.data_dir,
+            crate::store::Options {
+                cache_bytes: config.server.cache_mb << 20,
+                checkpoint_bytes: config.server.checkpoint_wal_mb.max(1) << 20,
+                checkpoint_age: std::time::Duration::from_secs(
+                    config.server.checkpoint_secs.max(1),
+                ),
+            },
+        )?;
         let uuid = match store.read(|r| r.get::<String>(&key_str("meta", "uuid")))? {
             Some(u) => u,
             None => {
@@ -71,6 +82,7 @@ impl App {
             store,
             uuid,
             notifier,
+            catalogue: Default::default(),
         };
         let swept = app
             .store

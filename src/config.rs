@@ -39,8 +39,13 @@ pub struct ServerConfig {
     /// Public prefix of links in mails, e.g. `https://tracker.example.org`. When unset, the
     /// address the HTTP listener actually bound (`http://127.0.0.1:4081` by default).
     pub base_url: Option<String>,
-    /// sled's page cache in MiB (attachments are files, outside it).
+    /// sled's page cache in MiB. Commands read the in-memory copy of the data; sled is read
+    /// at start-up and written at checkpoints.
     pub cache_mb: u64,
+    /// The write-ahead log is folded into sled once a log file holds this many MiB...
+    pub checkpoint_wal_mb: u64,
+    /// ...or is this many seconds old.
+    pub checkpoint_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -56,7 +61,9 @@ impl Default for ServerConfig {
             timezone: "+0000".into(),
             http_listen: "127.0.0.1:4081".into(),
             base_url: None,
-            cache_mb: 64,
+            cache_mb: 16,
+            checkpoint_wal_mb: 64,
+            checkpoint_secs: 300,
         }
     }
 }

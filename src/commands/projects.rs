@@ -11,41 +11,93 @@ use crate::store::{projects, types, users};
 
 /// The projects the caller may see (all of them for server administrators), then their
 /// folders with the folder stamps.
+///
+/// Every client refresh starts with this command, so the lines are encoded once per change
+/// of projects or folders ([`Catalogue`]) and each call only picks the caller's projects.
 pub fn list_projects(cx: &mut Cx) -> Result<Reply> {
     let me = cx.user()?;
+    let app = cx.app;
     cx.read(|r| {
-        // Two scans (projects, folders) and the caller's memberships: this runs on every
-        // client refresh, so it avoids a lookup per project and per folder.
-        let mine: std::collections::HashSet<u64> = if me.access == ACCESS_ADMIN {
-            Default::default()
-        } else {
-            users::projects_of(r, me.id)?
-                .into_iter()
-                .filter(|&(_, a)| a > ACCESS_NONE)
-                .map(|(p, _)| p)
-                .collect()
-        };
-        let sees = |p: u64| me.access == ACCESS_ADMIN || mine.contains(&p);
-        let mut lines: Vec<Line> = projects::all(r)?
+        let catalogue = app.catalogue.current(app.store.catalogue_generation(), r)?;
+        if me.access == ACCESS_ADMIN {
+            return Ok(Reply::Encoded(catalogue.bytes.clone()));
+        }
+        let mine: Vec<u64> = users::projects_of(r, me.id)?
             .into_iter()
-            .filter(|p| sees(p.id))
-            .map(|p| Line::new("P").int(p.id as i64).str(p.name))
+            .filter(|&(_, a)| a > ACCESS_NONE)
+            .map(|(p, _)| p)
             .collect();
-        lines.extend(
-            projects::all_folders(r)?
-                .into_iter()
-                .filter(|f| sees(f.project))
-                .map(|f| {
-                    Line::new("F")
-                        .int(f.id as i64)
-                        .int(f.project as i64)
-                        .str(f.name)
-                        .int(f.type_id as i64)
-                        .int(f.stamp as i64)
-                }),
-        );
-        Ok(Reply::Lines(lines))
+        let mut out = Vec::new();
+        for (project, range) in &catalogue.lines {
+            if mine.contains(project) {
+                out.extend_from_slice(&catalogue.bytes[range.clone()]);
+            }
+        }
+        Ok(Reply::Encoded(out))
     })
+}
+
+/// LIST PROJECTS' lines for everybody: `P` lines, then `F` lines, each with its project.
+pub struct Catalogue {
+    generation: u64,
+    bytes: Vec<u8>,
+    lines: Vec<(u64, std::ops::Range<usize>)>,
+}
+
+impl Catalogue {
+    fn build(generation: u64, r: &impl crate::store::Read) -> Result<Catalogue> {
+        let mut c = Catalogue {
+            generation,
+            bytes: Vec::new(),
+            lines: Vec::new(),
+        };
+        let mut push = |project: u64, line: Line| {
+            let start = c.bytes.len();
+            line.encode(&mut c.bytes);
+            c.lines.push((project, start..c.bytes.len()));
+        };
+        for p in projects::all(r)? {
+            push(p.id, Line::new("P").int(p.id as i64).str(p.name));
+        }
+        for f in projects::all_folders(r)? {
+            push(
+                f.project,
+                Line::new("F")
+                    .int(f.id as i64)
+                    .int(f.project as i64)
+                    .str(f.name)
+                    .int(f.type_id as i64)
+                    .int(f.stamp as i64),
+            );
+        }
+        Ok(c)
+    }
+}
+
+/// The newest [`Catalogue`], rebuilt when the store's catalogue generation moved on.
+#[derive(Default)]
+pub struct CatalogueCache(std::sync::Mutex<Option<std::sync::Arc<Catalogue>>>);
+
+impl CatalogueCache {
+    /// The catalogue of `generation`, read through `r` (a read of that generation).
+    pub fn current(
+        &self,
+        generation: u64,
+        r: &impl crate::store::Read,
+    ) -> Result<std::sync::Arc<Catalogue>> {
+        if let Some(c) = self.0.lock().map_err(Error::internal)?.as_ref()
+            && c.generation == generation
+        {
+            return Ok(c.clone());
+        }
+        let built = std::sync::Arc::new(Catalogue::build(generation, r)?);
+        let mut slot = self.0.lock().map_err(Error::internal)?;
+        // Readers of an older generation may finish later; keep the newest.
+        if slot.as_ref().is_none_or(|c| c.generation < generation) {
+            *slot = Some(built.clone());
+        }
+        Ok(built)
+    }
 }
 
 pub fn add_project(cx: &mut Cx, name: String) -> Result<Reply> {

@@ -40,6 +40,8 @@ pub enum Reply {
     Error(Error),
     /// Data lines; an empty list is sent as `NULL`.
     Lines(Vec<Line>),
+    /// Data lines already encoded, each ending in CRLF; empty is sent as `NULL`.
+    Encoded(Vec<u8>),
     /// Raw bytes (GET ATTACHMENT): `DATA size`, CRLF, the bytes, CRLF, then the empty line.
     Data(Bytes),
 }
@@ -47,6 +49,18 @@ pub enum Reply {
 impl From<Error> for Reply {
     fn from(e: Error) -> Self {
         Reply::Error(e)
+    }
+}
+
+impl Line {
+    /// Appends the line's wire form, CRLF included.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.keyword.as_bytes());
+        for arg in &self.args {
+            out.push(b' ');
+            write_arg(out, arg);
+        }
+        out.extend_from_slice(b"\r\n");
     }
 }
 
@@ -69,16 +83,9 @@ impl Reply {
                 out.extend_from_slice(b"\r\n");
             }
             Reply::Lines(lines) if lines.is_empty() => out.extend_from_slice(b"NULL\r\n"),
-            Reply::Lines(lines) => {
-                for line in lines {
-                    out.extend_from_slice(line.keyword.as_bytes());
-                    for arg in &line.args {
-                        out.push(b' ');
-                        write_arg(out, arg);
-                    }
-                    out.extend_from_slice(b"\r\n");
-                }
-            }
+            Reply::Lines(lines) => lines.iter().for_each(|l| l.encode(out)),
+            Reply::Encoded(lines) if lines.is_empty() => out.extend_from_slice(b"NULL\r\n"),
+            Reply::Encoded(lines) => out.extend_from_slice(lines),
             Reply::Data(bytes) => {
                 out.extend_from_slice(format!("DATA {}\r\n", bytes.len()).as_bytes());
                 out.extend_from_slice(bytes);

@@ -161,21 +161,34 @@ pub fn line(input: &str) -> Result<Tokens<'_>, SyntaxError> {
 pub fn write_string(out: &mut Vec<u8>, s: &str) {
     out.reserve(s.len() + 2);
     out.push(b'\'');
-    for b in s.bytes() {
-        match b {
-            b'\'' => out.extend_from_slice(b"\\'"),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            _ => out.push(b),
-        }
+    // Copies the runs between escaped characters in one go.
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escaped: &[u8] = match b {
+            b'\'' => b"\\'",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(escaped);
+        start = i + 1;
     }
+    out.extend_from_slice(&bytes[start..]);
     out.push(b'\'');
+}
+
+/// Writes an integer argument without allocating.
+pub fn write_int(out: &mut Vec<u8>, i: i64) {
+    use std::io::Write;
+    let _ = write!(out, "{i}");
 }
 
 /// Writes one argument.
 pub fn write_arg(out: &mut Vec<u8>, arg: &Arg) {
     match arg {
-        Arg::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
+        Arg::Int(i) => write_int(out, *i),
         Arg::Str(s) => write_string(out, s),
     }
 }

@@ -1,56 +1,87 @@
 //! Group commit: one thread makes writes durable for everybody.
 //!
-//! Writers get a sequence number when their batch is applied and wait until the committer
-//! reports that sequence flushed. The committer takes the newest sequence, calls
-//! `Db::flush()` once (sled 0.34.7's `flush_async` deadlocks under concurrency), and then
-//! releases every writer at or below it, so concurrent writers share one fsync.
+//! A writer encodes its batch into the shared log buffer while it holds the store's write
+//! lock (so the log's order is the order batches were applied in) and gets the batch's
+//! sequence number. The committer thread takes the whole buffer, appends it to the current
+//! [`wal`] file with one `write` and one `fdatasync`, and then releases every writer at or
+//! below the newest sequence it wrote: concurrent writers share one disk flush.
 //!
-//! sled 0.34.7 ends its log writes with `sync_file_range`, which does not flush the disk's
-//! write cache; the committer therefore also calls `fdatasync` on sled's log file, so an
-//! acknowledged write survives a power loss as well as a `kill -9`.
+//! When the current file grows past its size or age limit the committer starts the next
+//! generation and hands the closed file to the checkpointer ([`super::checkpoint`]).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use super::wal::{self, LogFile};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 
+/// When the committer closes a log file and starts the next one.
+#[derive(Debug, Clone, Copy)]
+pub struct Rotation {
+    pub max_bytes: u64,
+    pub max_age: Duration,
+}
+
+struct Queue {
+    /// Encoded records not yet handed to the committer.
+    buf: Vec<u8>,
+    /// Sequence of the newest record in `buf` (or written before).
+    last: u64,
+    stop: bool,
+}
+
 pub struct GroupCommit {
+    queue: Mutex<Queue>,
+    wake: Condvar,
     applied: AtomicU64,
     durable: watch::Sender<u64>,
-    wake: Mutex<bool>,
-    cond: Condvar,
-    stop: AtomicBool,
+    durable_now: Mutex<u64>,
+    durable_cond: Condvar,
 }
 
 impl GroupCommit {
-    /// Starts the committer thread for `db`, whose log file is `log`.
+    /// Starts the committer appending to `log`; `last_seq` is the newest sequence already in
+    /// the store. Closed files are sent on `closed`.
     pub fn start(
-        db: sled::Db,
-        log: std::fs::File,
+        log: LogFile,
+        dir: PathBuf,
+        last_seq: u64,
+        rotation: Rotation,
+        closed: mpsc::Sender<PathBuf>,
     ) -> (Arc<GroupCommit>, std::thread::JoinHandle<()>) {
-        let (tx, _) = watch::channel(0);
+        let (tx, _) = watch::channel(last_seq);
         let gc = Arc::new(GroupCommit {
-            applied: AtomicU64::new(0),
+            queue: Mutex::new(Queue {
+                buf: Vec::new(),
+                last: last_seq,
+                stop: false,
+            }),
+            wake: Condvar::new(),
+            applied: AtomicU64::new(last_seq),
             durable: tx,
-            wake: Mutex::new(false),
-            cond: Condvar::new(),
-            stop: AtomicBool::new(false),
+            durable_now: Mutex::new(last_seq),
+            durable_cond: Condvar::new(),
         });
         let me = gc.clone();
         let handle = std::thread::Builder::new()
             .name("group-commit".into())
-            .spawn(move || me.run(db, log))
+            .spawn(move || me.run(log, dir, rotation, closed))
             .expect("spawn committer");
         (gc, handle)
     }
 
-    /// Records that a batch was applied; returns its sequence. Called under the write lock,
-    /// so sequences follow the order of batches.
-    pub fn applied(&self) -> u64 {
-        let seq = self.applied.fetch_add(1, Ordering::AcqRel) + 1;
-        let mut w = self.wake.lock().unwrap();
-        *w = true;
-        self.cond.notify_one();
+    /// Queues the record of a batch and returns its sequence. Called under the store's
+    /// write lock, so sequences follow the order of batches.
+    pub fn append<'a>(&self, ops: impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)>) -> u64 {
+        let mut q = self.queue.lock().unwrap();
+        let seq = q.last + 1;
+        q.last = seq;
+        wal::encode(&mut q.buf, seq, ops);
+        self.applied.store(seq, Ordering::Release);
+        drop(q);
+        self.wake.notify_one();
         seq
     }
 
@@ -71,42 +102,83 @@ impl GroupCommit {
         *self.durable.borrow() >= seq
     }
 
-    /// Stops the committer after a last flush.
-    pub fn stop(&self) {
-        self.stop.store(true, Ordering::Release);
-        let mut w = self.wake.lock().unwrap();
-        *w = true;
-        self.cond.notify_one();
+    /// Blocks the calling thread until batch `seq` is on disk (start-up, tools).
+    pub fn wait_durable(&self, seq: u64) {
+        let mut d = self.durable_now.lock().unwrap();
+        while *d < seq {
+            d = self.durable_cond.wait(d).unwrap();
+        }
     }
 
-    fn run(&self, db: sled::Db, log: std::fs::File) {
+    /// Stops the committer after it has written everything queued.
+    pub fn stop(&self) {
+        self.queue.lock().unwrap().stop = true;
+        self.wake.notify_one();
+    }
+
+    fn publish(&self, seq: u64) {
+        *self.durable_now.lock().unwrap() = seq;
+        self.durable_cond.notify_all();
+        self.durable.send_replace(seq);
+    }
+
+    fn run(
+        &self,
+        mut log: LogFile,
+        dir: PathBuf,
+        rotation: Rotation,
+        closed: mpsc::Sender<PathBuf>,
+    ) {
+        let mut spare = Vec::new();
         loop {
-            {
-                let mut w = self.wake.lock().unwrap();
-                while !*w {
-                    w = self.cond.wait(w).unwrap();
-                }
-                *w = false;
-            }
-            let target = self.applied.load(Ordering::Acquire);
-            if target > *self.durable.borrow() {
+            let (target, stop) = {
+                let mut q = self.queue.lock().unwrap();
                 loop {
-                    match db
-                        .flush()
-                        .map_err(|e| e.to_string())
-                        .and_then(|_| log.sync_data().map_err(|e| format!("fdatasync: {e}")))
-                    {
-                        Ok(_) => break,
-                        Err(e) => {
-                            tracing::error!(error = %e, "flush failed; retrying");
-                            std::thread::sleep(Duration::from_millis(100));
-                        }
+                    if !q.buf.is_empty() || q.stop {
+                        break;
+                    }
+                    // Idle: a file that has waited long enough is closed, so its data reaches
+                    // sled even when writes stop.
+                    let age = log.opened.elapsed();
+                    if log.len > 0 && age >= rotation.max_age {
+                        break;
+                    }
+                    let wait = if log.len > 0 {
+                        rotation.max_age - age
+                    } else {
+                        Duration::from_secs(3600)
+                    };
+                    q = self.wake.wait_timeout(q, wait).unwrap().0;
+                }
+                std::mem::swap(&mut q.buf, &mut spare);
+                (q.last, q.stop)
+            };
+            if !spare.is_empty() {
+                while let Err(e) = log.append_durable(&spare) {
+                    tracing::error!(error = %e, file = %log.path.display(), "log write failed; retrying");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                spare.clear();
+                self.publish(target);
+            }
+            if stop {
+                if log.len > 0 {
+                    let _ = closed.send(log.path.clone());
+                }
+                return;
+            }
+            if log.len > 0
+                && (log.len >= rotation.max_bytes || log.opened.elapsed() >= rotation.max_age)
+            {
+                match LogFile::create(&dir, log.generation + 1) {
+                    Ok(next) => {
+                        let old = std::mem::replace(&mut log, next);
+                        let _ = closed.send(old.path);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot start the next log file; appending to the current one")
                     }
                 }
-                self.durable.send_replace(target);
-            }
-            if self.stop.load(Ordering::Acquire) {
-                return;
             }
         }
     }
