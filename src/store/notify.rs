@@ -504,6 +504,35 @@ pub fn outbox_update(w: &mut Writer, old: &OutboxEntry, new: &OutboxEntry) -> Re
     w.put(key("outbox", &[new.id]), new)
 }
 
+/// RETRY OUTBOX: puts a queued or failed message back in the queue, due at `now`, as if it
+/// had just been queued (no attempts, no error). Returns the entry as it was; None for an
+/// unknown id.
+pub fn outbox_retry(w: &mut Writer, id: u64, now: i64) -> Result<Option<OutboxEntry>> {
+    let Some(old) = outbox_entry(w, id)? else {
+        return Ok(None);
+    };
+    let new = OutboxEntry {
+        state: OutboxState::Queued,
+        attempts: 0,
+        next_attempt: now,
+        last_error: None,
+        ..old.clone()
+    };
+    outbox_update(w, &old, &new)?;
+    Ok(Some(old))
+}
+
+/// DELETE OUTBOX: drops a message, queued or failed. False for an unknown id.
+pub fn outbox_delete(w: &mut Writer, id: u64) -> Result<bool> {
+    match outbox_entry(w, id)? {
+        Some(entry) => {
+            outbox_remove(w, &entry);
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
