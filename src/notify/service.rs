@@ -262,7 +262,10 @@ impl Notifier {
         let mut b = self.breaker_lock();
         if b.holds(now) {
             b.retry_at = now;
-            tracing::info!(failures = b.failures, "mail transport backoff lifted by an admin");
+            tracing::info!(
+                failures = b.failures,
+                "mail transport backoff lifted by an admin"
+            );
         }
     }
 
@@ -286,7 +289,10 @@ impl Notifier {
     fn close_breaker(&self) {
         let mut b = self.breaker_lock();
         if !b.is_closed() {
-            tracing::info!(outages = b.failures, "mail transport answers again: outbox resumed");
+            tracing::info!(
+                outages = b.failures,
+                "mail transport answers again: outbox resumed"
+            );
             *b = Breaker::default();
         }
     }
@@ -655,6 +661,83 @@ mod tests {
         let b: Vec<i64> = (1..=12).map(|a| f.notifier.backoff(a)).collect();
         assert_eq!(&b[..4], &[60, 120, 240, 480]);
         assert_eq!(b[11], 6 * 3600);
+    }
+
+    /// A notifier mailing through SMTP to a port nothing listens on (connection refused: an
+    /// outage, at once), with three messages queued at `t`.
+    fn refused_fixture(t: i64) -> Fixture {
+        let f = fixture("", "");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mail = MailConfig {
+            transport: crate::mail::config::TransportKind::Smtp,
+            smtp_port: port,
+            ..MailConfig::default()
+        };
+        let cfg = NotifyConfig {
+            retry_base_secs: 60,
+            retry_max_secs: 3600,
+            breaker_base_secs: 30,
+            ..NotifyConfig::default()
+        };
+        let notifier = Notifier::new(&cfg, &mail, "Tracker", "+0000").unwrap();
+        let f = Fixture { notifier, ..f };
+        f.change(1, t);
+        f.pass(t);
+        let queued = f.outbox()[0].mail.clone();
+        f.store
+            .write(|w| {
+                n::queue_mail(w, 2, queued.clone(), t)?;
+                n::queue_mail(w, 2, queued, t)
+            })
+            .unwrap();
+        f
+    }
+
+    fn attempts(f: &Fixture) -> Vec<u32> {
+        f.outbox().iter().map(|e| e.attempts).collect()
+    }
+
+    #[tokio::test]
+    async fn an_outage_stops_the_round_and_holds_the_transport() {
+        let t = now();
+        let f = refused_fixture(t);
+        let nf = &f.notifier;
+        let stats = nf.send_due(&f.store, t).await.unwrap();
+        assert_eq!((stats.sent, stats.deferred, stats.held), (0, 1, 2));
+        assert_eq!(attempts(&f), [1, 0, 0], "the others were not tried");
+        let b = nf.breaker();
+        assert_eq!(b.failures, 1);
+        assert!(b.retry_at >= t + 30 && b.retry_at <= t + 32, "{b:?}");
+        assert!(b.last_error.contains("smtp"), "{b:?}");
+        // Held: nothing is tried, nothing counted, before the breaker reopens.
+        let stats = nf.send_due(&f.store, t + 29).await.unwrap();
+        assert_eq!((stats.deferred, stats.held), (0, 2));
+        assert_eq!(attempts(&f), [1, 0, 0]);
+        // Half-open: one probe (the earliest due message), which fails: open again, doubled.
+        let at = b.retry_at;
+        let stats = nf.send_due(&f.store, at).await.unwrap();
+        assert_eq!((stats.deferred, stats.held), (1, 1));
+        assert_eq!(attempts(&f), [1, 1, 0]);
+        let b = nf.breaker();
+        assert_eq!(b.failures, 2);
+        assert!(b.retry_at >= at + 60 && b.retry_at <= at + 62, "{b:?}");
+        // An admin's RETRY lifts the wait: the next round probes at once.
+        nf.lift_breaker(at + 1);
+        assert!(!nf.breaker().holds(at + 1));
+        nf.send_due(&f.store, at + 1).await.unwrap();
+        assert_eq!(nf.breaker().failures, 3);
+        assert_eq!(attempts(&f), [1, 1, 1]);
+    }
+
+    #[tokio::test]
+    async fn breaker_delay_doubles_up_to_the_retry_cap() {
+        let f = refused_fixture(now());
+        let d: Vec<i64> = (1..=9).map(|n| f.notifier.breaker_delay(n)).collect();
+        assert_eq!(d, [30, 60, 120, 240, 480, 960, 1920, 3600, 3600]);
     }
 
     #[tokio::test]
