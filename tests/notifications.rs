@@ -257,6 +257,8 @@ fn with_notify_disabled_the_commands_are_unknown_and_nothing_is_mailed() {
         "PREVIEW NOTIFICATIONS 1",
         "RUN NOTIFICATIONS",
         "LIST OUTBOX",
+        "RETRY OUTBOX 1",
+        "DELETE OUTBOX 1",
     ] {
         let r = admin.one(cmd);
         assert!(r.starts_with("ERROR 401 "), "{cmd}: {r}");
