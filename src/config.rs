@@ -87,6 +87,9 @@ pub struct NotifyConfig {
     pub retry_max_secs: u64,
     /// Attempts after which a message is marked failed.
     pub max_attempts: u32,
+    /// How long the whole transport is left alone after an outage (connection failure or
+    /// timeout); doubled per consecutive outage, capped at `retry_max_secs`.
+    pub breaker_base_secs: u64,
 }
 
 impl Default for NotifyConfig {
@@ -100,6 +103,7 @@ impl Default for NotifyConfig {
             retry_base_secs: 60,
             retry_max_secs: 6 * 3600,
             max_attempts: 20,
+            breaker_base_secs: 30,
         }
     }
 }

@@ -42,6 +42,7 @@ codes! {
     UnknownType = 308, "Unknown Type";
     UnknownAttribute = 309, "Unknown Attribute";
     UnknownSubscription = 310, "Unknown Subscription";
+    UnknownMessage = 311, "Unknown Message";
     ProjectExists = 320, "Project Already Exists";
     FolderExists = 321, "Folder Already Exists";
     UserExists = 322, "User Already Exists";

@@ -117,6 +117,7 @@ fn tokens(line: &str) -> Vec<String> {
     out
 }
 
+/// The `O` lines of `LIST OUTBOX` (a leading `T` line, the transport's breaker, skipped).
 fn outbox(admin: &mut Client) -> Vec<Outboxed> {
     let lines = admin.send("LIST OUTBOX");
     if lines == ["NULL"] {
@@ -124,6 +125,7 @@ fn outbox(admin: &mut Client) -> Vec<Outboxed> {
     }
     lines
         .iter()
+        .filter(|l| !l.starts_with("T "))
         .map(|l| {
             let t = tokens(l);
             assert_eq!((t.len(), t[0].as_str()), (9, "O"), "{l}");
@@ -138,6 +140,26 @@ fn outbox(admin: &mut Client) -> Vec<Outboxed> {
             }
         })
         .collect()
+}
+
+/// The `T 'state' retryAt outages 'lastError'` line of `LIST OUTBOX`, if the breaker is not
+/// closed: (state, retryAt, outages, lastError). It can only be the first line.
+fn transport(admin: &mut Client) -> Option<(String, i64, u32, String)> {
+    let lines = admin.send("LIST OUTBOX");
+    assert!(
+        lines.iter().skip(1).all(|l| !l.starts_with("T ")),
+        "{lines:?}"
+    );
+    let t = tokens(lines.first()?);
+    (t[0] == "T").then(|| {
+        assert_eq!(t.len(), 5, "{lines:?}");
+        (
+            t[1].clone(),
+            t[2].parse().unwrap(),
+            t[3].parse().unwrap(),
+            t[4].clone(),
+        )
+    })
 }
 
 /// The single message in the outbox.
@@ -299,31 +321,101 @@ fn an_smtp_server_that_never_answers_times_out_and_is_retried() {
 }
 
 #[test]
-fn each_retry_delay_counts_from_its_own_failure() {
-    // Three messages, each timing out after 1 s: the run lasts about 3 s. The third message
-    // failed 2 s after the first, so it is due again 2 s later, not together with it.
-    let hole = Blackhole::start();
+fn a_hung_smtp_server_opens_the_breaker_and_held_mail_is_delivered_once_after_recovery() {
+    // Three due messages, an SMTP server that accepts and never answers, 1 s send timeout.
+    // Without the breaker the run waited out three timeouts and counted an attempt on each.
+    let mut hole = Blackhole::start();
+    let port = hole.port;
     let server = server(
         &format!(
-            "transport = \"smtp\"\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {}\ntimeout_secs = 1",
-            hole.port
+            "transport = \"smtp\"\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {port}\ntimeout_secs = 1"
         ),
-        "retry_base_secs = 30\nretry_max_secs = 30",
+        "retry_base_secs = 1\nretry_max_secs = 4\nbreaker_base_secs = 2",
     );
     let mut admin = setup(&server, 3);
-    admin.id("ADD ISSUE 1 'Slow outage'");
-    let started = support_now();
-    assert_eq!(run(&mut admin), "PASS 3 3 0 3 0");
-    let ended = support_now();
+    admin.id("ADD ISSUE 1 'Hung'");
+    let started = Instant::now();
+    let before = support_now();
+    assert_eq!(run(&mut admin), "PASS 3 3 0 1 0", "one deferred, two held");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_millis(1900),
+        "the round stopped after one 1 s timeout, not three: {took:?}"
+    );
+    assert_eq!(hole.accepted(), 1);
     let o = outbox(&mut admin);
-    assert_eq!(o.len(), 3, "{o:?}");
-    for m in &o {
-        assert!(
-            m.next_attempt > started + 30 && m.next_attempt <= ended + 30,
-            "30 s after its own failure (run from {started} to {ended}): {o:?}"
-        );
-    }
-    assert!(o[2].next_attempt - o[0].next_attempt >= 1, "{o:?}");
+    let attempts: Vec<u32> = o.iter().map(|m| m.attempts).collect();
+    assert_eq!(attempts, [1, 0, 0], "{o:?}");
+    assert!(o.iter().all(|m| m.state == "queued"), "{o:?}");
+    assert!(o[1..].iter().all(|m| m.last_error.is_empty()), "{o:?}");
+    let (state, retry_at, outages, error) = transport(&mut admin).expect("a T line");
+    assert_eq!((state.as_str(), outages), ("open", 1), "{error}");
+    assert!(
+        error.starts_with("transient mail failure: "),
+        "the outage's error: {error}"
+    );
+    assert!(
+        retry_at >= before + 3 && retry_at <= support_now() + 2,
+        "2 s after the failure: {retry_at}"
+    );
+    // While open, a run tries nothing and answers at once.
+    let t = Instant::now();
+    assert_eq!(run(&mut admin), "PASS 0 0 0 0 0");
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(
+        hole.accepted(),
+        1,
+        "no connection while the breaker is open"
+    );
+    assert_eq!(outbox(&mut admin), o, "held messages untouched");
+
+    // The server is replaced by a working one: the worker's probe finds it, the breaker
+    // closes and every message goes out, each once.
+    hole.stop();
+    let sink = SmtpSink::start_on(port);
+    wait_until("the outbox to empty", 15, || outbox(&mut admin).is_empty());
+    assert_eq!(transport(&mut admin), None, "closed again");
+    assert_eq!(admin.send("LIST OUTBOX"), ["NULL"]);
+    let files = sink.wait_for_messages(3);
+    let mut to: Vec<String> = files
+        .iter()
+        .map(|f| mail::inspect(f).one("X-RcptTo").to_string())
+        .collect();
+    to.sort();
+    assert_eq!(to, ["u2@example.org", "u3@example.org", "u4@example.org"]);
+    sleep(Duration::from_millis(1200));
+    assert_eq!(run(&mut admin), "PASS 0 0 0 0 0");
+    assert_eq!(maildir_count(&sink), 3, "each sent exactly once");
+    let log = server.log();
+    assert_eq!(
+        log.matches("mail transport unavailable").count(),
+        1,
+        "one warning per opening:\n{log}"
+    );
+    assert_eq!(log.matches("outbox resumed").count(), 1, "{log}");
+}
+
+#[test]
+fn a_message_deleted_while_its_send_hangs_stays_deleted() {
+    let hole = Blackhole::start();
+    let server = smtp_server(hole.port, 2, "");
+    let mut admin = one_change(&server);
+    let mut runner = server.admin();
+    runner.write_raw(b"RUN NOTIFICATIONS\n");
+    wait_until("the worker to connect", 10, || hole.accepted() >= 1);
+    let id = only(&mut admin).id;
+    assert_eq!(admin.one(&format!("DELETE OUTBOX {id}")), "OK");
+    assert_eq!(runner.read_reply(), ["PASS 1 1 0 1 0"]);
+    // The timed-out send does not bring the message back.
+    assert_eq!(outbox(&mut admin), []);
+    assert!(
+        transport(&mut admin).is_some(),
+        "the timeout still opened the breaker"
+    );
 }
 
 fn support_now() -> i64 {
@@ -463,12 +555,17 @@ impl FakeSendmail {
     }
 
     fn server(&self) -> Server {
+        self.server_with("retry_base_secs = 1\nretry_max_secs = 1")
+    }
+
+    /// A server using this sendmail, with the given `[notify]` lines.
+    fn server_with(&self, notify: &str) -> Server {
         server(
             &format!(
                 "transport = \"sendmail\"\nsendmail_command = \"{}\"\ntimeout_secs = 5",
                 self.command().display()
             ),
-            "retry_base_secs = 1\nretry_max_secs = 1",
+            notify,
         )
     }
 }
@@ -527,6 +624,115 @@ fn sendmail_exit_1_is_kept_as_failed_and_never_retried() {
     assert_eq!(only(&mut admin), failed);
     assert_eq!(sendmail.calls(), 1);
     assert!(sendmail.delivered().is_empty());
+}
+
+// ----------------------------------------------------------- RETRY / DELETE OUTBOX
+
+#[test]
+fn retry_outbox_sends_a_failed_smtp_message_again() {
+    let port = mail::free_port();
+    let smtp = ScriptedSmtp::start_on(port, "554 5.7.1 relaying denied");
+    let server = smtp_server(port, 5, "");
+    let mut admin = one_change(&server);
+    assert_eq!(run(&mut admin), "PASS 1 1 0 0 1");
+    let failed = only(&mut admin);
+    assert_eq!((failed.state.as_str(), failed.attempts), ("failed", 1));
+    drop(smtp);
+    let sink = SmtpSink::start_on(port);
+    // A failed message stays failed on its own.
+    assert_eq!(run(&mut admin), "PASS 0 0 0 0 0");
+    assert_eq!(only(&mut admin), failed);
+    // RETRY wakes the worker: no RUN NOTIFICATIONS needed.
+    assert_eq!(admin.one(&format!("RETRY OUTBOX {}", failed.id)), "OK");
+    delivered_exactly_once(&mut admin, || maildir_count(&sink));
+    let m = mail::inspect(&sink.wait_for_messages(1)[0]);
+    assert_eq!(m.one("Message-ID"), "<digest-2-1@example.org>");
+    assert_eq!(
+        admin.one(&format!("RETRY OUTBOX {}", failed.id)),
+        "ERROR 311 'Unknown Message'",
+        "sent messages leave the outbox"
+    );
+}
+
+#[test]
+fn retry_outbox_resets_attempts_and_sends_a_backed_off_message_now() {
+    let sendmail = FakeSendmail::new(75);
+    // Without RETRY the next attempt would be 10 minutes away.
+    let server = sendmail.server_with("retry_base_secs = 600\nretry_max_secs = 600");
+    let mut admin = one_change(&server);
+    assert_eq!(run(&mut admin), "PASS 1 1 0 1 0");
+    let o = only(&mut admin);
+    assert_eq!((o.state.as_str(), o.attempts), ("queued", 1));
+    assert!(o.next_attempt >= support_now() + 590, "{o:?}");
+    // Retried while sendmail still fails: tried at once, and counted from zero again.
+    assert_eq!(admin.one(&format!("RETRY OUTBOX {}", o.id)), "OK");
+    wait_until("the retried attempt", 5, || sendmail.calls() == 2);
+    wait_until("the attempt to be recorded", 5, || {
+        only(&mut admin).last_error.contains("exited 75")
+    });
+    let again = only(&mut admin);
+    assert_eq!(
+        (again.state.as_str(), again.attempts),
+        ("queued", 1),
+        "{again:?}"
+    );
+    sendmail.set_code(0);
+    assert_eq!(admin.one(&format!("RETRY OUTBOX {}", o.id)), "OK");
+    delivered_exactly_once(&mut admin, || sendmail.delivered().len());
+    assert_eq!(sendmail.calls(), 3);
+}
+
+#[test]
+fn delete_outbox_drops_queued_and_failed_messages_for_good() {
+    let sendmail = FakeSendmail::new(1);
+    let server = sendmail.server_with("retry_base_secs = 1\nretry_max_secs = 1");
+    let mut admin = setup(&server, 2);
+    admin.id("ADD ISSUE 1 'Never mind'");
+    assert_eq!(run(&mut admin), "PASS 2 2 0 0 2");
+    let o = outbox(&mut admin);
+    let (queued, failed) = (o[0].id, o[1].id);
+    // The first one back in the queue, retried by the worker every second (exit 75).
+    sendmail.set_code(75);
+    assert_eq!(admin.one(&format!("RETRY OUTBOX {queued}")), "OK");
+    wait_until("a retry of the queued message", 5, || {
+        let o = outbox(&mut admin);
+        o[0].state == "queued" && o[0].attempts >= 1
+    });
+    assert_eq!(outbox(&mut admin)[1].state, "failed");
+
+    // Only server administrators act on the outbox.
+    let mut u2 = server.connect();
+    u2.login("u2", "pw");
+    for line in [
+        format!("RETRY OUTBOX {queued}"),
+        format!("DELETE OUTBOX {queued}"),
+        "DELETE OUTBOX 999".to_string(),
+    ] {
+        assert_eq!(u2.one(&line), "ERROR 301 'Access Denied'", "{line}");
+    }
+    assert_eq!(outbox(&mut admin).len(), 2, "nothing changed");
+
+    for id in [queued, failed] {
+        assert_eq!(admin.one(&format!("DELETE OUTBOX {id}")), "OK");
+    }
+    assert_eq!(admin.send("LIST OUTBOX"), ["NULL"]);
+    for line in [
+        format!("DELETE OUTBOX {queued}"),
+        format!("RETRY OUTBOX {failed}"),
+        "RETRY OUTBOX 999".to_string(),
+        "DELETE OUTBOX 0".to_string(),
+        "RETRY OUTBOX -3".to_string(),
+    ] {
+        assert_eq!(admin.one(&line), "ERROR 311 'Unknown Message'", "{line}");
+    }
+    // Never sent, even once sendmail works and well past the 1 s retry delay.
+    sleep(Duration::from_millis(200)); // a fake sendmail started just before the DELETE
+    let calls = sendmail.calls();
+    sendmail.set_code(0);
+    sleep(Duration::from_millis(1500));
+    assert_eq!(run(&mut admin), "PASS 0 0 0 0 0");
+    assert!(sendmail.delivered().is_empty());
+    assert_eq!(sendmail.calls(), calls);
 }
 
 // ------------------------------------------------------------------ nothing blocks

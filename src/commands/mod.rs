@@ -193,5 +193,7 @@ async fn dispatch(cx: &mut Cx<'_>, cmd: Command) -> Result<Reply> {
         C::PreviewNotifications { user } => notifications::preview_notifications(cx, user),
         C::RunNotifications => notifications::run_notifications(cx).await,
         C::ListOutbox => notifications::list_outbox(cx),
+        C::RetryOutbox { message } => notifications::retry_outbox(cx, message),
+        C::DeleteOutbox { message } => notifications::delete_outbox(cx, message),
     }
 }

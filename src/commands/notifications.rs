@@ -1,6 +1,6 @@
 //! LIST PREFERENCES, SET PREFERENCE, LIST NOTIFICATIONS, NOTIFY FOLDER, NOTIFY ISSUE and the
-//! admin extensions PREVIEW NOTIFICATIONS, RUN NOTIFICATIONS, LIST OUTBOX
-//! (protocol-spec/notifications.md).
+//! admin extensions PREVIEW NOTIFICATIONS, RUN NOTIFICATIONS, LIST OUTBOX, RETRY OUTBOX,
+//! DELETE OUTBOX (protocol-spec/notifications.md).
 
 use super::Cx;
 use crate::email_address::is_valid_email;
@@ -201,15 +201,30 @@ pub async fn run_notifications(cx: &mut Cx<'_>) -> Result<Reply> {
     ]))
 }
 
+/// While the transport is backed off, first `T 'state' retryAt outages 'lastError'` (state
+/// `open`, or `half-open` once `retryAt` has passed and the next round probes); then
 /// `O id userId 'state' attempts nextAttempt 'to' 'subject' 'lastError'` per message.
 pub fn list_outbox(cx: &mut Cx) -> Result<Reply> {
-    notifier(cx)?;
+    let notifier = notifier(cx)?;
     cx.admin()?;
     let entries = cx.read(|r| n::outbox_all(r))?;
+    let breaker = notifier.breaker();
+    let transport = (!breaker.is_closed()).then(|| {
+        let state = if breaker.holds(now()) {
+            "open"
+        } else {
+            "half-open"
+        };
+        Line::new("T")
+            .str(state)
+            .int(breaker.retry_at)
+            .int(breaker.failures)
+            .str(one_line(&breaker.last_error))
+    });
     Ok(Reply::Lines(
-        entries
+        transport
             .into_iter()
-            .map(|e| {
+            .chain(entries.into_iter().map(|e| {
                 Line::new("O")
                     .int(e.id as i64)
                     .int(e.user as i64)
@@ -219,9 +234,47 @@ pub fn list_outbox(cx: &mut Cx) -> Result<Reply> {
                     .str(e.mail.to.join(", "))
                     .str(e.mail.subject)
                     .str(one_line(&e.last_error.unwrap_or_default()))
-            })
+            }))
             .collect(),
     ))
+}
+
+/// The outbox id of RETRY / DELETE OUTBOX; `Unknown Message` for one that cannot exist.
+fn message_id(message: i64) -> Result<u64> {
+    u64::try_from(message)
+        .ok()
+        .filter(|&id| id > 0)
+        .ok_or_else(|| Error::new(Code::UnknownMessage))
+}
+
+/// `RETRY OUTBOX id`: a queued or failed message is queued again, due now, with no attempts;
+/// the worker is woken, and a transport backoff is lifted so it is tried at once.
+pub fn retry_outbox(cx: &mut Cx, message: i64) -> Result<Reply> {
+    let notifier = notifier(cx)?;
+    let me = cx.admin()?;
+    let id = message_id(message)?;
+    let t = now();
+    let old = cx
+        .write(|w| n::outbox_retry(w, id, t))?
+        .ok_or_else(|| Error::new(Code::UnknownMessage))?;
+    let was = old.state.as_str();
+    tracing::info!(id, user = %me.login, was, "outbox message retried");
+    notifier.lift_breaker(t);
+    notifier.kick(cx.wrote);
+    Ok(Reply::Ok)
+}
+
+/// `DELETE OUTBOX id`: the message is dropped and never sent (unless a send of it is already
+/// under way).
+pub fn delete_outbox(cx: &mut Cx, message: i64) -> Result<Reply> {
+    notifier(cx)?;
+    let me = cx.admin()?;
+    let id = message_id(message)?;
+    if !cx.write(|w| n::outbox_delete(w, id))? {
+        return Err(Error::new(Code::UnknownMessage));
+    }
+    tracing::info!(id, user = %me.login, "outbox message deleted");
+    Ok(Reply::Ok)
 }
 
 /// Transport errors may span lines; a reply string may not hold control characters.

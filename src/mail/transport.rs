@@ -7,6 +7,13 @@
 //! [`SendErrorKind::Transient`], because retrying later can succeed and the outbox must not
 //! drop mail it could still deliver.
 //!
+//! Independently of the class, a failure can be an **outage** ([`SendError::outage`]): the
+//! mail system as a whole could not be reached (no connection, a connection that broke, TLS
+//! trouble, no answer within the timeout, a `sendmail` that cannot be started). Every other
+//! message would fail the same way, so the outbox worker stops its round and backs off the
+//! whole transport (the circuit breaker in `notify::service`). A failure the other side
+//! *answered* (any SMTP reply code, a `sendmail` exit status) is about this message only.
+//!
 //! `sendmail` is run by this module rather than through lettre's `AsyncSendmailTransport`:
 //! lettre 0.11.23 turns both a failed spawn and a non-zero exit into the same
 //! `Error::client(stderr)` and drops the exit status, so `EX_TEMPFAIL` (75) could not be told
@@ -44,6 +51,8 @@ pub enum SendErrorKind {
 pub struct SendError {
     pub kind: SendErrorKind,
     pub detail: String,
+    /// The transport itself is unreachable (always transient); see the module comment.
+    pub outage: bool,
 }
 
 impl SendError {
@@ -51,6 +60,15 @@ impl SendError {
         Self {
             kind: SendErrorKind::Transient,
             detail: detail.into(),
+            outage: false,
+        }
+    }
+
+    /// A transient failure of the transport as a whole.
+    fn unreachable(detail: impl Into<String>) -> Self {
+        Self {
+            outage: true,
+            ..Self::transient(detail)
         }
     }
 
@@ -58,7 +76,14 @@ impl SendError {
         Self {
             kind: SendErrorKind::Permanent,
             detail: detail.into(),
+            outage: false,
         }
+    }
+
+    /// Whether the mail system as a whole could not be reached (connection, TLS, timeout),
+    /// as opposed to a failure it reported for this message.
+    pub fn is_outage(&self) -> bool {
+        self.outage
     }
 
     pub fn is_transient(&self) -> bool {
@@ -150,7 +175,7 @@ impl Mailer {
         };
         match tokio::time::timeout(self.timeout, attempt).await {
             Ok(result) => result,
-            Err(_) => Err(SendError::transient(format!(
+            Err(_) => Err(SendError::unreachable(format!(
                 "no answer within {} s",
                 self.timeout.as_secs()
             ))),
@@ -191,10 +216,14 @@ fn smtp_transport(
 }
 
 /// 5yz replies are final; anything else (4yz, network, TLS, protocol trouble) may pass.
+/// A failure without a reply code (connection refused or broken, TLS, timeouts, an answer
+/// that is not SMTP) means the server could not be talked to at all: an outage.
 fn classify_smtp(err: lettre::transport::smtp::Error) -> SendError {
     let detail = format!("smtp: {err}");
     if err.is_permanent() {
         SendError::permanent(detail)
+    } else if err.status().is_none() {
+        SendError::unreachable(detail)
     } else {
         SendError::transient(detail)
     }
@@ -213,7 +242,7 @@ async fn run_sendmail(command: &Path, envelope: &Envelope, bytes: &[u8]) -> Resu
         .stderr(Stdio::piped());
     let mut child = cmd
         .spawn()
-        .map_err(|e| SendError::transient(format!("cannot run {}: {e}", command.display())))?;
+        .map_err(|e| SendError::unreachable(format!("cannot run {}: {e}", command.display())))?;
 
     // Feed stdin while collecting output, so a child that writes a lot to stderr before
     // reading its input cannot deadlock us.
@@ -356,6 +385,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.kind, SendErrorKind::Transient, "{err}");
         assert!(err.detail.contains("EX_TEMPFAIL") && err.detail.contains("fake says hi"));
+        assert!(!err.is_outage(), "sendmail answered: {err}");
 
         for code in [1, 67, 69, 78] {
             let err = sendmail_mailer(fake_sendmail(dir.path(), code))
@@ -364,6 +394,7 @@ mod tests {
                 .unwrap_err();
             assert_eq!(err.kind, SendErrorKind::Permanent, "exit {code}: {err}");
             assert!(err.detail.contains(&format!("exited {code}")), "{err}");
+            assert!(!err.is_outage(), "{err}");
         }
 
         let err = sendmail_mailer(dir.path().join("no-such-sendmail"))
@@ -372,6 +403,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.kind, SendErrorKind::Transient, "{err}");
         assert!(err.detail.contains("cannot run"), "{err}");
+        assert!(err.is_outage(), "no sendmail to run: {err}");
     }
 
     #[tokio::test]
@@ -405,7 +437,32 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.kind, SendErrorKind::Transient, "{err}");
         assert!(err.detail.contains("no answer within 1 s"), "{err}");
+        assert!(err.is_outage(), "{err}");
         assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn smtp_connection_refused_is_an_outage() {
+        // A port that was free a moment ago: nothing listens there.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mailer = Mailer::new(&MailConfig {
+            transport: TransportKind::Smtp,
+            smtp_host: "127.0.0.1".into(),
+            smtp_port: port,
+            timeout_secs: 5,
+            ..MailConfig::default()
+        })
+        .unwrap();
+        let err = mailer
+            .send(&mail().to_message().unwrap())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, SendErrorKind::Transient, "{err}");
+        assert!(err.is_outage(), "{err}");
     }
 
     #[test]

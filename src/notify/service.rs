@@ -6,6 +6,14 @@
 //! entries it covered and moves the user's due entry. The worker sends queued messages and
 //! removes each only after the transport accepted it. Both run in one background task, never
 //! on a connection's task; the pass runs on the blocking pool.
+//!
+//! The worker has a circuit breaker ([`Breaker`]): when a send fails because the mail system
+//! cannot be reached at all (connection refused or broken, TLS trouble, no answer within
+//! `timeout_secs`: [`crate::mail::SendError::is_outage`]), the round stops there. The other
+//! due messages stay queued as they are (no attempt counted), and no message is tried for
+//! `breaker_base_secs`, doubled per consecutive outage up to `retry_max_secs`. The first
+//! message tried after that is the probe; the first send the transport answers closes the
+//! breaker. The state lives in memory (a restart starts closed) and is shown by LIST OUTBOX.
 
 use crate::app::App;
 use crate::config::NotifyConfig;
@@ -49,6 +57,30 @@ pub struct SendStats {
     pub deferred: usize,
     /// Messages given up on in this run.
     pub failed: usize,
+    /// Due messages not tried because the breaker is (or became) open.
+    pub held: usize,
+}
+
+/// The outbox worker's circuit breaker (see the module comment).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Breaker {
+    /// Consecutive outages since the transport last answered; 0: closed.
+    pub failures: u32,
+    /// While open: Unix seconds before which no message is tried.
+    pub retry_at: i64,
+    /// What the transport said at the last outage.
+    pub last_error: String,
+}
+
+impl Breaker {
+    pub fn is_closed(&self) -> bool {
+        self.failures == 0
+    }
+
+    /// Whether no message may be tried at `now`.
+    pub fn holds(&self, now: i64) -> bool {
+        !self.is_closed() && now < self.retry_at
+    }
 }
 
 /// The report of `RUN NOTIFICATIONS`.
@@ -77,6 +109,8 @@ pub struct Notifier {
     wake: tokio::sync::Notify,
     /// The write sequence the queued mail belongs to: the worker waits until it is durable.
     wake_seq: std::sync::atomic::AtomicU64,
+    /// The transport's circuit breaker.
+    breaker: std::sync::Mutex<Breaker>,
 }
 
 impl Notifier {
@@ -110,6 +144,7 @@ impl Notifier {
             subscriptions: None,
             wake: tokio::sync::Notify::new(),
             wake_seq: std::sync::atomic::AtomicU64::new(0),
+            breaker: std::sync::Mutex::new(Breaker::default()),
         })
     }
 
@@ -203,30 +238,106 @@ impl Notifier {
             .min(self.cfg.retry_max_secs.max(base)) as i64
     }
 
-    /// Tries every queued message that is due at `now`.
+    /// How long the transport is left alone after its `failures`-th consecutive outage:
+    /// `breaker_base_secs`, doubling, capped at `retry_max_secs`.
+    pub fn breaker_delay(&self, failures: u32) -> i64 {
+        let base = self.cfg.breaker_base_secs.max(1);
+        let factor = 1u64 << failures.saturating_sub(1).min(30);
+        base.saturating_mul(factor)
+            .min(self.cfg.retry_max_secs.max(1)) as i64
+    }
+
+    /// The breaker's state now.
+    pub fn breaker(&self) -> Breaker {
+        self.breaker_lock().clone()
+    }
+
+    fn breaker_lock(&self) -> std::sync::MutexGuard<'_, Breaker> {
+        self.breaker.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Ends the breaker's wait (an admin asked for a message to be sent now): the next round
+    /// tries one message as the probe. A failed probe opens it again, with the next delay.
+    pub fn lift_breaker(&self, now: i64) {
+        let mut b = self.breaker_lock();
+        if b.holds(now) {
+            b.retry_at = now;
+            tracing::info!(
+                failures = b.failures,
+                "mail transport backoff lifted by an admin"
+            );
+        }
+    }
+
+    /// An outage at `at`: the breaker opens (again) for the next delay. Logged once per
+    /// opening.
+    fn open_breaker(&self, at: i64, error: &str) {
+        let mut b = self.breaker_lock();
+        b.failures = b.failures.saturating_add(1);
+        let delay = self.breaker_delay(b.failures);
+        b.retry_at = at.saturating_add(delay);
+        b.last_error = error.to_string();
+        tracing::warn!(
+            failures = b.failures,
+            retry_in_secs = delay,
+            %error,
+            "mail transport unavailable: outbox held"
+        );
+    }
+
+    /// The transport answered: the breaker closes.
+    fn close_breaker(&self) {
+        let mut b = self.breaker_lock();
+        if !b.is_closed() {
+            tracing::info!(
+                outages = b.failures,
+                "mail transport answers again: outbox resumed"
+            );
+            *b = Breaker::default();
+        }
+    }
+
+    /// Tries every queued message that is due at `now`, earliest first, unless the breaker
+    /// holds the transport; stops at the first outage (see the module comment).
     pub async fn send_due(&self, store: &Store, now: i64) -> Result<SendStats> {
         let _one_at_a_time = self.send_lock.lock().await;
         let started = std::time::Instant::now();
         let mut stats = SendStats::default();
         let ids = store.read(|r| n::outbox_due(r, now, 1000))?;
+        if self.breaker().holds(now) {
+            stats.held = ids.len();
+            return Ok(stats);
+        }
         // What we just read may belong to a write that is not on disk yet (a command queued it
         // and is still waiting for its flush): mail never leaves before it is durable.
         store.durable(store.last_applied()).await;
-        for id in ids {
+        for (index, &id) in ids.iter().enumerate() {
             let Some(entry) = store.read(|r| n::outbox_entry(r, id))? else {
                 continue;
             };
             if entry.state != OutboxState::Queued {
                 continue;
             }
-            let result = match entry.mail.to_message() {
-                Ok(msg) => self
-                    .mailer
-                    .send(&msg)
-                    .await
-                    .map_err(|e| (e.is_transient(), e.to_string())),
-                Err(e) => Err((false, e.to_string())),
+            // Errors as (transient, outage, text); `tried`: the message went to the transport.
+            let (result, tried) = match entry.mail.to_message() {
+                Ok(msg) => (
+                    self.mailer
+                        .send(&msg)
+                        .await
+                        .map_err(|e| (e.is_transient(), e.is_outage(), e.to_string())),
+                    true,
+                ),
+                Err(e) => (Err((false, false, e.to_string())), false),
             };
+            // The delay counts from this failure, not from the start of the run (which may be
+            // a send timeout ago).
+            let failed_at = now + started.elapsed().as_secs() as i64;
+            let outage = match &result {
+                Err((_, true, error)) => Some(error.clone()),
+                _ => None,
+            };
+            // Any answer (even a refusal of this message) shows the transport works.
+            let answered = tried && outage.is_none();
             let seq = match result {
                 Ok(()) => {
                     stats.sent += 1;
@@ -240,7 +351,7 @@ impl Notifier {
                         })?
                         .1
                 }
-                Err((transient, error)) => {
+                Err((transient, _, error)) => {
                     let attempts = entry.attempts + 1;
                     let retry = transient && attempts < self.cfg.max_attempts;
                     let mut new = entry.clone();
@@ -248,9 +359,6 @@ impl Notifier {
                     new.last_error = Some(error.clone());
                     if retry {
                         stats.deferred += 1;
-                        // The delay counts from this failure, not from the start of the run
-                        // (which may be many send timeouts ago).
-                        let failed_at = now + started.elapsed().as_secs() as i64;
                         new.next_attempt = failed_at + self.backoff(attempts);
                         tracing::warn!(id, attempts, %error, "mail deferred");
                     } else {
@@ -258,10 +366,25 @@ impl Notifier {
                         new.state = OutboxState::Failed;
                         tracing::error!(id, attempts, %error, "mail failed");
                     }
-                    store.write(|w| n::outbox_update(w, &entry, &new))?.1
+                    store
+                        .write(|w| match n::outbox_entry(w, id)? {
+                            Some(cur) if cur == entry => n::outbox_update(w, &cur, &new),
+                            // Deleted or retried by an admin (DELETE / RETRY OUTBOX) while the
+                            // send was under way: the admin's change stands.
+                            _ => Ok(()),
+                        })?
+                        .1
                 }
             };
             store.durable(seq).await;
+            if let Some(error) = outage {
+                self.open_breaker(failed_at, &error);
+                stats.held = ids.len() - index - 1;
+                break;
+            }
+            if answered {
+                self.close_breaker();
+            }
         }
         Ok(stats)
     }
@@ -313,6 +436,13 @@ pub async fn run(app: Arc<App>, mut stop: watch::Receiver<bool>) {
         // Wake for the next pass or the next retry, whichever comes first.
         let mut wake = next_pass;
         if let Ok(Some(at)) = app.store.read(|r| n::outbox_next_attempt(r)) {
+            // While the breaker holds the transport, nothing is tried before it reopens.
+            let breaker = notifier.breaker();
+            let at = if breaker.is_closed() {
+                at
+            } else {
+                at.max(breaker.retry_at)
+            };
             // At least a short pause, so a message that keeps being due cannot spin the loop.
             let wait =
                 Duration::from_secs((at - now()).max(0) as u64).max(Duration::from_millis(50));
@@ -531,6 +661,83 @@ mod tests {
         let b: Vec<i64> = (1..=12).map(|a| f.notifier.backoff(a)).collect();
         assert_eq!(&b[..4], &[60, 120, 240, 480]);
         assert_eq!(b[11], 6 * 3600);
+    }
+
+    /// A notifier mailing through SMTP to a port nothing listens on (connection refused: an
+    /// outage, at once), with three messages queued at `t`.
+    fn refused_fixture(t: i64) -> Fixture {
+        let f = fixture("", "");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mail = MailConfig {
+            transport: crate::mail::config::TransportKind::Smtp,
+            smtp_port: port,
+            ..MailConfig::default()
+        };
+        let cfg = NotifyConfig {
+            retry_base_secs: 60,
+            retry_max_secs: 3600,
+            breaker_base_secs: 30,
+            ..NotifyConfig::default()
+        };
+        let notifier = Notifier::new(&cfg, &mail, "Tracker", "+0000").unwrap();
+        let f = Fixture { notifier, ..f };
+        f.change(1, t);
+        f.pass(t);
+        let queued = f.outbox()[0].mail.clone();
+        f.store
+            .write(|w| {
+                n::queue_mail(w, 2, queued.clone(), t)?;
+                n::queue_mail(w, 2, queued, t)
+            })
+            .unwrap();
+        f
+    }
+
+    fn attempts(f: &Fixture) -> Vec<u32> {
+        f.outbox().iter().map(|e| e.attempts).collect()
+    }
+
+    #[tokio::test]
+    async fn an_outage_stops_the_round_and_holds_the_transport() {
+        let t = now();
+        let f = refused_fixture(t);
+        let nf = &f.notifier;
+        let stats = nf.send_due(&f.store, t).await.unwrap();
+        assert_eq!((stats.sent, stats.deferred, stats.held), (0, 1, 2));
+        assert_eq!(attempts(&f), [1, 0, 0], "the others were not tried");
+        let b = nf.breaker();
+        assert_eq!(b.failures, 1);
+        assert!(b.retry_at >= t + 30 && b.retry_at <= t + 32, "{b:?}");
+        assert!(b.last_error.contains("smtp"), "{b:?}");
+        // Held: nothing is tried, nothing counted, before the breaker reopens.
+        let stats = nf.send_due(&f.store, t + 29).await.unwrap();
+        assert_eq!((stats.deferred, stats.held), (0, 2));
+        assert_eq!(attempts(&f), [1, 0, 0]);
+        // Half-open: one probe (the earliest due message), which fails: open again, doubled.
+        let at = b.retry_at;
+        let stats = nf.send_due(&f.store, at).await.unwrap();
+        assert_eq!((stats.deferred, stats.held), (1, 1));
+        assert_eq!(attempts(&f), [1, 1, 0]);
+        let b = nf.breaker();
+        assert_eq!(b.failures, 2);
+        assert!(b.retry_at >= at + 60 && b.retry_at <= at + 62, "{b:?}");
+        // An admin's RETRY lifts the wait: the next round probes at once.
+        nf.lift_breaker(at + 1);
+        assert!(!nf.breaker().holds(at + 1));
+        nf.send_due(&f.store, at + 1).await.unwrap();
+        assert_eq!(nf.breaker().failures, 3);
+        assert_eq!(attempts(&f), [1, 1, 1]);
+    }
+
+    #[tokio::test]
+    async fn breaker_delay_doubles_up_to_the_retry_cap() {
+        let f = refused_fixture(now());
+        let d: Vec<i64> = (1..=9).map(|n| f.notifier.breaker_delay(n)).collect();
+        assert_eq!(d, [30, 60, 120, 240, 480, 960, 1920, 3600, 3600]);
     }
 
     #[tokio::test]

@@ -150,6 +150,12 @@ pub enum Command {
     },
     RunNotifications,
     ListOutbox,
+    RetryOutbox {
+        message: Id,
+    },
+    DeleteOutbox {
+        message: Id,
+    },
     SubscribeFolder {
         folder: Id,
         subscriber: String,
@@ -437,6 +443,8 @@ pub fn parse_command(raw: &[u8], literal: Option<Bytes>) -> Result<Command, Erro
             .map(|_| C::PreviewNotifications { user: a.int() }),
         ["RUN", "NOTIFICATIONS"] => a.sig("").map(|_| C::RunNotifications),
         ["LIST", "OUTBOX"] => a.sig("").map(|_| C::ListOutbox),
+        ["RETRY", "OUTBOX"] => a.sig("i").map(|_| C::RetryOutbox { message: a.int() }),
+        ["DELETE", "OUTBOX"] => a.sig("i").map(|_| C::DeleteOutbox { message: a.int() }),
         ["SUBSCRIBE", "FOLDER"] => a.sig("isis").and_then(|_| {
             Ok(C::SubscribeFolder {
                 folder: a.int(),
@@ -567,6 +575,14 @@ mod tests {
                 password: "pass123".into()
             })
         );
+        assert_eq!(
+            parse("RETRY OUTBOX 7"),
+            Ok(Command::RetryOutbox { message: 7 })
+        );
+        assert_eq!(
+            parse("DELETE OUTBOX -1"),
+            Ok(Command::DeleteOutbox { message: -1 })
+        );
     }
 
     #[test]
@@ -587,6 +603,8 @@ mod tests {
         let ok = format!("ADD TYPE '{}'", "é".repeat(40));
         assert!(parse(&ok).is_ok(), "lengths count characters");
         assert_eq!(code(b"ADD ATTACHMENT 1 'a' 'b'"), 403);
+        assert_eq!(code(b"RETRY OUTBOX"), 402);
+        assert_eq!(code(b"DELETE OUTBOX 'x'"), 402);
     }
 
     #[test]

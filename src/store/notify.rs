@@ -504,6 +504,35 @@ pub fn outbox_update(w: &mut Writer, old: &OutboxEntry, new: &OutboxEntry) -> Re
     w.put(key("outbox", &[new.id]), new)
 }
 
+/// RETRY OUTBOX: puts a queued or failed message back in the queue, due at `now`, as if it
+/// had just been queued (no attempts, no error). Returns the entry as it was; None for an
+/// unknown id.
+pub fn outbox_retry(w: &mut Writer, id: u64, now: i64) -> Result<Option<OutboxEntry>> {
+    let Some(old) = outbox_entry(w, id)? else {
+        return Ok(None);
+    };
+    let new = OutboxEntry {
+        state: OutboxState::Queued,
+        attempts: 0,
+        next_attempt: now,
+        last_error: None,
+        ..old.clone()
+    };
+    outbox_update(w, &old, &new)?;
+    Ok(Some(old))
+}
+
+/// DELETE OUTBOX: drops a message, queued or failed. False for an unknown id.
+pub fn outbox_delete(w: &mut Writer, id: u64) -> Result<bool> {
+    match outbox_entry(w, id)? {
+        Some(entry) => {
+            outbox_remove(w, &entry);
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -652,6 +681,96 @@ mod tests {
                 assert_eq!(due_users(r, i64::MAX / 2, 10)?, vec![]);
                 assert_eq!(state(r, 2)?.last_sent, Some(1010));
                 assert!(!r.any(b"nstate/")? || state(r, 2)?.due.is_none());
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn retry_and_delete_keep_the_queue_index_in_step() {
+        let (_d, store) = setup();
+        let mail = OutgoingMail {
+            from: "a@b.c".into(),
+            to: vec!["x@example.org".into()],
+            cc: vec![],
+            bcc: vec![],
+            subject: "s".into(),
+            text: Some("t".into()),
+            html: None,
+            message_id: "m@b.c".into(),
+            in_reply_to: None,
+            references: vec![],
+            list_id: None,
+            list_unsubscribe: None,
+            date: 100,
+        };
+        let (a, b) = store
+            .write(|w| {
+                Ok((
+                    queue_mail(w, 2, mail.clone(), 100)?,
+                    queue_mail(w, 2, mail, 100)?,
+                ))
+            })
+            .unwrap()
+            .0;
+        // `a` failed after 3 attempts; `b` backed off to 5000.
+        store
+            .write(|w| {
+                let old = outbox_entry(w, a)?.unwrap();
+                let failed = OutboxEntry {
+                    state: OutboxState::Failed,
+                    attempts: 3,
+                    last_error: Some("550".into()),
+                    ..old.clone()
+                };
+                outbox_update(w, &old, &failed)?;
+                let old = outbox_entry(w, b)?.unwrap();
+                let later = OutboxEntry {
+                    attempts: 2,
+                    next_attempt: 5000,
+                    ..old.clone()
+                };
+                outbox_update(w, &old, &later)
+            })
+            .unwrap();
+        assert_eq!(store.read(|r| outbox_due(r, 1000, 10)).unwrap(), []);
+        let was = store
+            .write(|w| {
+                assert!(outbox_retry(w, a, 200)?.is_some());
+                outbox_retry(w, b, 200)
+            })
+            .unwrap()
+            .0
+            .unwrap();
+        assert_eq!((was.attempts, was.next_attempt), (2, 5000));
+        store
+            .read(|r| {
+                assert_eq!(outbox_due(r, 200, 10)?, vec![a, b]);
+                for id in [a, b] {
+                    let e = outbox_entry(r, id)?.unwrap();
+                    assert_eq!(
+                        (e.state, e.attempts, e.next_attempt),
+                        (OutboxState::Queued, 0, 200)
+                    );
+                    assert_eq!(e.last_error, None);
+                }
+                assert_eq!(outbox_next_attempt(r)?, Some(200));
+                Ok(())
+            })
+            .unwrap();
+        store
+            .write(|w| {
+                assert!(outbox_delete(w, a)?);
+                assert!(outbox_delete(w, b)?);
+                assert!(!outbox_delete(w, b)?);
+                assert!(outbox_retry(w, a, 300)?.is_none());
+                Ok(())
+            })
+            .unwrap();
+        store
+            .read(|r| {
+                assert_eq!(outbox_all(r)?, vec![]);
+                assert_eq!(outbox_next_attempt(r)?, None, "no stale queue entry");
                 Ok(())
             })
             .unwrap();
