@@ -2,7 +2,7 @@
 
 use crate::config::Config;
 use crate::error::Result;
-use crate::store::{Read, Store, issues, key_str, types, users};
+use crate::store::{Store, issues, key_str, types, users};
 use std::sync::Arc;
 
 pub struct App {
@@ -23,7 +23,19 @@ impl App {
     /// administrator `admin`, with the password from `WEBISSUED_ADMIN_PASSWORD` or a random
     /// one printed once on stderr, and the predefined issue type "Bugs".
     pub fn open(config: Config) -> Result<Arc<App>> {
-        let store = Store::open_with(
+        // Files of uploads that never got recorded are removed once the data is loaded and
+        // before any command runs (an upload writes its file before its record).
+        let attachments = config.server.data_dir.join("attachments");
+        let sweep = Box::new(move |r: &crate::store::Reader| {
+            match issues::sweep_orphan_files(r, &attachments) {
+                Ok(0) => {}
+                Ok(swept) => {
+                    tracing::info!(swept, "removed attachment files of unfinished uploads")
+                }
+                Err(e) => tracing::warn!(error = %e, "sweeping attachment files failed"),
+            }
+        });
+        let store = Store::open_then(
             &config.server.data_dir,
             crate::store::Options {
                 cache_bytes: config.server.cache_mb << 20,
@@ -32,8 +44,9 @@ impl App {
                     config.server.checkpoint_secs.max(1),
                 ),
             },
+            sweep,
         )?;
-        let uuid = match store.read(|r| r.get::<String>(&key_str("meta", "uuid")))? {
+        let uuid = match store.get_early::<String>(&key_str("meta", "uuid"))? {
             Some(u) => u,
             None => {
                 let uuid = new_uuid();
@@ -84,12 +97,6 @@ impl App {
             notifier,
             catalogue: Default::default(),
         };
-        let swept = app
-            .store
-            .read(|r| issues::sweep_orphan_files(r, &app.attachments_dir()))?;
-        if swept > 0 {
-            tracing::info!(swept, "removed attachment files of unfinished uploads");
-        }
         Ok(Arc::new(app))
     }
 

@@ -39,6 +39,9 @@ pub struct ServerConfig {
     /// Public prefix of links in mails, e.g. `https://tracker.example.org`. When unset, the
     /// address the HTTP listener actually bound (`http://127.0.0.1:4081` by default).
     pub base_url: Option<String>,
+    /// Threads running connections; 0: one per core. With clients on the same machine (a
+    /// load generator), fewer threads leave cores to them.
+    pub workers: usize,
     /// sled's page cache in MiB. Commands read the in-memory copy of the data; sled is read
     /// at start-up and written at checkpoints.
     pub cache_mb: u64,
@@ -61,6 +64,7 @@ impl Default for ServerConfig {
             timezone: "+0000".into(),
             http_listen: "127.0.0.1:4081".into(),
             base_url: None,
+            workers: 0,
             cache_mb: 16,
             checkpoint_wal_mb: 64,
             checkpoint_secs: 300,

@@ -118,7 +118,12 @@ fn serve(
     if let Some(h) = http_listen {
         cfg.server.http_listen = h;
     }
-    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if cfg.server.workers > 0 {
+        runtime.worker_threads(cfg.server.workers);
+    }
+    let runtime = runtime.build().map_err(|e| e.to_string())?;
     runtime.block_on(async move {
         // The pages exist for subscriptions only. Bound before the store opens so that the
         // links in mails can name the port actually chosen when listening on port 0.

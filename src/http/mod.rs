@@ -30,6 +30,8 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // Requests wait in the listen queue while the store loads at start-up.
+    app.store.ready().await;
     axum::serve(listener, router(app))
         .with_graceful_shutdown(shutdown)
         .await

@@ -422,6 +422,7 @@ pub async fn run(app: Arc<App>, mut stop: watch::Receiver<bool>) {
     let Some(mut inbox) = notifier.inbox.lock().ok().and_then(|mut i| i.take()) else {
         return;
     };
+    app.store.ready().await;
     let interval = Duration::from_secs(notifier.cfg.interval_secs.max(1));
     let mut next_pass = tokio::time::Instant::now();
     loop {

@@ -245,6 +245,13 @@ async fn process(cx: &mut Cx<'_>, frame: Frame) -> Reply {
     };
     match parsed {
         Ok(cmd) => {
+            // HELLO and QUIT are answered while the store is still loading at start-up.
+            if !matches!(
+                cmd,
+                crate::protocol::Command::Hello | crate::protocol::Command::Quit
+            ) {
+                cx.app.store.ready().await;
+            }
             let span = tracing::debug_span!("cmd", name = command_name(&cmd));
             commands::execute(cx, cmd).instrument(span).await
         }

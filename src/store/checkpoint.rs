@@ -28,29 +28,72 @@ pub fn folded_seq(tree: &sled::Tree) -> crate::error::Result<u64> {
     })
 }
 
+/// Opens sled's database under `dir` (the store's `db/`) and its `data` tree.
+pub fn open_sled(dir: &Path, cache_bytes: u64) -> crate::error::Result<(sled::Db, sled::Tree)> {
+    let db = sled::Config::new()
+        .path(dir)
+        .cache_capacity(cache_bytes)
+        .flush_every_ms(None)
+        .open()?;
+    let tree = db.open_tree("data")?;
+    Ok((db, tree))
+}
+
+/// Hands memory freed by sled back to the system: between checkpoints the server holds no
+/// sled state at all.
+pub fn release_memory() {
+    // SAFETY: malloc_trim only walks glibc's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 pub struct Checkpointer {
-    pub db: sled::Db,
-    pub tree: sled::Tree,
-    /// sled's own log file, `fdatasync`ed after each flush.
-    pub sled_log: std::fs::File,
+    /// sled's directory (`db/` of the data directory).
+    pub sled_dir: PathBuf,
+    pub cache_bytes: u64,
     pub wal_dir: PathBuf,
 }
 
 impl Checkpointer {
-    /// Folds each file received until every sender is gone.
+    /// Folds each file received until every sender is gone. sled is opened for each round
+    /// of folding (the files queued by then) and closed after it.
     pub fn run(self, files: mpsc::Receiver<PathBuf>) {
-        for path in files {
-            while let Err(e) = self.fold(&path) {
-                tracing::error!(error = %e, file = %path.display(), "checkpoint failed; retrying");
+        while let Ok(first) = files.recv() {
+            let mut round = vec![first];
+            round.extend(files.try_iter());
+            while let Err(e) = self.fold_all(&round) {
+                tracing::error!(error = %e, "checkpoint failed; retrying");
                 std::thread::sleep(Duration::from_secs(1));
             }
+            release_memory();
         }
     }
 
+    fn fold_all(&self, paths: &[PathBuf]) -> crate::error::Result<()> {
+        let (db, tree) = open_sled(&self.sled_dir, self.cache_bytes)?;
+        // sled keeps its log in the file `db` of its directory; fdatasync on our own handle
+        // flushes the same file.
+        let sled_log = std::fs::File::open(self.sled_dir.join("db"))?;
+        for path in paths {
+            // A file folded before a failure in this round is gone already.
+            if path.exists() {
+                self.fold(&db, &tree, &sled_log, path)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Folds one closed log file into sled and removes it.
-    pub fn fold(&self, path: &Path) -> crate::error::Result<()> {
+    fn fold(
+        &self,
+        db: &sled::Db,
+        tree: &sled::Tree,
+        sled_log: &std::fs::File,
+        path: &Path,
+    ) -> crate::error::Result<()> {
         let started = std::time::Instant::now();
-        let done = folded_seq(&self.tree)?;
+        let done = folded_seq(tree)?;
         let mut latest: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
         let mut last = done;
         let summary = wal::read_file(path, |seq, ops| {
@@ -69,9 +112,9 @@ impl Checkpointer {
                 }
             }
             batch.insert(CHECKPOINT_KEY, &last.to_be_bytes()[..]);
-            self.tree.apply_batch(batch)?;
-            self.db.flush()?;
-            self.sled_log.sync_data()?;
+            tree.apply_batch(batch)?;
+            db.flush()?;
+            sled_log.sync_data()?;
             tracing::info!(
                 file = %path.display(),
                 records = summary.records,

@@ -42,34 +42,41 @@ pub struct GroupCommit {
 }
 
 impl GroupCommit {
-    /// Starts the committer appending to `log`; `last_seq` is the newest sequence already in
-    /// the store. Closed files are sent on `closed`.
+    /// A committer that takes records once [`GroupCommit::start`] has run.
+    pub fn new() -> Arc<GroupCommit> {
+        let (tx, _) = watch::channel(0);
+        Arc::new(GroupCommit {
+            queue: Mutex::new(Queue {
+                buf: Vec::new(),
+                last: 0,
+                stop: false,
+            }),
+            wake: Condvar::new(),
+            applied: AtomicU64::new(0),
+            durable: tx,
+            durable_now: Mutex::new(0),
+            durable_cond: Condvar::new(),
+        })
+    }
+
+    /// Starts the committer thread appending to `log`; `last_seq` is the newest sequence
+    /// already in the store (no record may be queued before this). Closed files are sent on
+    /// `closed`.
     pub fn start(
+        self: &Arc<Self>,
         log: LogFile,
         dir: PathBuf,
         last_seq: u64,
         rotation: Rotation,
         closed: mpsc::Sender<PathBuf>,
-    ) -> (Arc<GroupCommit>, std::thread::JoinHandle<()>) {
-        let (tx, _) = watch::channel(last_seq);
-        let gc = Arc::new(GroupCommit {
-            queue: Mutex::new(Queue {
-                buf: Vec::new(),
-                last: last_seq,
-                stop: false,
-            }),
-            wake: Condvar::new(),
-            applied: AtomicU64::new(last_seq),
-            durable: tx,
-            durable_now: Mutex::new(last_seq),
-            durable_cond: Condvar::new(),
-        });
-        let me = gc.clone();
-        let handle = std::thread::Builder::new()
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+        self.queue.lock().unwrap().last = last_seq;
+        self.applied.store(last_seq, Ordering::Release);
+        self.publish(last_seq);
+        let me = self.clone();
+        std::thread::Builder::new()
             .name("group-commit".into())
             .spawn(move || me.run(log, dir, rotation, closed))
-            .expect("spawn committer");
-        (gc, handle)
     }
 
     /// Queues the record of a batch and returns its sequence. Called under the store's

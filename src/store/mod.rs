@@ -15,6 +15,7 @@ pub mod checkpoint;
 pub mod commit;
 pub mod issues;
 pub mod keys;
+pub mod mem;
 pub mod notify;
 pub mod projects;
 pub mod subscriptions;
@@ -65,8 +66,7 @@ pub enum EventKind {
     },
 }
 
-/// Every record, in key order.
-type Mem = BTreeMap<Box<[u8]>, Box<[u8]>>;
+use mem::Mem;
 
 /// Where the store keeps its files and when it checkpoints.
 #[derive(Debug, Clone)]
@@ -90,16 +90,25 @@ impl Default for Options {
 }
 
 pub struct Store {
-    db: sled::Db,
-    mem: RwLock<Mem>,
+    /// sled's tree while the load runs (for [`Store::get_early`]); sled is closed after it.
+    early: Arc<std::sync::Mutex<Option<sled::Tree>>>,
+    mem: Arc<RwLock<Mem>>,
+    /// Becomes true once sled's tree and the log are loaded into `mem` (see [`Store::ready`]).
+    loaded: tokio::sync::watch::Receiver<bool>,
     commit: Arc<commit::GroupCommit>,
-    committer: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
-    checkpointer: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The committer and checkpointer threads, started by the loader.
+    threads: Arc<std::sync::Mutex<Threads>>,
     /// Bumped by every batch that touches projects or folders, so what is derived from them
     /// (LIST PROJECTS' encoded lines) knows when to rebuild.
     catalogue_generation: std::sync::atomic::AtomicU64,
     /// Set when notifications are enabled: every recorded event then fans out to watchers.
     fanout: std::sync::OnceLock<notify::FanoutConfig>,
+}
+
+#[derive(Default)]
+struct Threads {
+    committer: Option<std::thread::JoinHandle<()>>,
+    checkpointer: Option<std::thread::JoinHandle<()>>,
 }
 
 /// Read access to records. Implemented by [`Reader`] and by [`Writer`] (which also sees its
@@ -147,9 +156,8 @@ pub struct Reader<'a> {
 impl Reader<'_> {
     fn prefixed<'b>(&'b self, prefix: &'b [u8]) -> impl Iterator<Item = (&'b [u8], &'b [u8])> {
         self.mem
-            .range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded))
+            .range(Bound::Included(prefix), Bound::Unbounded)
             .take_while(move |(k, _)| k.starts_with(prefix))
-            .map(|(k, v)| (&k[..], &v[..]))
     }
 }
 
@@ -158,7 +166,7 @@ impl Read for Reader<'_> {
         Ok(self.mem.get(key).map(|v| v.to_vec()))
     }
 
-    // The overrides below decode straight from the map, without copying values first.
+    // The overrides below decode straight from memory, without copying values first.
     fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>> {
         match self.mem.get(key) {
             Some(v) => Ok(Some(postcard::from_bytes(v)?)),
@@ -167,7 +175,7 @@ impl Read for Reader<'_> {
     }
 
     fn exists(&self, key: &[u8]) -> Result<bool> {
-        Ok(self.mem.contains_key(key))
+        Ok(self.mem.get(key).is_some())
     }
 
     fn scan<T: DeserializeOwned>(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, T)>> {
@@ -193,7 +201,7 @@ impl Read for Reader<'_> {
         }
         Ok(self
             .mem
-            .range::<[u8], _>((Bound::Included(start), Bound::Excluded(end)))
+            .range(Bound::Included(start), Bound::Excluded(end))
             .take(limit)
             .map(|(k, v)| (k.to_vec(), v.to_vec()))
             .collect())
@@ -323,93 +331,102 @@ impl Store {
         )
     }
 
-    /// Opens the store in `dir`: loads sled's tree into memory, replays the log files not yet
-    /// folded into it, and starts the committer and the checkpointer.
+    /// Opens the store in `dir` and starts loading it: sled's tree into memory, then the
+    /// log files not yet folded into it. Returns once sled is open; reads and writes wait
+    /// for the load (async code awaits [`Store::ready`] first, so no worker blocks).
     pub fn open_with(dir: &Path, options: Options) -> Result<Store> {
+        Store::open_then(dir, options, Box::new(|_| {}))
+    }
+
+    /// [`Store::open_with`], running `after_load` on the loaded data before any other read
+    /// or write.
+    pub fn open_then(dir: &Path, options: Options, after_load: AfterLoad) -> Result<Store> {
         let started = std::time::Instant::now();
         std::fs::create_dir_all(dir)?;
-        let db = sled::Config::new()
-            .path(dir.join("db"))
-            .cache_capacity(options.cache_bytes)
-            .flush_every_ms(None)
-            .open()?;
-        let tree = db.open_tree("data")?;
-        let opened = started.elapsed();
-        let folded = checkpoint::folded_seq(&tree)?;
-        let mut mem: Mem = tree
-            .iter()
-            .filter(|r| !matches!(r, Ok((k, _)) if k.as_ref() == checkpoint::CHECKPOINT_KEY))
-            .map(|r| {
-                let (k, v) = r?;
-                Ok((Box::from(k.as_ref()), Box::from(v.as_ref())))
-            })
-            .collect::<Result<_>>()?;
-
-        let loaded = started.elapsed();
+        let (db, tree) = checkpoint::open_sled(&dir.join("db"), options.cache_bytes)?;
+        let early = Arc::new(std::sync::Mutex::new(Some(tree.clone())));
         let wal_dir = dir.join("wal");
         std::fs::create_dir_all(&wal_dir)?;
         let files = wal::files(&wal_dir)?;
-        let mut last = folded;
-        for (_, path) in &files {
-            let summary = wal::read_file(path, |seq, ops| {
-                if seq > folded {
-                    apply(&mut mem, ops);
-                    last = last.max(seq);
-                }
-            })?;
-            if summary.torn {
-                tracing::warn!(
-                    file = %path.display(),
-                    intact = summary.records,
-                    "log file ends in an unfinished record (a crash before its flush); it was never acknowledged"
-                );
-            }
-        }
-        tracing::info!(
-            keys = mem.len(),
-            sled_open_ms = opened.as_millis() as u64,
-            load_ms = (loaded - opened).as_millis() as u64,
-            replay_ms = (started.elapsed() - loaded).as_millis() as u64,
-            "store loaded"
-        );
         let next_gen = files.last().map_or(1, |(g, _)| g + 1);
         let log = wal::LogFile::create(&wal_dir, next_gen)?;
+        tracing::info!(ms = started.elapsed().as_millis() as u64, "sled open");
 
-        // sled keeps its log in the file `db` of its directory; fdatasync on our own handle
-        // flushes the same file.
-        let sled_log = std::fs::File::open(dir.join("db").join("db"))?;
-        let (closed_tx, closed_rx) = std::sync::mpsc::channel::<PathBuf>();
-        for (_, path) in files {
-            let _ = closed_tx.send(path);
-        }
-        let checkpointer = checkpoint::Checkpointer {
-            db: db.clone(),
-            tree,
-            sled_log,
-            wal_dir: wal_dir.clone(),
-        };
-        let checkpoint_handle = std::thread::Builder::new()
-            .name("checkpoint".into())
-            .spawn(move || checkpointer.run(closed_rx))?;
-        let (commit, handle) = commit::GroupCommit::start(
-            log,
-            wal_dir,
-            last,
-            commit::Rotation {
-                max_bytes: options.checkpoint_bytes,
-                max_age: options.checkpoint_age,
-            },
-            closed_tx,
-        );
-        Ok(Store {
+        let mem = Arc::new(RwLock::new(Mem::default()));
+        let commit = commit::GroupCommit::new();
+        let threads = Arc::new(std::sync::Mutex::new(Threads::default()));
+        let (loaded_tx, loaded) = tokio::sync::watch::channel(false);
+        let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+        let loader = Loader {
             db,
-            mem: RwLock::new(mem),
+            tree,
+            early: early.clone(),
+            sled_dir: dir.join("db"),
+            wal_dir,
+            files,
+            log,
+            options,
+            mem: mem.clone(),
+            commit: commit.clone(),
+            threads: threads.clone(),
+            after_load,
+        };
+        std::thread::Builder::new()
+            .name("load".into())
+            .spawn(move || {
+                let mem = loader.mem.clone();
+                let Ok(mut guard) = mem.write() else {
+                    return;
+                };
+                let _ = locked_tx.send(());
+                match loader.run(&mut guard) {
+                    Ok(()) => {
+                        drop(guard);
+                        let _ = loaded_tx.send(true);
+                    }
+                    Err(e) => {
+                        // Serving without the data would answer wrongly; stop instead.
+                        tracing::error!(error = %e, "cannot load the store");
+                        eprintln!("webissued: cannot load the store: {e}");
+                        std::process::exit(1);
+                    }
+                }
+            })?;
+        // Until the loader holds the write lock, a read could see the empty map.
+        locked_rx.recv().map_err(Error::internal)?;
+        Ok(Store {
+            early,
+            mem,
+            loaded,
             commit,
-            committer: std::sync::Mutex::new(Some(handle)),
-            checkpointer: std::sync::Mutex::new(Some(checkpoint_handle)),
+            threads,
             catalogue_generation: std::sync::atomic::AtomicU64::new(0),
             fanout: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Whether the data is loaded (then reads and writes never wait for it).
+    pub fn is_loaded(&self) -> bool {
+        *self.loaded.borrow()
+    }
+
+    /// Waits until the data is loaded.
+    pub async fn ready(&self) {
+        if !self.is_loaded() {
+            let _ = self.loaded.clone().wait_for(|l| *l).await;
+        }
+    }
+
+    /// A record read at start-up: from sled while the load is still running (the record
+    /// must be one that only changes at first start), else from memory.
+    pub fn get_early<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>> {
+        let early = self.early.lock().map_err(Error::internal)?.clone();
+        if let Some(tree) = early
+            && let Some(v) = tree.get(key)?
+        {
+            return Ok(Some(postcard::from_bytes(&v)?));
+        }
+        self.read(|r| r.get(key))
     }
 
     /// Turns on notification fan-out for every later write (once, at start-up).
@@ -477,17 +494,130 @@ impl Store {
     /// Makes everything durable, folds the log into sled and stops the store's threads
     /// (shutdown).
     pub fn close(&self) -> Result<()> {
+        // Waits for a load still running (its threads are started at its end).
+        drop(self.mem.read().map_err(Error::internal)?);
         self.commit.stop();
-        if let Some(h) = self.committer.lock().map_err(Error::internal)?.take() {
+        let mut threads = self.threads.lock().map_err(Error::internal)?;
+        if let Some(h) = threads.committer.take() {
             let _ = h.join();
         }
         // The committer held the last sender: the checkpointer ends once it has folded all.
-        if let Some(h) = self.checkpointer.lock().map_err(Error::internal)?.take() {
+        if let Some(h) = threads.checkpointer.take() {
             let _ = h.join();
         }
-        self.db.flush()?;
         Ok(())
     }
+}
+
+/// Loads the store on a thread of its own and then starts the committer and checkpointer.
+struct Loader {
+    db: sled::Db,
+    tree: sled::Tree,
+    early: Arc<std::sync::Mutex<Option<sled::Tree>>>,
+    sled_dir: PathBuf,
+    wal_dir: PathBuf,
+    files: Vec<(u64, PathBuf)>,
+    log: wal::LogFile,
+    options: Options,
+    mem: Arc<RwLock<Mem>>,
+    commit: Arc<commit::GroupCommit>,
+    threads: Arc<std::sync::Mutex<Threads>>,
+    after_load: AfterLoad,
+}
+
+/// Work on the freshly loaded data that must finish before anything else reads or writes.
+pub type AfterLoad = Box<dyn FnOnce(&Reader) + Send>;
+
+impl Loader {
+    fn run(self, mem: &mut Mem) -> Result<()> {
+        let started = std::time::Instant::now();
+        let folded = checkpoint::folded_seq(&self.tree)?;
+        *mem = load_tree(&self.tree)?;
+        let sled_ms = started.elapsed().as_millis() as u64;
+        let mut last = folded;
+        for (_, path) in &self.files {
+            let summary = wal::read_file(path, |seq, ops| {
+                if seq > folded {
+                    apply(mem, ops);
+                    last = last.max(seq);
+                }
+            })?;
+            if summary.torn {
+                tracing::warn!(
+                    file = %path.display(),
+                    intact = summary.records,
+                    "log file ends in an unfinished record (a crash before its flush); it was never acknowledged"
+                );
+            }
+        }
+        (self.after_load)(&Reader { mem });
+        tracing::info!(
+            base = mem.sizes().0,
+            replayed = mem.sizes().1,
+            sled_ms,
+            replay_ms = started.elapsed().as_millis() as u64 - sled_ms,
+            "store loaded"
+        );
+        let (closed_tx, closed_rx) = std::sync::mpsc::channel::<PathBuf>();
+        for (_, path) in self.files {
+            let _ = closed_tx.send(path);
+        }
+        // sled is only needed again at the next checkpoint, which opens it itself.
+        *self.early.lock().map_err(Error::internal)? = None;
+        drop(self.tree);
+        drop(self.db);
+        checkpoint::release_memory();
+        let checkpointer = checkpoint::Checkpointer {
+            sled_dir: self.sled_dir,
+            cache_bytes: self.options.cache_bytes,
+            wal_dir: self.wal_dir.clone(),
+        };
+        let mut threads = self.threads.lock().map_err(Error::internal)?;
+        threads.checkpointer = Some(
+            std::thread::Builder::new()
+                .name("checkpoint".into())
+                .spawn(move || checkpointer.run(closed_rx))?,
+        );
+        threads.committer = Some(self.commit.start(
+            self.log,
+            self.wal_dir,
+            last,
+            commit::Rotation {
+                max_bytes: self.options.checkpoint_bytes,
+                max_age: self.options.checkpoint_age,
+            },
+            closed_tx,
+        )?);
+        Ok(())
+    }
+}
+
+/// Where the parallel load splits the key space: the big prefixes of [`keys`] (`event`,
+/// `item`, `row`, `value`...) fall on both sides in about equal parts.
+const LOAD_SPLIT: &[u8] = b"item";
+
+/// Reads sled's tree into a packed map, on two threads (sled's iterator costs about 1.5 µs a
+/// key).
+fn load_tree(tree: &sled::Tree) -> Result<Mem> {
+    fn collect(iter: sled::Iter) -> Result<mem::Packed> {
+        let mut packed = mem::Packed::default();
+        for r in iter {
+            let (k, v) = r?;
+            if k.as_ref() != checkpoint::CHECKPOINT_KEY {
+                packed.push(&k, &v);
+            }
+        }
+        Ok(packed)
+    }
+    let (low, high) = std::thread::scope(|s| {
+        let high = s.spawn(|| collect(tree.range(LOAD_SPLIT..)));
+        let low = collect(tree.range(..LOAD_SPLIT));
+        (low, high.join())
+    });
+    let mut packed = low?;
+    packed.append(high.map_err(|_| Error::internal("load thread panicked"))??);
+    packed.shrink_to_fit();
+    Ok(Mem::new(packed))
 }
 
 /// Keys whose change alters the project and folder list.
@@ -499,12 +629,8 @@ fn is_catalogue_key(k: &[u8]) -> bool {
 fn apply(mem: &mut Mem, ops: impl IntoIterator<Item = (Vec<u8>, Option<Vec<u8>>)>) {
     for (k, v) in ops {
         match v {
-            Some(v) => {
-                mem.insert(k.into_boxed_slice(), v.into_boxed_slice());
-            }
-            None => {
-                mem.remove(k.as_slice());
-            }
+            Some(v) => mem.insert(k, v),
+            None => mem.remove(&k),
         }
     }
 }

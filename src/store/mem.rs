@@ -1,0 +1,362 @@
+//! The in-memory copy of every record: a packed, sorted base loaded at start-up, and an
+//! ordered overlay of what was written since.
+//!
+//! The base keeps all keys and values of the load in one byte slab with an offset per
+//! record (about 8 bytes of overhead per record instead of two heap blocks and a tree slot),
+//! so a store of a few hundred thousand records loads fast and stays small. Writes go to the
+//! overlay, where a removal of a base record is kept as a tombstone. Keys compare in 8-byte
+//! words (the layout of [`super::keys`] puts big-endian ids after short prefixes).
+
+use std::borrow::Borrow;
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+/// Lexicographic byte order, 8 bytes at a time.
+#[inline]
+pub fn compare(a: &[u8], b: &[u8]) -> Ordering {
+    let n = a.len().min(b.len());
+    let mut i = 0;
+    while i + 8 <= n {
+        let x = u64::from_be_bytes(a[i..i + 8].try_into().unwrap());
+        let y = u64::from_be_bytes(b[i..i + 8].try_into().unwrap());
+        if x != y {
+            return x.cmp(&y);
+        }
+        i += 8;
+    }
+    while i < n {
+        if a[i] != b[i] {
+            return a[i].cmp(&b[i]);
+        }
+        i += 1;
+    }
+    a.len().cmp(&b.len())
+}
+
+/// A borrowed key with [`compare`]'s order, for lookups in the overlay.
+#[repr(transparent)]
+#[derive(PartialEq, Eq)]
+pub struct KeyRef([u8]);
+
+impl KeyRef {
+    pub fn new(bytes: &[u8]) -> &KeyRef {
+        // SAFETY: KeyRef is a transparent wrapper around [u8], so the layouts are the same.
+        unsafe { &*(bytes as *const [u8] as *const KeyRef) }
+    }
+}
+
+impl Ord for KeyRef {
+    fn cmp(&self, other: &Self) -> Ordering {
+        compare(&self.0, &other.0)
+    }
+}
+
+impl PartialOrd for KeyRef {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// An owned key of the overlay.
+#[derive(PartialEq, Eq)]
+pub struct Key(Box<[u8]>);
+
+impl Borrow<KeyRef> for Key {
+    fn borrow(&self) -> &KeyRef {
+        KeyRef::new(&self.0)
+    }
+}
+
+impl Ord for Key {
+    fn cmp(&self, other: &Self) -> Ordering {
+        compare(&self.0, &other.0)
+    }
+}
+
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Records in key order, packed: each is `key length u16 LE | value length u32 LE | key |
+/// value` in `slab`, found through `offsets`.
+#[derive(Default)]
+pub struct Packed {
+    slab: Vec<u8>,
+    offsets: Vec<u64>,
+}
+
+impl Packed {
+    /// Appends a record; keys must come in ascending order.
+    pub fn push(&mut self, key: &[u8], value: &[u8]) {
+        debug_assert!(
+            self.offsets.last().is_none_or(|_| {
+                compare(self.key(self.offsets.len() - 1), key) == Ordering::Less
+            })
+        );
+        self.offsets.push(self.slab.len() as u64);
+        self.slab
+            .extend_from_slice(&(key.len() as u16).to_le_bytes());
+        self.slab
+            .extend_from_slice(&(value.len() as u32).to_le_bytes());
+        self.slab.extend_from_slice(key);
+        self.slab.extend_from_slice(value);
+    }
+
+    /// Appends all of `other`, whose keys all follow this one's.
+    pub fn append(&mut self, other: Packed) {
+        let base = self.slab.len() as u64;
+        self.slab.extend_from_slice(&other.slab);
+        self.offsets
+            .extend(other.offsets.into_iter().map(|o| o + base));
+    }
+
+    pub fn shrink_to_fit(&mut self) {
+        self.slab.shrink_to_fit();
+        self.offsets.shrink_to_fit();
+    }
+
+    pub fn len(&self) -> usize {
+        self.offsets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.offsets.is_empty()
+    }
+
+    fn entry(&self, i: usize) -> (&[u8], &[u8]) {
+        let at = self.offsets[i] as usize;
+        let klen = u16::from_le_bytes([self.slab[at], self.slab[at + 1]]) as usize;
+        let vlen = u32::from_le_bytes(self.slab[at + 2..at + 6].try_into().unwrap()) as usize;
+        let key = &self.slab[at + 6..at + 6 + klen];
+        (key, &self.slab[at + 6 + klen..at + 6 + klen + vlen])
+    }
+
+    fn key(&self, i: usize) -> &[u8] {
+        self.entry(i).0
+    }
+
+    /// Index of the first record not before `bound`.
+    fn lower(&self, bound: Bound<&[u8]>) -> usize {
+        match bound {
+            Bound::Unbounded => 0,
+            Bound::Included(k) => self.search(|x| compare(x, k) == Ordering::Less),
+            Bound::Excluded(k) => self.search(|x| compare(x, k) != Ordering::Greater),
+        }
+    }
+
+    /// Index of the first record past `bound`.
+    fn upper(&self, bound: Bound<&[u8]>) -> usize {
+        match bound {
+            Bound::Unbounded => self.len(),
+            Bound::Included(k) => self.search(|x| compare(x, k) != Ordering::Greater),
+            Bound::Excluded(k) => self.search(|x| compare(x, k) == Ordering::Less),
+        }
+    }
+
+    /// The number of leading records whose key satisfies `before` (a prefix predicate).
+    fn search(&self, before: impl Fn(&[u8]) -> bool) -> usize {
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if before(self.key(mid)) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
+    fn get(&self, key: &[u8]) -> Option<&[u8]> {
+        let i = self.search(|x| compare(x, key) == Ordering::Less);
+        (i < self.len())
+            .then(|| self.entry(i))
+            .filter(|(k, _)| *k == key)
+            .map(|(_, v)| v)
+    }
+}
+
+/// Every record: the packed base and the overlay of later writes (`None`: removed).
+#[derive(Default)]
+pub struct Mem {
+    base: Packed,
+    overlay: BTreeMap<Key, Option<Box<[u8]>>>,
+}
+
+impl Mem {
+    pub fn new(base: Packed) -> Mem {
+        Mem {
+            base,
+            overlay: BTreeMap::new(),
+        }
+    }
+
+    /// Records in the base and in the overlay (tombstones included).
+    pub fn sizes(&self) -> (usize, usize) {
+        (self.base.len(), self.overlay.len())
+    }
+
+    pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
+        match self.overlay.get(KeyRef::new(key)) {
+            Some(v) => v.as_deref(),
+            None => self.base.get(key),
+        }
+    }
+
+    pub fn insert(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.overlay
+            .insert(Key(key.into_boxed_slice()), Some(value.into_boxed_slice()));
+    }
+
+    pub fn remove(&mut self, key: &[u8]) {
+        if self.base.get(key).is_some() {
+            self.overlay.insert(Key(key.into()), None);
+        } else {
+            self.overlay.remove(KeyRef::new(key));
+        }
+    }
+
+    /// Records with keys within the bounds, in key order (none when the bounds cross).
+    pub fn range<'a>(
+        &'a self,
+        start: Bound<&'a [u8]>,
+        end: Bound<&'a [u8]>,
+    ) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + 'a {
+        let crossed = match (start, end) {
+            (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) => {
+                match compare(a, b) {
+                    Ordering::Greater => true,
+                    Ordering::Equal => {
+                        !matches!((start, end), (Bound::Included(_), Bound::Included(_)))
+                    }
+                    Ordering::Less => false,
+                }
+            }
+            _ => false,
+        };
+        let first = self.base.lower(start);
+        let map = |b: Bound<&'a [u8]>| match b {
+            Bound::Included(k) => Bound::Included(KeyRef::new(k)),
+            Bound::Excluded(k) => Bound::Excluded(KeyRef::new(k)),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        Merge {
+            base: &self.base,
+            next_base: first,
+            end_base: if crossed {
+                first
+            } else {
+                self.base.upper(end).max(first)
+            },
+            overlay: (!crossed)
+                .then(|| self.overlay.range::<KeyRef, _>((map(start), map(end))))
+                .into_iter()
+                .flatten()
+                .peekable(),
+        }
+    }
+}
+
+/// Merges the base and the overlay: the overlay wins on equal keys, tombstones hide.
+struct Merge<'a, I: Iterator<Item = (&'a Key, &'a Option<Box<[u8]>>)>> {
+    base: &'a Packed,
+    next_base: usize,
+    end_base: usize,
+    overlay: std::iter::Peekable<I>,
+}
+
+impl<'a, I: Iterator<Item = (&'a Key, &'a Option<Box<[u8]>>)>> Iterator for Merge<'a, I> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let base = (self.next_base < self.end_base).then(|| self.base.entry(self.next_base));
+            let order = match (base, self.overlay.peek()) {
+                (None, None) => return None,
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (Some((bk, _)), Some((ok, _))) => compare(bk, &ok.0),
+            };
+            if order == Ordering::Less {
+                self.next_base += 1;
+                return base;
+            }
+            if order == Ordering::Equal {
+                self.next_base += 1;
+            }
+            let (k, v) = self.overlay.next().expect("peeked");
+            if let Some(v) = v {
+                return Some((&k.0, v));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn compare_is_byte_order(a in proptest::collection::vec(any::<u8>(), 0..24),
+                                 b in proptest::collection::vec(any::<u8>(), 0..24)) {
+            prop_assert_eq!(compare(&a, &b), a.cmp(&b));
+        }
+
+        /// Any base plus any writes reads back like one ordered map holding the same.
+        #[test]
+        fn base_and_overlay_read_like_one_map(
+            base in proptest::collection::btree_map(proptest::collection::vec(0u8..4, 0..4), any::<u8>(), 0..30),
+            writes in proptest::collection::vec((proptest::collection::vec(0u8..4, 0..4), proptest::option::of(any::<u8>())), 0..30),
+            lo in proptest::collection::vec(0u8..4, 0..3),
+            hi in proptest::collection::vec(0u8..4, 0..3),
+        ) {
+            let mut packed = Packed::default();
+            for (k, v) in &base {
+                packed.push(k, &[*v]);
+            }
+            let mut mem = Mem::new(packed);
+            let mut model: BTreeMap<Vec<u8>, Vec<u8>> =
+                base.iter().map(|(k, v)| (k.clone(), vec![*v])).collect();
+            for (k, v) in writes {
+                match v {
+                    Some(v) => {
+                        mem.insert(k.clone(), vec![v]);
+                        model.insert(k, vec![v]);
+                    }
+                    None => {
+                        mem.remove(&k);
+                        model.remove(&k);
+                    }
+                }
+            }
+            for k in model.keys() {
+                prop_assert_eq!(mem.get(k), model.get(k).map(|v| &v[..]));
+            }
+            prop_assert_eq!(mem.get(b"\x09"), None);
+            let all: Vec<(Vec<u8>, Vec<u8>)> = mem
+                .range(Bound::Unbounded, Bound::Unbounded)
+                .map(|(k, v)| (k.to_vec(), v.to_vec()))
+                .collect();
+            prop_assert_eq!(&all, &model.clone().into_iter().collect::<Vec<_>>());
+            for (start, end) in [
+                (Bound::Included(&lo[..]), Bound::Excluded(&hi[..])),
+                (Bound::Excluded(&lo[..]), Bound::Included(&hi[..])),
+                (Bound::Included(&lo[..]), Bound::Unbounded),
+            ] {
+                let got: Vec<Vec<u8>> = mem.range(start, end).map(|(k, _)| k.to_vec()).collect();
+                let crossed = matches!((start, end), (Bound::Included(a), Bound::Excluded(b)) | (Bound::Excluded(a), Bound::Included(b)) if a >= b);
+                let want: Vec<Vec<u8>> = if crossed {
+                    Vec::new()
+                } else {
+                    model.range::<[u8], _>((start, end)).map(|(k, _)| k.clone()).collect()
+                };
+                prop_assert_eq!(got, want);
+            }
+        }
+    }
+}
