@@ -66,7 +66,7 @@ impl Default for ServerConfig {
             base_url: None,
             workers: 0,
             cache_mb: 16,
-            checkpoint_wal_mb: 64,
+            checkpoint_wal_mb: 16,
             checkpoint_secs: 300,
         }
     }

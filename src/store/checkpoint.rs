@@ -39,6 +39,15 @@ pub fn open_sled(dir: &Path, cache_bytes: u64) -> crate::error::Result<(sled::Db
     Ok((db, tree))
 }
 
+/// Makes the calling thread the last to get a core (Linux: a thread's own nice value).
+fn lower_priority() {
+    // SAFETY: plain system calls on the calling thread's id.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 19);
+    }
+}
+
 /// Hands memory freed by sled back to the system: between checkpoints the server holds no
 /// sled state at all.
 pub fn release_memory() {
@@ -53,34 +62,58 @@ pub struct Checkpointer {
     pub sled_dir: PathBuf,
     pub cache_bytes: u64,
     pub wal_dir: PathBuf,
+    /// Set at shutdown: finish the file being folded, leave the rest to the next start.
+    pub stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Checkpointer {
     /// Folds each file received until every sender is gone. sled is opened for each round
     /// of folding (the files queued by then) and closed after it.
+    ///
+    /// The thread runs at the lowest priority: sled inserts cost about 10 µs a key here, and
+    /// folding must not take CPU from the commands.
     pub fn run(self, files: mpsc::Receiver<PathBuf>) {
+        lower_priority();
         while let Ok(first) = files.recv() {
             let mut round = vec![first];
             round.extend(files.try_iter());
             while let Err(e) = self.fold_all(&round) {
+                if self.stopping() {
+                    return;
+                }
                 tracing::error!(error = %e, "checkpoint failed; retrying");
                 std::thread::sleep(Duration::from_secs(1));
             }
             release_memory();
+            if self.stopping() {
+                return;
+            }
         }
     }
 
+    fn stopping(&self) -> bool {
+        self.stop.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     fn fold_all(&self, paths: &[PathBuf]) -> crate::error::Result<()> {
-        let (db, tree) = open_sled(&self.sled_dir, self.cache_bytes)?;
-        // sled keeps its log in the file `db` of its directory; fdatasync on our own handle
-        // flushes the same file.
-        let sled_log = std::fs::File::open(self.sled_dir.join("db"))?;
-        for path in paths {
-            // A file folded before a failure in this round is gone already.
-            if path.exists() {
-                self.fold(&db, &tree, &sled_log, path)?;
+        {
+            let (db, tree) = open_sled(&self.sled_dir, self.cache_bytes)?;
+            // sled keeps its log in the file `db` of its directory; fdatasync on our own
+            // handle flushes the same file.
+            let sled_log = std::fs::File::open(self.sled_dir.join("db"))?;
+            for path in paths {
+                if self.stopping() {
+                    return Ok(());
+                }
+                // A file folded before a failure in this round is gone already.
+                if path.exists() {
+                    self.fold(&db, &tree, &sled_log, path)?;
+                }
             }
         }
+        // sled replays everything written since its last snapshot when it opens and only
+        // snapshots while opening, so an opening here keeps the server's next start short.
+        drop(open_sled(&self.sled_dir, self.cache_bytes)?);
         Ok(())
     }
 
