@@ -43,6 +43,7 @@ impl App {
                 checkpoint_age: std::time::Duration::from_secs(
                     config.server.checkpoint_secs.max(1),
                 ),
+                compact_min_records: config.server.compact_min_records,
             },
             sweep,
         )?;

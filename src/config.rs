@@ -49,6 +49,8 @@ pub struct ServerConfig {
     pub checkpoint_wal_mb: u64,
     /// ...or is this many seconds old.
     pub checkpoint_secs: u64,
+    /// Writes gathered in memory before they are merged into the packed copy of the data.
+    pub compact_min_records: usize,
 }
 
 impl Default for ServerConfig {
@@ -68,6 +70,7 @@ impl Default for ServerConfig {
             cache_mb: 16,
             checkpoint_wal_mb: 16,
             checkpoint_secs: 300,
+            compact_min_records: 20_000,
         }
     }
 }

@@ -367,7 +367,8 @@ fn acknowledged_writes_survive_sigkill_at_random_moments() {
     let started = Instant::now();
     // Log files are closed every second, so checkpoints (folding the log into sled) run
     // while the writers write and some kills land in the middle of one.
-    let mut server = Server::start_with("[server]\ncheckpoint_secs = 1");
+    // The in-memory writes are merged into the packed copy after every 50 records.
+    let mut server = Server::start_with("[server]\ncheckpoint_secs = 1\ncompact_min_records = 50");
     let uuid = server.connect().one("HELLO");
     {
         let mut admin = server.admin();
@@ -475,10 +476,11 @@ fn acknowledged_writes_survive_sigkill_at_random_moments() {
         .lines()
         .filter(|l| l.contains("checkpoint") && l.contains("up_to"))
         .count();
+    let compactions = log.lines().filter(|l| l.contains("compacted")).count();
     eprintln!(
         "crash test: {kills} kills survived, {} writes acknowledged, 0 lost; {} writes in \
          flight at a kill ({} kept, the rest cleanly absent); {} users, {} issues, {} \
-         comments, {checkpoints} checkpoints, {:?}",
+         comments, {checkpoints} checkpoints, {compactions} compactions, {:?}",
         l.acknowledged,
         l.in_flight,
         l.in_flight_kept,
@@ -490,4 +492,5 @@ fn acknowledged_writes_survive_sigkill_at_random_moments() {
     assert!(kills >= 20);
     assert!(l.acknowledged > 0);
     assert!(checkpoints > 0, "no checkpoint ran during the test");
+    assert!(compactions > 0, "no compaction ran during the test");
 }

@@ -57,6 +57,9 @@ pub fn release_memory() {
     }
 }
 
+/// Keys per sled batch when folding.
+const FOLD_CHUNK: usize = 10_000;
+
 pub struct Checkpointer {
     /// sled's directory (`db/` of the data directory).
     pub sled_dir: PathBuf,
@@ -136,12 +139,18 @@ impl Checkpointer {
             }
         })?;
         if last > done {
-            let mut batch = sled::Batch::default();
             let keys = latest.len();
-            for (k, v) in latest {
+            // In flushed chunks: a whole file at once made sled hold over a gigabyte.
+            // A crash between chunks is safe: the file stays and is folded again.
+            let mut batch = sled::Batch::default();
+            for (n, (k, v)) in latest.into_iter().enumerate() {
                 match v {
                     Some(v) => batch.insert(k, v),
                     None => batch.remove(k),
+                }
+                if (n + 1) % FOLD_CHUNK == 0 {
+                    tree.apply_batch(std::mem::take(&mut batch))?;
+                    db.flush()?;
                 }
             }
             batch.insert(CHECKPOINT_KEY, &last.to_be_bytes()[..]);

@@ -4,8 +4,11 @@
 //! The base keeps all keys and values of the load in one byte slab with an offset per
 //! record (about 8 bytes of overhead per record instead of two heap blocks and a tree slot),
 //! so a store of a few hundred thousand records loads fast and stays small. Writes go to the
-//! overlay, where a removal of a base record is kept as a tombstone. Keys compare in 8-byte
-//! words (the layout of [`super::keys`] puts big-endian ids after short prefixes).
+//! overlay, where a removal is kept as a tombstone; each overlay entry remembers the batch
+//! that wrote it. When the overlay grows, [`compact`] merges a copy of it into a new base
+//! without holding the lock, and only the swap and the dropping of merged entries happen
+//! under it. Keys compare in 8-byte words (the layout of [`super::keys`] puts big-endian ids
+//! after short prefixes).
 
 use std::borrow::Borrow;
 use std::cmp::Ordering;
@@ -81,11 +84,25 @@ impl PartialOrd for Key {
 }
 
 /// Records in key order, packed: each is `key length u16 LE | value length u32 LE | key |
-/// value` in `slab`, found through `offsets`.
+/// value` in `slab`, found through `offsets`. `fences` holds the first 16 bytes of the first
+/// key of every block of [`BLOCK`] records: a search runs over that small array (which
+/// stays in the CPU cache) and ends within one or two blocks of the slab.
 #[derive(Default)]
 pub struct Packed {
     slab: Vec<u8>,
     offsets: Vec<u64>,
+    fences: Vec<u128>,
+}
+
+const BLOCK: usize = 16;
+
+/// The first 16 bytes of a key (zero-padded) as a number: a < b implies prefix(a) <= prefix(b).
+#[inline]
+fn prefix(key: &[u8]) -> u128 {
+    let mut b = [0u8; 16];
+    let n = key.len().min(16);
+    b[..n].copy_from_slice(&key[..n]);
+    u128::from_be_bytes(b)
 }
 
 impl Packed {
@@ -113,9 +130,14 @@ impl Packed {
             .extend(other.offsets.into_iter().map(|o| o + base));
     }
 
-    pub fn shrink_to_fit(&mut self) {
+    /// Frees spare capacity and builds the search fences (after the last push).
+    pub fn seal(&mut self) {
         self.slab.shrink_to_fit();
         self.offsets.shrink_to_fit();
+        self.fences = (0..self.len())
+            .step_by(BLOCK)
+            .map(|i| prefix(self.key(i)))
+            .collect();
     }
 
     pub fn len(&self) -> usize {
@@ -142,8 +164,8 @@ impl Packed {
     fn lower(&self, bound: Bound<&[u8]>) -> usize {
         match bound {
             Bound::Unbounded => 0,
-            Bound::Included(k) => self.search(|x| compare(x, k) == Ordering::Less),
-            Bound::Excluded(k) => self.search(|x| compare(x, k) != Ordering::Greater),
+            Bound::Included(k) => self.count_below(k, false),
+            Bound::Excluded(k) => self.count_below(k, true),
         }
     }
 
@@ -151,17 +173,26 @@ impl Packed {
     fn upper(&self, bound: Bound<&[u8]>) -> usize {
         match bound {
             Bound::Unbounded => self.len(),
-            Bound::Included(k) => self.search(|x| compare(x, k) != Ordering::Greater),
-            Bound::Excluded(k) => self.search(|x| compare(x, k) == Ordering::Less),
+            Bound::Included(k) => self.count_below(k, true),
+            Bound::Excluded(k) => self.count_below(k, false),
         }
     }
 
-    /// The number of leading records whose key satisfies `before` (a prefix predicate).
-    fn search(&self, before: impl Fn(&[u8]) -> bool) -> usize {
-        let (mut lo, mut hi) = (0, self.len());
+    /// The number of records with keys below `k` (or equal to it, with `or_equal`).
+    fn count_below(&self, k: &[u8], or_equal: bool) -> usize {
+        let p = prefix(k);
+        // Blocks before `from` start below k; blocks from `to` on start above it.
+        let from = self.fences.partition_point(|f| *f < p);
+        let to = self.fences.partition_point(|f| *f <= p);
+        let (mut lo, mut hi) = (from.saturating_sub(1) * BLOCK, (to * BLOCK).min(self.len()));
         while lo < hi {
             let mid = (lo + hi) / 2;
-            if before(self.key(mid)) {
+            let below = match compare(self.key(mid), k) {
+                Ordering::Less => true,
+                Ordering::Equal => or_equal,
+                Ordering::Greater => false,
+            };
+            if below {
                 lo = mid + 1;
             } else {
                 hi = mid;
@@ -171,7 +202,7 @@ impl Packed {
     }
 
     fn get(&self, key: &[u8]) -> Option<&[u8]> {
-        let i = self.search(|x| compare(x, key) == Ordering::Less);
+        let i = self.count_below(key, false);
         (i < self.len())
             .then(|| self.entry(i))
             .filter(|(k, _)| *k == key)
@@ -179,19 +210,64 @@ impl Packed {
     }
 }
 
-/// Every record: the packed base and the overlay of later writes (`None`: removed).
+/// A write in the overlay: the batch sequence that made it and the value (`None`: removed).
+struct Entry {
+    seq: u64,
+    value: Option<Box<[u8]>>,
+}
+
+/// Overlay writes copied for a compaction: (key, value or removal), in key order.
+pub type Changes = Vec<(Box<[u8]>, Option<Box<[u8]>>)>;
+
+/// Every record: the packed base and the overlay of later writes.
 #[derive(Default)]
 pub struct Mem {
-    base: Packed,
-    overlay: BTreeMap<Key, Option<Box<[u8]>>>,
+    base: std::sync::Arc<Packed>,
+    overlay: BTreeMap<Key, Entry>,
+    /// The newest batch applied.
+    last_seq: u64,
 }
 
 impl Mem {
-    pub fn new(base: Packed) -> Mem {
+    pub fn new(mut base: Packed) -> Mem {
+        base.seal();
         Mem {
-            base,
+            base: std::sync::Arc::new(base),
             overlay: BTreeMap::new(),
+            last_seq: 0,
         }
+    }
+
+    /// Whether the overlay has grown enough that merging it into the base pays: it holds
+    /// `min` records and an eighth of the base.
+    pub fn wants_compaction(&self, min: usize) -> bool {
+        self.overlay.len() >= (self.base.len() / 8).max(min.max(1))
+    }
+
+    /// The base and a copy of the overlay for [`compact`], with the sequence they cover.
+    pub fn snapshot(&self) -> (std::sync::Arc<Packed>, Changes, u64) {
+        let changes = self
+            .overlay
+            .iter()
+            .map(|(k, e)| (k.0.clone(), e.value.clone()))
+            .collect();
+        (self.base.clone(), changes, self.last_seq)
+    }
+
+    /// Merges the overlay into the base in place (start-up, while nothing else runs).
+    pub fn compact_now(&mut self) {
+        let (base, changes, upto) = self.snapshot();
+        drop(self.install(compact(&base, &changes), upto));
+    }
+
+    /// Installs a base made by [`compact`] from the changes up to `upto`, taking out the
+    /// overlay entries it holds (later writes stay in the overlay). Returns what was
+    /// replaced, for the caller to free after releasing its lock.
+    pub fn install(&mut self, mut base: Packed, upto: u64) -> impl Send + use<> {
+        base.seal();
+        let old_base = std::mem::replace(&mut self.base, std::sync::Arc::new(base));
+        let merged: Vec<(Key, Entry)> = self.overlay.extract_if(.., |_, e| e.seq <= upto).collect();
+        (old_base, merged)
     }
 
     /// Records in the base and in the overlay (tombstones included).
@@ -200,23 +276,26 @@ impl Mem {
     }
 
     pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
+        if self.overlay.is_empty() {
+            return self.base.get(key);
+        }
         match self.overlay.get(KeyRef::new(key)) {
-            Some(v) => v.as_deref(),
+            Some(e) => e.value.as_deref(),
             None => self.base.get(key),
         }
     }
 
-    pub fn insert(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        self.overlay
-            .insert(Key(key.into_boxed_slice()), Some(value.into_boxed_slice()));
-    }
-
-    pub fn remove(&mut self, key: &[u8]) {
-        if self.base.get(key).is_some() {
-            self.overlay.insert(Key(key.into()), None);
-        } else {
-            self.overlay.remove(KeyRef::new(key));
-        }
+    /// Writes `key` in batch `seq` (`None`: removes it).
+    pub fn write(&mut self, seq: u64, key: Vec<u8>, value: Option<Vec<u8>>) {
+        self.last_seq = self.last_seq.max(seq);
+        // A removal always leaves a tombstone: the key may be on its way into a new base.
+        self.overlay.insert(
+            Key(key.into_boxed_slice()),
+            Entry {
+                seq,
+                value: value.map(Vec::into_boxed_slice),
+            },
+        );
     }
 
     /// Records with keys within the bounds, in key order (none when the bounds cross).
@@ -261,14 +340,14 @@ impl Mem {
 }
 
 /// Merges the base and the overlay: the overlay wins on equal keys, tombstones hide.
-struct Merge<'a, I: Iterator<Item = (&'a Key, &'a Option<Box<[u8]>>)>> {
+struct Merge<'a, I: Iterator<Item = (&'a Key, &'a Entry)>> {
     base: &'a Packed,
     next_base: usize,
     end_base: usize,
     overlay: std::iter::Peekable<I>,
 }
 
-impl<'a, I: Iterator<Item = (&'a Key, &'a Option<Box<[u8]>>)>> Iterator for Merge<'a, I> {
+impl<'a, I: Iterator<Item = (&'a Key, &'a Entry)>> Iterator for Merge<'a, I> {
     type Item = (&'a [u8], &'a [u8]);
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -287,12 +366,45 @@ impl<'a, I: Iterator<Item = (&'a Key, &'a Option<Box<[u8]>>)>> Iterator for Merg
             if order == Ordering::Equal {
                 self.next_base += 1;
             }
-            let (k, v) = self.overlay.next().expect("peeked");
-            if let Some(v) = v {
+            let (k, e) = self.overlay.next().expect("peeked");
+            if let Some(v) = &e.value {
                 return Some((&k.0, v));
             }
         }
     }
+}
+
+/// A new base: `base` with `changes` (in key order) applied. Runs without any lock.
+pub fn compact(base: &Packed, changes: &Changes) -> Packed {
+    let mut out = Packed {
+        slab: Vec::with_capacity(base.slab.len()),
+        offsets: Vec::with_capacity(base.len() + changes.len()),
+        fences: Vec::new(),
+    };
+    let mut i = 0;
+    let mut c = changes.iter().peekable();
+    loop {
+        let order = match (i < base.len(), c.peek()) {
+            (false, None) => break,
+            (true, None) => Ordering::Less,
+            (false, Some(_)) => Ordering::Greater,
+            (true, Some((k, _))) => compare(base.key(i), k),
+        };
+        if order == Ordering::Less {
+            let (k, v) = base.entry(i);
+            out.push(k, v);
+            i += 1;
+            continue;
+        }
+        if order == Ordering::Equal {
+            i += 1;
+        }
+        let (k, v) = c.next().expect("peeked");
+        if let Some(v) = v {
+            out.push(k, v);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -310,11 +422,13 @@ mod tests {
         /// Any base plus any writes reads back like one ordered map holding the same.
         #[test]
         fn base_and_overlay_read_like_one_map(
-            base in proptest::collection::btree_map(proptest::collection::vec(0u8..4, 0..4), any::<u8>(), 0..30),
+            base in proptest::collection::btree_map(proptest::collection::vec(0u8..4, 0..4), any::<u8>(), 0..100),
             writes in proptest::collection::vec((proptest::collection::vec(0u8..4, 0..4), proptest::option::of(any::<u8>())), 0..30),
             lo in proptest::collection::vec(0u8..4, 0..3),
             hi in proptest::collection::vec(0u8..4, 0..3),
+            compact_midway in any::<bool>(),
         ) {
+            let mut pending = None;
             let mut packed = Packed::default();
             for (k, v) in &base {
                 packed.push(k, &[*v]);
@@ -322,17 +436,29 @@ mod tests {
             let mut mem = Mem::new(packed);
             let mut model: BTreeMap<Vec<u8>, Vec<u8>> =
                 base.iter().map(|(k, v)| (k.clone(), vec![*v])).collect();
-            for (k, v) in writes {
+            let half = writes.len() / 2;
+            for (seq, (k, v)) in writes.into_iter().enumerate() {
+                if seq == half && compact_midway {
+                    // A compaction of what was written so far, installed later.
+                    let (base, changes, upto) = mem.snapshot();
+                    pending = Some((compact(&base, &changes), upto));
+                }
+                if seq == half + 2 && let Some((base, upto)) = pending.take() {
+                    drop(mem.install(base, upto));
+                }
                 match v {
                     Some(v) => {
-                        mem.insert(k.clone(), vec![v]);
+                        mem.write(seq as u64 + 1, k.clone(), Some(vec![v]));
                         model.insert(k, vec![v]);
                     }
                     None => {
-                        mem.remove(&k);
+                        mem.write(seq as u64 + 1, k.clone(), None);
                         model.remove(&k);
                     }
                 }
+            }
+            if let Some((base, upto)) = pending.take() {
+                drop(mem.install(base, upto));
             }
             for k in model.keys() {
                 prop_assert_eq!(mem.get(k), model.get(k).map(|v| &v[..]));

@@ -77,6 +77,9 @@ pub struct Options {
     pub checkpoint_bytes: u64,
     /// ...or once it is this old and not empty.
     pub checkpoint_age: Duration,
+    /// Writes are merged into the packed in-memory base once this many (and an eighth of
+    /// the base) have gathered.
+    pub compact_min_records: usize,
 }
 
 impl Default for Options {
@@ -85,6 +88,7 @@ impl Default for Options {
             cache_bytes: 16 << 20,
             checkpoint_bytes: 16 << 20,
             checkpoint_age: Duration::from_secs(300),
+            compact_min_records: 20_000,
         }
     }
 }
@@ -110,6 +114,7 @@ pub struct Store {
 struct Threads {
     committer: Option<std::thread::JoinHandle<()>>,
     checkpointer: Option<std::thread::JoinHandle<()>>,
+    compactor: Option<std::thread::JoinHandle<()>>,
 }
 
 /// Read access to records. Implemented by [`Reader`] and by [`Writer`] (which also sees its
@@ -465,7 +470,7 @@ impl Store {
         let seq = self
             .commit
             .append(pending.iter().map(|(k, v)| (k.as_slice(), v.as_deref())));
-        apply(&mut guard, pending);
+        apply(&mut guard, seq, pending);
         Ok((value, seq))
     }
 
@@ -511,6 +516,9 @@ impl Store {
         if let Some(h) = threads.checkpointer.take() {
             let _ = h.join();
         }
+        if let Some(h) = threads.compactor.take() {
+            let _ = h.join();
+        }
         Ok(())
     }
 }
@@ -545,7 +553,7 @@ impl Loader {
         for (_, path) in &self.files {
             let summary = wal::read_file(path, |seq, ops| {
                 if seq > folded {
-                    apply(mem, ops);
+                    apply(mem, seq, ops);
                     last = last.max(seq);
                 }
             })?;
@@ -556,6 +564,9 @@ impl Loader {
                     "log file ends in an unfinished record (a crash before its flush); it was never acknowledged"
                 );
             }
+        }
+        if mem.sizes().1 > 0 {
+            mem.compact_now();
         }
         (self.after_load)(&Reader { mem });
         tracing::info!(
@@ -578,13 +589,20 @@ impl Loader {
             sled_dir: self.sled_dir,
             cache_bytes: self.options.cache_bytes,
             wal_dir: self.wal_dir.clone(),
-            stop: self.stop_checkpoints,
+            stop: self.stop_checkpoints.clone(),
         };
         let mut threads = self.threads.lock().map_err(Error::internal)?;
         threads.checkpointer = Some(
             std::thread::Builder::new()
                 .name("checkpoint".into())
                 .spawn(move || checkpointer.run(closed_rx))?,
+        );
+        let (compact_mem, compact_stop) = (self.mem.clone(), self.stop_checkpoints.clone());
+        let min = self.options.compact_min_records;
+        threads.compactor = Some(
+            std::thread::Builder::new()
+                .name("compact".into())
+                .spawn(move || compactor(compact_mem, min, compact_stop))?,
         );
         threads.committer = Some(self.commit.start(
             self.log,
@@ -624,8 +642,43 @@ fn load_tree(tree: &sled::Tree) -> Result<Mem> {
     });
     let mut packed = low?;
     packed.append(high.map_err(|_| Error::internal("load thread panicked"))??);
-    packed.shrink_to_fit();
     Ok(Mem::new(packed))
+}
+
+/// Merges the in-memory overlay into the packed base whenever it has grown (see [`mem`]):
+/// the merge runs without a lock, only the swap takes the write lock.
+fn compactor(mem: Arc<RwLock<Mem>>, min: usize, stop: Arc<std::sync::atomic::AtomicBool>) {
+    while !stop.load(std::sync::atomic::Ordering::Acquire) {
+        std::thread::sleep(Duration::from_millis(200));
+        let started = std::time::Instant::now();
+        let snapshot = match mem.read() {
+            Ok(m) if m.wants_compaction(min) => m.snapshot(),
+            Ok(_) => continue,
+            Err(_) => return,
+        };
+        let copied = started.elapsed();
+        let (base, changes, upto) = snapshot;
+        let merged = mem::compact(&base, &changes);
+        drop(base);
+        let (records, changes_len) = (merged.len(), changes.len());
+        let swap = std::time::Instant::now();
+        let replaced = match mem.write() {
+            Ok(mut m) => m.install(merged, upto),
+            Err(_) => return,
+        };
+        let swapped = swap.elapsed();
+        drop(replaced);
+        drop(changes);
+        checkpoint::release_memory();
+        tracing::info!(
+            records,
+            changes = changes_len,
+            ms = started.elapsed().as_millis() as u64,
+            copy_ms = copied.as_millis() as u64,
+            swap_ms = swapped.as_millis() as u64,
+            "in-memory records compacted"
+        );
+    }
 }
 
 /// Keys whose change alters the project and folder list.
@@ -634,12 +687,9 @@ fn is_catalogue_key(k: &[u8]) -> bool {
 }
 
 /// Applies a batch's writes to the in-memory map.
-fn apply(mem: &mut Mem, ops: impl IntoIterator<Item = (Vec<u8>, Option<Vec<u8>>)>) {
+fn apply(mem: &mut Mem, seq: u64, ops: impl IntoIterator<Item = (Vec<u8>, Option<Vec<u8>>)>) {
     for (k, v) in ops {
-        match v {
-            Some(v) => mem.insert(k, v),
-            None => mem.remove(&k),
-        }
+        mem.write(seq, k, v);
     }
 }
 
@@ -704,6 +754,7 @@ mod tests {
             cache_bytes: 1 << 20,
             checkpoint_bytes: 300,
             checkpoint_age: Duration::from_secs(3600),
+            compact_min_records: 10,
         }
     }
 
