@@ -100,6 +100,8 @@ fn bench(total: u64, due: u64) {
         made = end;
     }
     store.flush_now().unwrap();
+    // What a running server does itself once writes pause (store::mem).
+    store.compact_now().unwrap();
     let due_now = store
         .read(|r| Ok(n::due_users(r, now, usize::MAX)?.len()))
         .unwrap();

@@ -99,6 +99,7 @@ impl Checkpointer {
     }
 
     fn fold_all(&self, paths: &[PathBuf]) -> crate::error::Result<()> {
+        let mut folded = Vec::new();
         {
             let (db, tree) = open_sled(&self.sled_dir, self.cache_bytes)?;
             // sled keeps its log in the file `db` of its directory; fdatasync on our own
@@ -106,21 +107,28 @@ impl Checkpointer {
             let sled_log = std::fs::File::open(self.sled_dir.join("db"))?;
             for path in paths {
                 if self.stopping() {
-                    return Ok(());
+                    break;
                 }
                 // A file folded before a failure in this round is gone already.
                 if path.exists() {
                     self.fold(&db, &tree, &sled_log, path)?;
+                    folded.push(path);
                 }
             }
         }
         // sled replays everything written since its last snapshot when it opens and only
         // snapshots while opening, so an opening here keeps the server's next start short.
-        drop(open_sled(&self.sled_dir, self.cache_bytes)?);
+        if !self.stopping() {
+            drop(open_sled(&self.sled_dir, self.cache_bytes)?);
+        }
+        for path in folded {
+            std::fs::remove_file(path)?;
+        }
+        wal::sync_dir(&self.wal_dir)?;
         Ok(())
     }
 
-    /// Folds one closed log file into sled and removes it.
+    /// Folds one closed log file into sled (the caller removes it).
     fn fold(
         &self,
         db: &sled::Db,
@@ -166,8 +174,6 @@ impl Checkpointer {
                 "checkpoint"
             );
         }
-        std::fs::remove_file(path)?;
-        wal::sync_dir(&self.wal_dir)?;
         Ok(())
     }
 }

@@ -239,9 +239,16 @@ impl Mem {
     }
 
     /// Whether the overlay has grown enough that merging it into the base pays: it holds
-    /// `min` records and an eighth of the base.
-    pub fn wants_compaction(&self, min: usize) -> bool {
-        self.overlay.len() >= (self.base.len() / 8).max(min.max(1))
+    /// `min` records and an eighth of the base, or, when writes have paused (`quiet`), a
+    /// thousand records (reads then search the base alone).
+    pub fn wants_compaction(&self, min: usize, quiet: bool) -> bool {
+        let n = self.overlay.len();
+        n >= (self.base.len() / 8).max(min.max(1)) || (quiet && n >= 1000.min(min.max(1)))
+    }
+
+    /// The newest batch applied.
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
     }
 
     /// The base and a copy of the overlay for [`compact`], with the sequence they cover.
@@ -257,17 +264,27 @@ impl Mem {
     /// Merges the overlay into the base in place (start-up, while nothing else runs).
     pub fn compact_now(&mut self) {
         let (base, changes, upto) = self.snapshot();
-        drop(self.install(compact(&base, &changes), upto));
+        drop(self.install(&base, compact(&base, &changes), upto));
     }
 
-    /// Installs a base made by [`compact`] from the changes up to `upto`, taking out the
-    /// overlay entries it holds (later writes stay in the overlay). Returns what was
-    /// replaced, for the caller to free after releasing its lock.
-    pub fn install(&mut self, mut base: Packed, upto: u64) -> impl Send + use<> {
-        base.seal();
-        let old_base = std::mem::replace(&mut self.base, std::sync::Arc::new(base));
-        let merged: Vec<(Key, Entry)> = self.overlay.extract_if(.., |_, e| e.seq <= upto).collect();
-        (old_base, merged)
+    /// Installs `merged`, made by [`compact`] from the base `from` and the changes up to
+    /// `upto`, taking out the overlay entries it holds (later writes stay in the overlay).
+    /// Returns what was replaced, for the caller to free after releasing its lock; None,
+    /// installing nothing, when another compaction replaced `from` meanwhile (its base
+    /// holds writes that `merged` lacks).
+    pub fn install(
+        &mut self,
+        from: &std::sync::Arc<Packed>,
+        mut merged: Packed,
+        upto: u64,
+    ) -> Option<impl Send + use<>> {
+        if !std::sync::Arc::ptr_eq(&self.base, from) {
+            return None;
+        }
+        merged.seal();
+        let old_base = std::mem::replace(&mut self.base, std::sync::Arc::new(merged));
+        let taken: Vec<(Key, Entry)> = self.overlay.extract_if(.., |_, e| e.seq <= upto).collect();
+        Some((old_base, taken))
     }
 
     /// Records in the base and in the overlay (tombstones included).
@@ -412,6 +429,21 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    #[test]
+    fn a_compaction_overtaken_by_another_installs_nothing() {
+        let mut mem = Mem::new(Packed::default());
+        mem.write(1, b"a".to_vec(), Some(b"1".to_vec()));
+        let (slow_from, slow_changes, slow_upto) = mem.snapshot();
+        mem.write(2, b"b".to_vec(), Some(b"2".to_vec()));
+        mem.compact_now();
+        mem.write(3, b"c".to_vec(), Some(b"3".to_vec()));
+        let slow = compact(&slow_from, &slow_changes);
+        assert!(mem.install(&slow_from, slow, slow_upto).is_none());
+        for (k, v) in [(b"a", b"1"), (b"b", b"2"), (b"c", b"3")] {
+            assert_eq!(mem.get(k), Some(&v[..]));
+        }
+    }
+
     proptest! {
         #[test]
         fn compare_is_byte_order(a in proptest::collection::vec(any::<u8>(), 0..24),
@@ -441,10 +473,10 @@ mod tests {
                 if seq == half && compact_midway {
                     // A compaction of what was written so far, installed later.
                     let (base, changes, upto) = mem.snapshot();
-                    pending = Some((compact(&base, &changes), upto));
+                    pending = Some((compact(&base, &changes), upto, base));
                 }
-                if seq == half + 2 && let Some((base, upto)) = pending.take() {
-                    drop(mem.install(base, upto));
+                if seq == half + 2 && let Some((merged, upto, from)) = pending.take() {
+                    assert!(mem.install(&from, merged, upto).is_some());
                 }
                 match v {
                     Some(v) => {
@@ -457,8 +489,8 @@ mod tests {
                     }
                 }
             }
-            if let Some((base, upto)) = pending.take() {
-                drop(mem.install(base, upto));
+            if let Some((merged, upto, from)) = pending.take() {
+                assert!(mem.install(&from, merged, upto).is_some());
             }
             for k in model.keys() {
                 prop_assert_eq!(mem.get(k), model.get(k).map(|v| &v[..]));

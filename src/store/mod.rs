@@ -494,6 +494,13 @@ impl Store {
         self.commit.last_applied()
     }
 
+    /// Merges the writes gathered in memory into the packed copy now, holding the write lock
+    /// (tools after a bulk load; the server does this on its own when writes pause).
+    pub fn compact_now(&self) -> Result<()> {
+        self.mem.write().map_err(Error::internal)?.compact_now();
+        Ok(())
+    }
+
     /// Blocks until everything written so far is durable (start-up, tools).
     pub fn flush_now(&self) -> Result<()> {
         self.commit.wait_durable(self.commit.last_applied());
@@ -648,25 +655,36 @@ fn load_tree(tree: &sled::Tree) -> Result<Mem> {
 /// Merges the in-memory overlay into the packed base whenever it has grown (see [`mem`]):
 /// the merge runs without a lock, only the swap takes the write lock.
 fn compactor(mem: Arc<RwLock<Mem>>, min: usize, stop: Arc<std::sync::atomic::AtomicBool>) {
+    let mut seen = 0;
     while !stop.load(std::sync::atomic::Ordering::Acquire) {
         std::thread::sleep(Duration::from_millis(200));
         let started = std::time::Instant::now();
         let snapshot = match mem.read() {
-            Ok(m) if m.wants_compaction(min) => m.snapshot(),
-            Ok(_) => continue,
+            Ok(m) => {
+                // No write since the last look: a quiet moment to merge even a small overlay.
+                let quiet = m.last_seq() == seen;
+                seen = m.last_seq();
+                if !m.wants_compaction(min, quiet) {
+                    continue;
+                }
+                m.snapshot()
+            }
             Err(_) => return,
         };
         let copied = started.elapsed();
         let (base, changes, upto) = snapshot;
         let merged = mem::compact(&base, &changes);
-        drop(base);
         let (records, changes_len) = (merged.len(), changes.len());
         let swap = std::time::Instant::now();
         let replaced = match mem.write() {
-            Ok(mut m) => m.install(merged, upto),
+            Ok(mut m) => m.install(&base, merged, upto),
             Err(_) => return,
         };
         let swapped = swap.elapsed();
+        drop(base);
+        if replaced.is_none() {
+            continue; // another compaction came first; the next look starts afresh
+        }
         drop(replaced);
         drop(changes);
         checkpoint::release_memory();
