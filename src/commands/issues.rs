@@ -7,47 +7,56 @@
 use super::Cx;
 use crate::attributes::AttributeDef;
 use crate::error::{Code, Error, Result};
-use crate::protocol::{Line, Reply};
+use crate::protocol::{LineOut, Reply};
 use crate::store::issues::{self, Issue, Row};
 use crate::store::{Read, projects, types, users};
 use bytes::Bytes;
 use std::path::Path;
 
-fn issue_line(i: &Issue) -> Line {
-    Line::new("I")
+fn issue_line(out: &mut Vec<u8>, i: &Issue) {
+    LineOut::new(out, "I")
         .int(i.id as i64)
         .int(i.folder as i64)
-        .str(i.name.clone())
+        .str(&i.name)
         .int(i.stamp as i64)
         .int(i.created)
         .int(i.created_by as i64)
         .int(i.modified)
         .int(i.modified_by as i64)
+        .end();
 }
 
-fn value_lines(r: &impl Read, issue: u64) -> Result<Vec<Line>> {
-    Ok(issues::values(r, issue)?
-        .into_iter()
-        .map(|(a, v)| Line::new("V").int(a as i64).int(issue as i64).str(v))
-        .collect())
+fn value_lines(out: &mut Vec<u8>, r: &impl Read, issue: u64) -> Result<()> {
+    for (a, v) in issues::values(r, issue)? {
+        LineOut::new(out, "V")
+            .int(a as i64)
+            .int(issue as i64)
+            .str(&v)
+            .end();
+    }
+    Ok(())
 }
 
 /// Issues of the folder with a stamp above `since`, each followed by all its current values.
+/// Clients run this on every refresh, so the lines are written straight into the reply.
 pub fn list_issues(cx: &mut Cx, folder: i64, since: i64) -> Result<Reply> {
     let me = cx.user()?;
     cx.read(|r| {
         let (f, _) = projects::visible_folder(r, &me, folder)?;
         let found = issues::in_folder_since(r, f.id, since)?;
-        let mut lines: Vec<Line> = found.iter().map(issue_line).collect();
+        let mut out = Vec::new();
         for i in &found {
-            lines.extend(value_lines(r, i.id)?);
+            issue_line(&mut out, i);
         }
-        Ok(Reply::Lines(lines))
+        for i in &found {
+            value_lines(&mut out, r, i.id)?;
+        }
+        Ok(Reply::Encoded(out))
     })
 }
 
 /// `NULL` when the issue has not changed since `since`; else the issue, all its values,
-/// and its comments, attachments and history rows newer than `since`.
+/// and its comments, attachments and history rows newer than `since` (in that order).
 pub fn get_details(cx: &mut Cx, issue: i64, since: i64) -> Result<Reply> {
     let me = cx.user()?;
     cx.read(|r| {
@@ -55,45 +64,42 @@ pub fn get_details(cx: &mut Cx, issue: i64, since: i64) -> Result<Reply> {
         if (i.stamp as i64) <= since {
             return Ok(Reply::Null);
         }
-        let mut lines = vec![issue_line(&i)];
-        lines.extend(value_lines(r, i.id)?);
-        let (mut comments, mut files, mut changes) = (Vec::new(), Vec::new(), Vec::new());
+        let mut out = Vec::new();
+        issue_line(&mut out, &i);
+        value_lines(&mut out, r, i.id)?;
+        let (mut files, mut changes) = (Vec::new(), Vec::new());
         for row in issues::rows_since(r, i.id, since)? {
             match row {
-                Row::Comment(c) => comments.push(
-                    Line::new("C")
-                        .int(c.id as i64)
-                        .int(c.issue as i64)
-                        .int(c.time)
-                        .int(c.user as i64)
-                        .str(c.text),
-                ),
-                Row::Attachment(a) => files.push(
-                    Line::new("A")
-                        .int(a.id as i64)
-                        .int(a.issue as i64)
-                        .str(a.name)
-                        .int(a.time)
-                        .int(a.user as i64)
-                        .int(a.size as i64)
-                        .str(a.description),
-                ),
-                Row::Change(c) => changes.push(
-                    Line::new("H")
-                        .int(c.id as i64)
-                        .int(c.issue as i64)
-                        .int(c.time)
-                        .int(c.user as i64)
-                        .int(c.attribute as i64)
-                        .str(c.old)
-                        .str(c.new),
-                ),
+                Row::Comment(c) => LineOut::new(&mut out, "C")
+                    .int(c.id as i64)
+                    .int(c.issue as i64)
+                    .int(c.time)
+                    .int(c.user as i64)
+                    .str(&c.text)
+                    .end(),
+                Row::Attachment(a) => LineOut::new(&mut files, "A")
+                    .int(a.id as i64)
+                    .int(a.issue as i64)
+                    .str(&a.name)
+                    .int(a.time)
+                    .int(a.user as i64)
+                    .int(a.size as i64)
+                    .str(&a.description)
+                    .end(),
+                Row::Change(c) => LineOut::new(&mut changes, "H")
+                    .int(c.id as i64)
+                    .int(c.issue as i64)
+                    .int(c.time)
+                    .int(c.user as i64)
+                    .int(c.attribute as i64)
+                    .str(&c.old)
+                    .str(&c.new)
+                    .end(),
             }
         }
-        lines.extend(comments);
-        lines.extend(files);
-        lines.extend(changes);
-        Ok(Reply::Lines(lines))
+        out.extend_from_slice(&files);
+        out.extend_from_slice(&changes);
+        Ok(Reply::Encoded(out))
     })
 }
 

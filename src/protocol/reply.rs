@@ -52,6 +52,36 @@ impl From<Error> for Reply {
     }
 }
 
+/// Writes one data line straight into a reply buffer, without a [`Line`] and its
+/// per-field allocations (hot commands build [`Reply::Encoded`] with it).
+pub struct LineOut<'a> {
+    out: &'a mut Vec<u8>,
+}
+
+impl<'a> LineOut<'a> {
+    pub fn new(out: &'a mut Vec<u8>, keyword: &str) -> Self {
+        out.extend_from_slice(keyword.as_bytes());
+        LineOut { out }
+    }
+
+    pub fn int(self, i: impl Into<i64>) -> Self {
+        self.out.push(b' ');
+        super::token::write_int(self.out, i.into());
+        self
+    }
+
+    pub fn str(self, s: &str) -> Self {
+        self.out.push(b' ');
+        super::token::write_string(self.out, s);
+        self
+    }
+
+    /// Ends the line (CRLF).
+    pub fn end(self) {
+        self.out.extend_from_slice(b"\r\n");
+    }
+}
+
 impl Line {
     /// Appends the line's wire form, CRLF included.
     pub fn encode(&self, out: &mut Vec<u8>) {
@@ -133,6 +163,26 @@ mod tests {
         assert_eq!(
             r.to_bytes(),
             b"U 1 'admin' 'It\\'s \\\\ a\\nb' 2\r\nM 2 1 1\r\n\r\n".to_vec()
+        );
+    }
+
+    #[test]
+    fn line_out_writes_what_line_encodes() {
+        let line = Line::new("H").int(7).int(-1).str("It's \\ a\nb").str("");
+        let mut a = Vec::new();
+        line.encode(&mut a);
+        let mut b = Vec::new();
+        LineOut::new(&mut b, "H")
+            .int(7)
+            .int(-1)
+            .str("It's \\ a\nb")
+            .str("")
+            .end();
+        assert_eq!(a, b);
+        assert_eq!(Reply::Encoded(Vec::new()).to_bytes(), b"NULL\r\n\r\n");
+        assert_eq!(
+            Reply::Encoded(b).to_bytes(),
+            Reply::Lines(vec![line]).to_bytes()
         );
     }
 
