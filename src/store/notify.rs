@@ -632,16 +632,8 @@ mod tests {
             .unwrap();
     }
 
-    #[test]
-    fn finishing_a_user_queues_mail_and_applies_the_min_interval() {
-        let (_d, store) = setup();
-        store
-            .write(|w| {
-                set_watch(w, 2, Watch::Issue(1), true)?;
-                w.record_event(&event(10, 1, 1000))
-            })
-            .unwrap();
-        let mail = OutgoingMail {
+    fn test_mail(date: i64) -> OutgoingMail {
+        OutgoingMail {
             from: "a@b.c".into(),
             to: vec!["x@example.org".into()],
             cc: vec![],
@@ -654,8 +646,20 @@ mod tests {
             references: vec![],
             list_id: None,
             list_unsubscribe: None,
-            date: 1010,
-        };
+            date,
+        }
+    }
+
+    #[test]
+    fn finishing_a_user_queues_mail_and_applies_the_min_interval() {
+        let (_d, store) = setup();
+        store
+            .write(|w| {
+                set_watch(w, 2, Watch::Issue(1), true)?;
+                w.record_event(&event(10, 1, 1000))
+            })
+            .unwrap();
+        let mail = test_mail(1010);
         store
             .write(|w| {
                 // A change arriving while the digest was built stays pending.
@@ -689,21 +693,7 @@ mod tests {
     #[test]
     fn retry_and_delete_keep_the_queue_index_in_step() {
         let (_d, store) = setup();
-        let mail = OutgoingMail {
-            from: "a@b.c".into(),
-            to: vec!["x@example.org".into()],
-            cc: vec![],
-            bcc: vec![],
-            subject: "s".into(),
-            text: Some("t".into()),
-            html: None,
-            message_id: "m@b.c".into(),
-            in_reply_to: None,
-            references: vec![],
-            list_id: None,
-            list_unsubscribe: None,
-            date: 100,
-        };
+        let mail = test_mail(100);
         let (a, b) = store
             .write(|w| {
                 Ok((
