@@ -4,16 +4,18 @@
 //! The base keeps all keys and values of the load in one byte slab with an offset per
 //! record (about 8 bytes of overhead per record instead of two heap blocks and a tree slot),
 //! so a store of a few hundred thousand records loads fast and stays small. Writes go to the
-//! overlay, where a removal is kept as a tombstone; each overlay entry remembers the batch
-//! that wrote it. When the overlay grows, [`compact`] merges a copy of it into a new base
-//! without holding the lock, and only the swap and the dropping of merged entries happen
-//! under it. Keys compare in 8-byte words (the layout of [`super::keys`] puts big-endian ids
+//! overlay, where a removal is kept as a tombstone. When the overlay grows, a compaction
+//! freezes it (later writes start a new overlay; reads see base, frozen and new overlay),
+//! merges base and frozen overlay into a new base without any lock ([`run_job`]), and swaps
+//! it in: the write lock is only held for the freeze and the swap, constant time both.
+//! Keys compare in 8-byte words (the layout of [`super::keys`] puts big-endian ids
 //! after short prefixes).
 
 use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::ops::Bound;
+use std::sync::Arc;
 
 /// Lexicographic byte order, 8 bytes at a time.
 #[inline]
@@ -210,20 +212,19 @@ impl Packed {
     }
 }
 
-/// A write in the overlay: the batch sequence that made it and the value (`None`: removed).
-struct Entry {
-    seq: u64,
-    value: Option<Box<[u8]>>,
-}
+/// Writes since the base was made, in key order: the value, `None` for a removal.
+pub type Overlay = BTreeMap<Key, Option<Box<[u8]>>>;
 
-/// Overlay writes copied for a compaction: (key, value or removal), in key order.
-pub type Changes = Vec<(Box<[u8]>, Option<Box<[u8]>>)>;
+/// What a compaction needs: the base and the frozen overlay it merges into a new base.
+pub type Job = (Arc<Packed>, Arc<Overlay>);
 
-/// Every record: the packed base and the overlay of later writes.
+/// Every record: the packed base, the overlay being merged into a new base (if a compaction
+/// runs), and the overlay of later writes. Reads look in that order backwards.
 #[derive(Default)]
 pub struct Mem {
-    base: std::sync::Arc<Packed>,
-    overlay: BTreeMap<Key, Entry>,
+    base: Arc<Packed>,
+    frozen: Option<Arc<Overlay>>,
+    overlay: Overlay,
     /// The newest batch applied.
     last_seq: u64,
 }
@@ -232,18 +233,18 @@ impl Mem {
     pub fn new(mut base: Packed) -> Mem {
         base.seal();
         Mem {
-            base: std::sync::Arc::new(base),
-            overlay: BTreeMap::new(),
-            last_seq: 0,
+            base: Arc::new(base),
+            ..Mem::default()
         }
     }
 
     /// Whether the overlay has grown enough that merging it into the base pays: it holds
     /// `min` records and an eighth of the base, or, when writes have paused (`quiet`), a
-    /// thousand records (reads then search the base alone).
+    /// thousand records (reads then search the base alone). Never while one runs.
     pub fn wants_compaction(&self, min: usize, quiet: bool) -> bool {
         let n = self.overlay.len();
-        n >= (self.base.len() / 8).max(min.max(1)) || (quiet && n >= 1000.min(min.max(1)))
+        self.frozen.is_none()
+            && (n >= (self.base.len() / 8).max(min.max(1)) || (quiet && n >= 1000.min(min.max(1))))
     }
 
     /// The newest batch applied.
@@ -251,67 +252,64 @@ impl Mem {
         self.last_seq
     }
 
-    /// The base and a copy of the overlay for [`compact`], with the sequence they cover.
-    pub fn snapshot(&self) -> (std::sync::Arc<Packed>, Changes, u64) {
-        let changes = self
-            .overlay
-            .iter()
-            .map(|(k, e)| (k.0.clone(), e.value.clone()))
-            .collect();
-        (self.base.clone(), changes, self.last_seq)
-    }
-
-    /// Merges the overlay into the base in place (start-up, while nothing else runs).
-    pub fn compact_now(&mut self) {
-        let (base, changes, upto) = self.snapshot();
-        drop(self.install(&base, compact(&base, &changes), upto));
-    }
-
-    /// Installs `merged`, made by [`compact`] from the base `from` and the changes up to
-    /// `upto`, taking out the overlay entries it holds (later writes stay in the overlay).
-    /// Returns what was replaced, for the caller to free after releasing its lock; None,
-    /// installing nothing, when another compaction replaced `from` meanwhile (its base
-    /// holds writes that `merged` lacks).
-    pub fn install(
-        &mut self,
-        from: &std::sync::Arc<Packed>,
-        mut merged: Packed,
-        upto: u64,
-    ) -> Option<impl Send + use<>> {
-        if !std::sync::Arc::ptr_eq(&self.base, from) {
+    /// Starts a compaction: the overlay becomes read-only (reads still see it) and later
+    /// writes start a new one. Constant time, so the write lock is held only for a moment.
+    pub fn freeze(&mut self) -> Option<Job> {
+        if self.frozen.is_some() {
             return None;
         }
-        merged.seal();
-        let old_base = std::mem::replace(&mut self.base, std::sync::Arc::new(merged));
-        let taken: Vec<(Key, Entry)> = self.overlay.extract_if(.., |_, e| e.seq <= upto).collect();
-        Some((old_base, taken))
+        let frozen = Arc::new(std::mem::take(&mut self.overlay));
+        self.frozen = Some(frozen.clone());
+        Some((self.base.clone(), frozen))
     }
 
-    /// Records in the base and in the overlay (tombstones included).
+    /// Merges everything into the base in place (start-up, tools after a bulk load).
+    pub fn compact_now(&mut self) {
+        let step = self.frozen.take().map(|f| compact(&self.base, &f));
+        let merged = compact(step.as_ref().unwrap_or(&self.base), &self.overlay);
+        self.overlay.clear();
+        self.base = Arc::new(merged);
+    }
+
+    /// Ends the compaction of `job` with `merged` (made by [`compact`] from it). Returns
+    /// what was replaced, for the caller to free after releasing its lock; None, installing
+    /// nothing, when [`Mem::compact_now`] replaced the job's base meanwhile.
+    pub fn install(&mut self, job: &Job, merged: Packed) -> Option<impl Send + use<>> {
+        let current = self.frozen.as_ref().is_some_and(|f| Arc::ptr_eq(f, &job.1));
+        if !Arc::ptr_eq(&self.base, &job.0) || !current {
+            return None;
+        }
+        let old = std::mem::replace(&mut self.base, Arc::new(merged));
+        Some((old, self.frozen.take()))
+    }
+
+    /// Records in the base and in the overlays (tombstones included).
     pub fn sizes(&self) -> (usize, usize) {
-        (self.base.len(), self.overlay.len())
+        let frozen = self.frozen.as_ref().map_or(0, |f| f.len());
+        (self.base.len(), self.overlay.len() + frozen)
     }
 
     pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
-        if self.overlay.is_empty() {
-            return self.base.get(key);
+        for layer in [Some(&self.overlay), self.frozen.as_deref()]
+            .into_iter()
+            .flatten()
+        {
+            if !layer.is_empty()
+                && let Some(e) = layer.get(KeyRef::new(key))
+            {
+                return e.as_deref();
+            }
         }
-        match self.overlay.get(KeyRef::new(key)) {
-            Some(e) => e.value.as_deref(),
-            None => self.base.get(key),
-        }
+        self.base.get(key)
     }
 
     /// Writes `key` in batch `seq` (`None`: removes it).
     pub fn write(&mut self, seq: u64, key: Vec<u8>, value: Option<Vec<u8>>) {
         self.last_seq = self.last_seq.max(seq);
-        // A removal always leaves a tombstone: the key may be on its way into a new base.
+        // A removal always leaves a tombstone: the key may be in a lower layer.
         self.overlay.insert(
             Key(key.into_boxed_slice()),
-            Entry {
-                seq,
-                value: value.map(Vec::into_boxed_slice),
-            },
+            value.map(Vec::into_boxed_slice),
         );
     }
 
@@ -334,94 +332,96 @@ impl Mem {
             _ => false,
         };
         let first = self.base.lower(start);
-        let map = |b: Bound<&'a [u8]>| match b {
-            Bound::Included(k) => Bound::Included(KeyRef::new(k)),
-            Bound::Excluded(k) => Bound::Excluded(KeyRef::new(k)),
-            Bound::Unbounded => Bound::Unbounded,
+        let last = if crossed {
+            first
+        } else {
+            self.base.upper(end).max(first)
         };
-        Merge {
-            base: &self.base,
-            next_base: first,
-            end_base: if crossed {
-                first
-            } else {
-                self.base.upper(end).max(first)
-            },
-            overlay: (!crossed)
-                .then(|| self.overlay.range::<KeyRef, _>((map(start), map(end))))
+        let base = (first..last).map(|i| {
+            let (k, v) = self.base.entry(i);
+            (k, Some(v))
+        });
+        let layer = move |o: Option<&'a Overlay>| {
+            let map = |b: Bound<&'a [u8]>| match b {
+                Bound::Included(k) => Bound::Included(KeyRef::new(k)),
+                Bound::Excluded(k) => Bound::Excluded(KeyRef::new(k)),
+                Bound::Unbounded => Bound::Unbounded,
+            };
+            o.filter(|_| !crossed)
+                .map(|o| o.range::<KeyRef, _>((map(start), map(end))))
                 .into_iter()
                 .flatten()
-                .peekable(),
+                .map(|(k, e)| (&k.0[..], e.as_deref()))
+        };
+        let lower = Merge::new(base, layer(self.frozen.as_deref()));
+        Merge::new(lower, layer(Some(&self.overlay))).filter_map(|(k, v)| Some((k, v?)))
+    }
+}
+
+/// Merges two ordered sources of (key, value or removal); `high` wins on equal keys.
+struct Merge<'a, L: Iterator, H: Iterator> {
+    low: std::iter::Peekable<L>,
+    high: std::iter::Peekable<H>,
+    _keys: std::marker::PhantomData<&'a [u8]>,
+}
+
+type Item<'a> = (&'a [u8], Option<&'a [u8]>);
+
+impl<'a, L: Iterator<Item = Item<'a>>, H: Iterator<Item = Item<'a>>> Merge<'a, L, H> {
+    fn new(low: L, high: H) -> Self {
+        Merge {
+            low: low.peekable(),
+            high: high.peekable(),
+            _keys: std::marker::PhantomData,
         }
     }
 }
 
-/// Merges the base and the overlay: the overlay wins on equal keys, tombstones hide.
-struct Merge<'a, I: Iterator<Item = (&'a Key, &'a Entry)>> {
-    base: &'a Packed,
-    next_base: usize,
-    end_base: usize,
-    overlay: std::iter::Peekable<I>,
-}
-
-impl<'a, I: Iterator<Item = (&'a Key, &'a Entry)>> Iterator for Merge<'a, I> {
-    type Item = (&'a [u8], &'a [u8]);
+impl<'a, L: Iterator<Item = Item<'a>>, H: Iterator<Item = Item<'a>>> Iterator for Merge<'a, L, H> {
+    type Item = Item<'a>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            let base = (self.next_base < self.end_base).then(|| self.base.entry(self.next_base));
-            let order = match (base, self.overlay.peek()) {
-                (None, None) => return None,
-                (Some(_), None) => Ordering::Less,
-                (None, Some(_)) => Ordering::Greater,
-                (Some((bk, _)), Some((ok, _))) => compare(bk, &ok.0),
-            };
-            if order == Ordering::Less {
-                self.next_base += 1;
-                return base;
+        let order = match (self.low.peek(), self.high.peek()) {
+            (None, None) => return None,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some((l, _)), Some((h, _))) => compare(l, h),
+        };
+        match order {
+            Ordering::Less => self.low.next(),
+            Ordering::Equal => {
+                self.low.next();
+                self.high.next()
             }
-            if order == Ordering::Equal {
-                self.next_base += 1;
-            }
-            let (k, e) = self.overlay.next().expect("peeked");
-            if let Some(v) = &e.value {
-                return Some((&k.0, v));
-            }
+            Ordering::Greater => self.high.next(),
         }
     }
 }
 
-/// A new base: `base` with `changes` (in key order) applied. Runs without any lock.
-pub fn compact(base: &Packed, changes: &Changes) -> Packed {
+/// A new base, sealed: `base` with the writes of `overlay` applied. Runs without any lock.
+fn compact(base: &Packed, overlay: &Overlay) -> Packed {
     let mut out = Packed {
         slab: Vec::with_capacity(base.slab.len()),
-        offsets: Vec::with_capacity(base.len() + changes.len()),
+        offsets: Vec::with_capacity(base.len() + overlay.len()),
         fences: Vec::new(),
     };
-    let mut i = 0;
-    let mut c = changes.iter().peekable();
-    loop {
-        let order = match (i < base.len(), c.peek()) {
-            (false, None) => break,
-            (true, None) => Ordering::Less,
-            (false, Some(_)) => Ordering::Greater,
-            (true, Some((k, _))) => compare(base.key(i), k),
-        };
-        if order == Ordering::Less {
-            let (k, v) = base.entry(i);
-            out.push(k, v);
-            i += 1;
-            continue;
-        }
-        if order == Ordering::Equal {
-            i += 1;
-        }
-        let (k, v) = c.next().expect("peeked");
+    let all = (0..base.len()).map(|i| {
+        let (k, v) = base.entry(i);
+        (k, Some(v))
+    });
+    let writes = overlay.iter().map(|(k, e)| (&k.0[..], e.as_deref()));
+    for (k, v) in Merge::new(all, writes) {
         if let Some(v) = v {
             out.push(k, v);
         }
     }
+    out.seal();
     out
+}
+
+/// Runs a compaction job: the new base for [`Mem::install`].
+pub fn run_job(job: &Job) -> Packed {
+    compact(&job.0, &job.1)
 }
 
 #[cfg(test)]
@@ -433,12 +433,13 @@ mod tests {
     fn a_compaction_overtaken_by_another_installs_nothing() {
         let mut mem = Mem::new(Packed::default());
         mem.write(1, b"a".to_vec(), Some(b"1".to_vec()));
-        let (slow_from, slow_changes, slow_upto) = mem.snapshot();
+        let slow = mem.freeze().unwrap();
+        assert!(mem.freeze().is_none(), "one compaction at a time");
         mem.write(2, b"b".to_vec(), Some(b"2".to_vec()));
         mem.compact_now();
         mem.write(3, b"c".to_vec(), Some(b"3".to_vec()));
-        let slow = compact(&slow_from, &slow_changes);
-        assert!(mem.install(&slow_from, slow, slow_upto).is_none());
+        let merged = run_job(&slow);
+        assert!(mem.install(&slow, merged).is_none());
         for (k, v) in [(b"a", b"1"), (b"b", b"2"), (b"c", b"3")] {
             assert_eq!(mem.get(k), Some(&v[..]));
         }
@@ -471,12 +472,13 @@ mod tests {
             let half = writes.len() / 2;
             for (seq, (k, v)) in writes.into_iter().enumerate() {
                 if seq == half && compact_midway {
-                    // A compaction of what was written so far, installed later.
-                    let (base, changes, upto) = mem.snapshot();
-                    pending = Some((compact(&base, &changes), upto, base));
+                    // A compaction of what was written so far, installed later: reads in
+                    // between see three layers.
+                    let job = mem.freeze().unwrap();
+                    pending = Some((run_job(&job), job));
                 }
-                if seq == half + 2 && let Some((merged, upto, from)) = pending.take() {
-                    assert!(mem.install(&from, merged, upto).is_some());
+                if seq == half + 2 && let Some((merged, job)) = pending.take() {
+                    assert!(mem.install(&job, merged).is_some());
                 }
                 match v {
                     Some(v) => {
@@ -489,31 +491,34 @@ mod tests {
                     }
                 }
             }
-            if let Some((merged, upto, from)) = pending.take() {
-                assert!(mem.install(&from, merged, upto).is_some());
-            }
-            for k in model.keys() {
-                prop_assert_eq!(mem.get(k), model.get(k).map(|v| &v[..]));
-            }
-            prop_assert_eq!(mem.get(b"\x09"), None);
-            let all: Vec<(Vec<u8>, Vec<u8>)> = mem
-                .range(Bound::Unbounded, Bound::Unbounded)
-                .map(|(k, v)| (k.to_vec(), v.to_vec()))
-                .collect();
-            prop_assert_eq!(&all, &model.clone().into_iter().collect::<Vec<_>>());
-            for (start, end) in [
-                (Bound::Included(&lo[..]), Bound::Excluded(&hi[..])),
-                (Bound::Excluded(&lo[..]), Bound::Included(&hi[..])),
-                (Bound::Included(&lo[..]), Bound::Unbounded),
-            ] {
-                let got: Vec<Vec<u8>> = mem.range(start, end).map(|(k, _)| k.to_vec()).collect();
-                let crossed = matches!((start, end), (Bound::Included(a), Bound::Excluded(b)) | (Bound::Excluded(a), Bound::Included(b)) if a >= b);
-                let want: Vec<Vec<u8>> = if crossed {
-                    Vec::new()
-                } else {
-                    model.range::<[u8], _>((start, end)).map(|(k, _)| k.clone()).collect()
-                };
-                prop_assert_eq!(got, want);
+            // Checked while a compaction is under way (three layers) and after it ends.
+            for round in 0..2 {
+                if round == 1 && let Some((merged, job)) = pending.take() {
+                    assert!(mem.install(&job, merged).is_some());
+                }
+                for k in model.keys() {
+                    prop_assert_eq!(mem.get(k), model.get(k).map(|v| &v[..]));
+                }
+                prop_assert_eq!(mem.get(b"\x09"), None);
+                let all: Vec<(Vec<u8>, Vec<u8>)> = mem
+                    .range(Bound::Unbounded, Bound::Unbounded)
+                    .map(|(k, v)| (k.to_vec(), v.to_vec()))
+                    .collect();
+                prop_assert_eq!(&all, &model.clone().into_iter().collect::<Vec<_>>());
+                for (start, end) in [
+                    (Bound::Included(&lo[..]), Bound::Excluded(&hi[..])),
+                    (Bound::Excluded(&lo[..]), Bound::Included(&hi[..])),
+                    (Bound::Included(&lo[..]), Bound::Unbounded),
+                ] {
+                    let got: Vec<Vec<u8>> = mem.range(start, end).map(|(k, _)| k.to_vec()).collect();
+                    let crossed = matches!((start, end), (Bound::Included(a), Bound::Excluded(b)) | (Bound::Excluded(a), Bound::Included(b)) if a >= b);
+                    let want: Vec<Vec<u8>> = if crossed {
+                        Vec::new()
+                    } else {
+                        model.range::<[u8], _>((start, end)).map(|(k, _)| k.clone()).collect()
+                    };
+                    prop_assert_eq!(got, want);
+                }
             }
         }
     }

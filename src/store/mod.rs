@@ -658,42 +658,38 @@ fn compactor(mem: Arc<RwLock<Mem>>, min: usize, stop: Arc<std::sync::atomic::Ato
     let mut seen = 0;
     while !stop.load(std::sync::atomic::Ordering::Acquire) {
         std::thread::sleep(Duration::from_millis(200));
-        let started = std::time::Instant::now();
-        let snapshot = match mem.read() {
+        let wanted = match mem.read() {
             Ok(m) => {
                 // No write since the last look: a quiet moment to merge even a small overlay.
                 let quiet = m.last_seq() == seen;
                 seen = m.last_seq();
-                if !m.wants_compaction(min, quiet) {
-                    continue;
-                }
-                m.snapshot()
+                m.wants_compaction(min, quiet)
             }
             Err(_) => return,
         };
-        let copied = started.elapsed();
-        let (base, changes, upto) = snapshot;
-        let merged = mem::compact(&base, &changes);
-        let (records, changes_len) = (merged.len(), changes.len());
-        let swap = std::time::Instant::now();
+        if !wanted {
+            continue;
+        }
+        let started = std::time::Instant::now();
+        let Some(job) = mem.write().ok().and_then(|mut m| m.freeze()) else {
+            continue;
+        };
+        let merged = mem::run_job(&job);
+        let (records, changes) = (merged.len(), job.1.len());
         let replaced = match mem.write() {
-            Ok(mut m) => m.install(&base, merged, upto),
+            Ok(mut m) => m.install(&job, merged),
             Err(_) => return,
         };
-        let swapped = swap.elapsed();
-        drop(base);
+        drop(job);
         if replaced.is_none() {
-            continue; // another compaction came first; the next look starts afresh
+            continue; // Store::compact_now came first; the next look starts afresh
         }
         drop(replaced);
-        drop(changes);
         checkpoint::release_memory();
         tracing::info!(
             records,
-            changes = changes_len,
+            changes,
             ms = started.elapsed().as_millis() as u64,
-            copy_ms = copied.as_millis() as u64,
-            swap_ms = swapped.as_millis() as u64,
             "in-memory records compacted"
         );
     }
