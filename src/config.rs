@@ -68,7 +68,7 @@ impl Default for ServerConfig {
             base_url: None,
             workers: 0,
             cache_mb: 16,
-            checkpoint_wal_mb: 16,
+            checkpoint_wal_mb: 8,
             checkpoint_secs: 300,
             compact_min_records: 20_000,
         }

@@ -70,16 +70,17 @@ pub struct Checkpointer {
 }
 
 impl Checkpointer {
-    /// Folds each file received until every sender is gone. sled is opened for each round
-    /// of folding (the files queued by then) and closed after it.
+    /// Folds each file received until every sender is gone. sled is opened for each file
+    /// and closed after it.
     ///
     /// The thread runs at the lowest priority: sled inserts cost about 10 µs a key here, and
     /// folding must not take CPU from the commands.
     pub fn run(self, files: mpsc::Receiver<PathBuf>) {
         lower_priority();
+        // One file per round: sled's memory grows with the keys written while it is open
+        // (about 4 KB a key here) and is only returned when it closes.
         while let Ok(first) = files.recv() {
-            let mut round = vec![first];
-            round.extend(files.try_iter());
+            let round = vec![first];
             while let Err(e) = self.fold_all(&round) {
                 if self.stopping() {
                     return;

@@ -86,7 +86,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             cache_bytes: 16 << 20,
-            checkpoint_bytes: 16 << 20,
+            checkpoint_bytes: 8 << 20,
             checkpoint_age: Duration::from_secs(300),
             compact_min_records: 20_000,
         }
