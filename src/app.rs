@@ -25,7 +25,7 @@ impl App {
     pub fn open(config: Config) -> Result<Arc<App>> {
         // Files of uploads that never got recorded are removed once the data is loaded and
         // before any command runs (an upload writes its file before its record).
-        let attachments = config.server.data_dir.join("attachments");
+        let attachments = attachments_dir(&config);
         let sweep = Box::new(move |r: &crate::store::Reader| {
             match issues::sweep_orphan_files(r, &attachments) {
                 Ok(0) => {}
@@ -103,7 +103,7 @@ impl App {
 
     /// Where attachment bytes live, one file each, outside sled.
     pub fn attachments_dir(&self) -> std::path::PathBuf {
-        self.config.server.data_dir.join("attachments")
+        attachments_dir(&self.config)
     }
 
     /// The optional features enabled by the configuration (LIST FEATURES).
@@ -156,6 +156,11 @@ fn random_password() -> String {
     (0..16)
         .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
         .collect()
+}
+
+/// Where uploaded files live: `attachments/` in the data directory.
+fn attachments_dir(config: &Config) -> std::path::PathBuf {
+    config.server.data_dir.join("attachments")
 }
 
 #[cfg(test)]
