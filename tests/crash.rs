@@ -352,16 +352,7 @@ fn verify(server: &Server, ledger: &mut Ledger, max_id_seen: &mut i64) {
 
 #[test]
 fn acknowledged_writes_survive_sigkill_at_random_moments() {
-    let seed = std::env::var("CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        });
+    let seed = support::seed_from_env("CRASH_SEED");
     eprintln!("crash test seed {seed} (repeat with CRASH_SEED={seed})");
     let mut rng = Rng(seed);
     let started = Instant::now();

@@ -868,16 +868,7 @@ fn the_outbox_survives_sigkill_while_sending() {
     let batch = t.elapsed();
     drop(admin);
 
-    let seed = std::env::var("OUTAGE_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        });
+    let seed = support::seed_from_env("OUTAGE_SEED");
     let mut rng = Rng(seed);
     // Kill anywhere from before the pass to a little after the batch would have ended.
     let window = (batch.as_millis() as u64 * 5 / 4).max(20);

@@ -272,3 +272,18 @@ impl Client {
         self.reader.read_to_end(&mut rest).is_ok()
     }
 }
+
+/// A random-test seed: from the environment variable `var` when set (to repeat a failing
+/// run), else from the clock (odd, so xorshift never starts at zero).
+pub fn seed_from_env(var: &str) -> u64 {
+    std::env::var(var)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        })
+}
