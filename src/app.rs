@@ -43,6 +43,7 @@ impl App {
                 checkpoint_age: std::time::Duration::from_secs(
                     config.server.checkpoint_secs.max(1),
                 ),
+                checkpoint_backlog_bytes: config.server.checkpoint_backlog_mb.max(1) << 20,
                 compact_min_records: config.server.compact_min_records,
             },
             sweep,

@@ -47,8 +47,11 @@ pub struct ServerConfig {
     pub cache_mb: u64,
     /// The write-ahead log is folded into sled once a log file holds this many MiB...
     pub checkpoint_wal_mb: u64,
-    /// ...or is this many seconds old.
+    /// ...or is this many seconds old. A closed file is folded once writes pause for a
+    /// second, or once closed files hold `checkpoint_backlog_mb`, or after waiting
+    /// `checkpoint_secs`.
     pub checkpoint_secs: u64,
+    pub checkpoint_backlog_mb: u64,
     /// Writes gathered in memory before they are merged into the packed copy of the data.
     pub compact_min_records: usize,
 }
@@ -70,6 +73,7 @@ impl Default for ServerConfig {
             cache_mb: 16,
             checkpoint_wal_mb: 8,
             checkpoint_secs: 300,
+            checkpoint_backlog_mb: 64,
             compact_min_records: 20_000,
         }
     }

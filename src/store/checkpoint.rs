@@ -7,10 +7,10 @@
 //! leaves either the file or its data in sled, and replay skips what sled already has.
 
 use super::wal;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The key in sled's data tree holding the sequence of the last folded batch. It sorts after
 /// every record key and is never loaded into memory.
@@ -57,6 +57,20 @@ pub fn release_memory() {
     }
 }
 
+/// How often a waiting checkpointer looks at the write activity.
+const POLL: Duration = Duration::from_millis(100);
+
+impl Waiting {
+    fn new(path: PathBuf) -> Waiting {
+        let bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
+        Waiting {
+            path,
+            bytes,
+            since: Instant::now(),
+        }
+    }
+}
+
 /// Keys per sled batch when folding.
 const FOLD_CHUNK: usize = 10_000;
 
@@ -67,20 +81,81 @@ pub struct Checkpointer {
     pub wal_dir: PathBuf,
     /// Set at shutdown: finish the file being folded, leave the rest to the next start.
     pub stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The newest applied sequence: while it moves, writes are coming in.
+    pub activity: Box<dyn Fn() -> u64 + Send>,
+    /// When folds wait for writes to pause, and when they stop waiting.
+    pub schedule: Schedule,
+}
+
+/// When closed log files are folded. Folding costs about 10 µs of CPU and several sled
+/// flushes per key, which a burst of writes would pay for in latency; so folds wait for
+/// writes to pause, but never longer than the limits here.
+#[derive(Debug, Clone, Copy)]
+pub struct Schedule {
+    /// No write for this long counts as a pause.
+    pub quiet: Duration,
+    /// Fold regardless once the waiting files hold this many bytes...
+    pub backlog_bytes: u64,
+    /// ...or once the oldest has waited this long.
+    pub max_wait: Duration,
+}
+
+/// A closed log file waiting to be folded.
+struct Waiting {
+    path: PathBuf,
+    bytes: u64,
+    since: Instant,
 }
 
 impl Checkpointer {
-    /// Folds each file received until every sender is gone. sled is opened for each file
-    /// and closed after it.
+    /// Folds the files received, oldest first, as [`Schedule`] allows, until every sender is
+    /// gone. sled is opened for each file and closed after it.
     ///
     /// The thread runs at the lowest priority: sled inserts cost about 10 µs a key here, and
     /// folding must not take CPU from the commands.
     pub fn run(self, files: mpsc::Receiver<PathBuf>) {
         lower_priority();
-        // One file per round: sled's memory grows with the keys written while it is open
-        // (about 4 KB a key here) and is only returned when it closes.
-        while let Ok(first) = files.recv() {
-            let round = vec![first];
+        let mut waiting: VecDeque<Waiting> = VecDeque::new();
+        let mut seen = (self.activity)();
+        let mut last_write = Instant::now();
+        let mut senders_gone = false;
+        loop {
+            let received = if waiting.is_empty() && !senders_gone {
+                files
+                    .recv()
+                    .map_err(|_| mpsc::RecvTimeoutError::Disconnected)
+            } else {
+                files.recv_timeout(POLL)
+            };
+            match received {
+                Ok(path) => waiting.push_back(Waiting::new(path)),
+                Err(mpsc::RecvTimeoutError::Disconnected) => senders_gone = true,
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
+            while let Ok(path) = files.try_recv() {
+                waiting.push_back(Waiting::new(path));
+            }
+            let now = (self.activity)();
+            if now != seen {
+                (seen, last_write) = (now, Instant::now());
+            }
+            let Some(oldest) = waiting.front() else {
+                if senders_gone {
+                    return;
+                }
+                continue;
+            };
+            let backlog: u64 = waiting.iter().map(|w| w.bytes).sum();
+            let due = senders_gone
+                || last_write.elapsed() >= self.schedule.quiet
+                || backlog >= self.schedule.backlog_bytes
+                || oldest.since.elapsed() >= self.schedule.max_wait;
+            if !due {
+                continue;
+            }
+            // One file per sled session: sled's memory grows with the keys written while
+            // it is open (about 4 KB a key here) and is only returned when it closes.
+            let round = [oldest.path.clone()];
             while let Err(e) = self.fold_all(&round) {
                 if self.stopping() {
                     return;
@@ -88,6 +163,7 @@ impl Checkpointer {
                 tracing::error!(error = %e, "checkpoint failed; retrying");
                 std::thread::sleep(Duration::from_secs(1));
             }
+            waiting.pop_front();
             release_memory();
             if self.stopping() {
                 return;

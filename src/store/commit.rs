@@ -41,6 +41,17 @@ pub struct GroupCommit {
     durable_cond: Condvar,
 }
 
+/// Prepares log file `generation`, filled to `bytes`, on a thread of its own, so the
+/// committer never waits for the zeros when it starts the next file.
+fn prepare(
+    dir: &std::path::Path,
+    generation: u64,
+    bytes: u64,
+) -> std::thread::JoinHandle<std::io::Result<wal::Prepared>> {
+    let dir = dir.to_path_buf();
+    std::thread::spawn(move || wal::Prepared::create(&dir, generation, bytes))
+}
+
 impl GroupCommit {
     /// A committer that takes records once [`GroupCommit::start`] has run.
     pub fn new() -> Arc<GroupCommit> {
@@ -137,6 +148,10 @@ impl GroupCommit {
         closed: mpsc::Sender<PathBuf>,
     ) {
         let mut spare = Vec::new();
+        if let Err(e) = wal::remove_prepared(&dir) {
+            tracing::warn!(error = %e, "cannot remove a log file left half prepared");
+        }
+        let mut next = Some(prepare(&dir, log.generation + 1, rotation.max_bytes));
         loop {
             let (target, stop) = {
                 let mut q = self.queue.lock().unwrap();
@@ -172,15 +187,25 @@ impl GroupCommit {
                 if log.len > 0 {
                     let _ = closed.send(log.path.clone());
                 }
+                // The prepared next file holds nothing.
+                if let Some(Ok(Ok(unused))) = next.map(std::thread::JoinHandle::join) {
+                    unused.discard(&dir);
+                }
                 return;
             }
             if log.len > 0
                 && (log.len >= rotation.max_bytes || log.opened.elapsed() >= rotation.max_age)
             {
-                match LogFile::create(&dir, log.generation + 1) {
-                    Ok(next) => {
-                        let old = std::mem::replace(&mut log, next);
+                let generation = log.generation + 1;
+                let file = match next.take().map(std::thread::JoinHandle::join) {
+                    Some(Ok(Ok(prepared))) => prepared.install(&dir),
+                    _ => LogFile::create(&dir, generation),
+                };
+                match file {
+                    Ok(file) => {
+                        let old = std::mem::replace(&mut log, file);
                         let _ = closed.send(old.path);
+                        next = Some(prepare(&dir, generation + 1, rotation.max_bytes));
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "cannot start the next log file; appending to the current one")

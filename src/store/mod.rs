@@ -77,6 +77,9 @@ pub struct Options {
     pub checkpoint_bytes: u64,
     /// ...or once it is this old and not empty.
     pub checkpoint_age: Duration,
+    /// Closed files are folded when writes pause, or once they hold this many bytes (or the
+    /// oldest has waited `checkpoint_age`).
+    pub checkpoint_backlog_bytes: u64,
     /// Writes are merged into the packed in-memory base once this many (and an eighth of
     /// the base) have gathered.
     pub compact_min_records: usize,
@@ -88,6 +91,7 @@ impl Default for Options {
             cache_bytes: 16 << 20,
             checkpoint_bytes: 8 << 20,
             checkpoint_age: Duration::from_secs(300),
+            checkpoint_backlog_bytes: 64 << 20,
             compact_min_records: 20_000,
         }
     }
@@ -597,6 +601,15 @@ impl Loader {
             cache_bytes: self.options.cache_bytes,
             wal_dir: self.wal_dir.clone(),
             stop: self.stop_checkpoints.clone(),
+            activity: {
+                let commit = self.commit.clone();
+                Box::new(move || commit.last_applied())
+            },
+            schedule: checkpoint::Schedule {
+                quiet: CHECKPOINT_QUIET,
+                backlog_bytes: self.options.checkpoint_backlog_bytes,
+                max_wait: self.options.checkpoint_age,
+            },
         };
         let mut threads = self.threads.lock().map_err(Error::internal)?;
         threads.checkpointer = Some(
@@ -624,6 +637,9 @@ impl Loader {
         Ok(())
     }
 }
+
+/// No write for this long lets the checkpointer fold the closed log files.
+const CHECKPOINT_QUIET: Duration = Duration::from_secs(1);
 
 /// Where the parallel load splits the key space: the big prefixes of [`keys`] (`event`,
 /// `item`, `row`, `value`...) fall on both sides in about equal parts.
@@ -768,6 +784,7 @@ mod tests {
             cache_bytes: 1 << 20,
             checkpoint_bytes: 300,
             checkpoint_age: Duration::from_secs(3600),
+            checkpoint_backlog_bytes: 0,
             compact_min_records: 10,
         }
     }
@@ -815,6 +832,35 @@ mod tests {
         // Sequences go on from the folded ones.
         let (_, seq) = store.write(|w| w.put(key("x", &[500]), &500u64)).unwrap();
         assert_eq!(seq, 102);
+        store.close().unwrap();
+    }
+
+    #[test]
+    fn closed_log_files_wait_for_writes_to_pause() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = Options {
+            checkpoint_backlog_bytes: 1 << 30,
+            ..small_logs()
+        };
+        let store = Store::open_with(dir.path(), options).unwrap();
+        let wal_dir = dir.path().join("wal");
+        // Writes keep coming for longer than the pause that lets folds run.
+        let until = std::time::Instant::now() + CHECKPOINT_QUIET + Duration::from_millis(500);
+        let mut i = 0;
+        while std::time::Instant::now() < until {
+            i += 1;
+            put_numbers(&store, i..=i);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            wal::files(&wal_dir).unwrap().len() > 10,
+            "files were folded while writes went on"
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while wal::files(&wal_dir).unwrap().len() > 1 {
+            assert!(std::time::Instant::now() < deadline, "log files not folded");
+            std::thread::sleep(Duration::from_millis(20));
+        }
         store.close().unwrap();
     }
 
