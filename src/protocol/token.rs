@@ -181,8 +181,22 @@ pub fn write_string(out: &mut Vec<u8>, s: &str) {
 
 /// Writes an integer argument without allocating.
 pub fn write_int(out: &mut Vec<u8>, i: i64) {
-    use std::io::Write;
-    let _ = write!(out, "{i}");
+    // By hand: `write!` through the formatting machinery was 6 % of a LIST ISSUES.
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = i.unsigned_abs();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if i < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// Writes one argument.
@@ -210,6 +224,15 @@ mod tests {
             t.args,
             vec![Arg::Int(17), s("Fixed in r42.\nIt's done \\ ok")]
         );
+    }
+
+    #[test]
+    fn integers_are_written_like_display() {
+        for i in [0, 7, -7, 10, 99, 100, 4_294_967_296, i64::MAX, i64::MIN, -1] {
+            let mut out = Vec::new();
+            write_int(&mut out, i);
+            assert_eq!(out, i.to_string().into_bytes());
+        }
     }
 
     #[test]
