@@ -16,6 +16,8 @@ pub struct App {
     pub notifier: Option<Arc<crate::notify::Notifier>>,
     /// LIST PROJECTS' encoded lines, shared by all connections.
     pub catalogue: crate::commands::projects::CatalogueCache,
+    /// Attribute definitions parsed once, shared by all connections.
+    pub definitions: crate::attributes::DefinitionCache,
 }
 
 impl App {
@@ -98,6 +100,7 @@ impl App {
             uuid,
             notifier,
             catalogue: Default::default(),
+            definitions: Default::default(),
         };
         Ok(Arc::new(app))
     }

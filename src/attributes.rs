@@ -339,6 +339,33 @@ fn text<'a>(key: &str, v: &'a MetaValue) -> Result<&'a str, DefError> {
     }
 }
 
+/// Parsed attribute definitions by their text. ADD ISSUE and SET VALUE need the definition
+/// of every attribute they touch, and parsing it each time was about 6 % of a write's CPU.
+/// Keyed by the text itself, so a changed definition is simply another entry.
+#[derive(Default)]
+pub struct DefinitionCache(
+    std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<AttributeDef>>>,
+);
+
+/// Entries kept at most: definitions are few, but each MODIFY ATTRIBUTE adds one.
+const DEFINITIONS_KEPT: usize = 4096;
+
+impl DefinitionCache {
+    /// [`AttributeDef::parse`], once per distinct text.
+    pub fn parse(&self, def: &str) -> Result<std::sync::Arc<AttributeDef>, DefError> {
+        if let Some(d) = self.0.lock().unwrap_or_else(|e| e.into_inner()).get(def) {
+            return Ok(d.clone());
+        }
+        let parsed = std::sync::Arc::new(AttributeDef::parse(def)?);
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= DEFINITIONS_KEPT {
+            map.clear();
+        }
+        map.insert(def.to_string(), parsed.clone());
+        Ok(parsed)
+    }
+}
+
 impl AttributeDef {
     /// Parses and checks a definition (§6.2 and rule 8 of §6.3).
     ///
@@ -555,6 +582,27 @@ impl AttributeDef {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn the_definition_cache_parses_each_text_once() {
+        let cache = DefinitionCache::default();
+        let a = cache
+            .parse("ENUM items={\"a\",\"b\"} default=\"a\"")
+            .unwrap();
+        let again = cache
+            .parse("ENUM items={\"a\",\"b\"} default=\"a\"")
+            .unwrap();
+        assert!(std::sync::Arc::ptr_eq(&a, &again));
+        let b = cache
+            .parse("ENUM items={\"a\",\"b\"} default=\"b\"")
+            .unwrap();
+        assert_eq!((a.default.as_str(), b.default.as_str()), ("a", "b"));
+        assert!(cache.parse("NOSUCHTYPE").is_err());
+        for i in 0..DEFINITIONS_KEPT + 10 {
+            cache.parse(&format!("NUMERIC min-value=\"{i}\"")).unwrap();
+        }
+        assert!(cache.0.lock().unwrap().len() <= DEFINITIONS_KEPT);
+    }
 
     fn any_user(_: &str, _: bool) -> bool {
         true

@@ -5,7 +5,6 @@
 //! cannot see is "unknown" (304 folder, 305 issue or item, 306 attachment).
 
 use super::Cx;
-use crate::attributes::AttributeDef;
 use crate::error::{Code, Error, Result};
 use crate::protocol::{LineOut, Reply};
 use crate::store::issues::{self, Issue, Row};
@@ -106,14 +105,15 @@ pub fn get_details(cx: &mut Cx, issue: i64, since: i64) -> Result<Reply> {
 /// Creates the issue with each attribute's default value (no history rows for those).
 pub fn add_issue(cx: &mut Cx, folder: i64, name: String) -> Result<Reply> {
     let me = cx.user()?;
+    let definitions = &cx.app.definitions;
     let id = cx.write(|w| {
         let (f, _) = projects::visible_folder(w, &me, folder)?;
         let mut defaults = Vec::new();
         for a in types::attributes_of(w, f.type_id)? {
-            if let Ok(def) = AttributeDef::parse(&a.definition)
+            if let Ok(def) = definitions.parse(&a.definition)
                 && !def.default.is_empty()
             {
-                defaults.push((a.id, def.default));
+                defaults.push((a.id, def.default.clone()));
             }
         }
         issues::create(w, &f, &name, &defaults, me.id)
@@ -140,12 +140,15 @@ pub fn rename_issue(cx: &mut Cx, issue: i64, name: String) -> Result<Reply> {
 /// normalised form; a USER value with `member=1` must name a member of this project.
 pub fn set_value(cx: &mut Cx, issue: i64, attribute: i64, value: String) -> Result<Reply> {
     let me = cx.user()?;
+    let definitions = &cx.app.definitions;
     cx.write(|w| {
         let (mut i, f) = issues::visible(w, &me, issue)?;
         let attr = types::attribute(w, attribute)?
             .filter(|a| a.type_id == f.type_id)
             .ok_or(Code::UnknownAttribute)?;
-        let def = AttributeDef::parse(&attr.definition).map_err(Error::internal)?;
+        let def = definitions
+            .parse(&attr.definition)
+            .map_err(Error::internal)?;
         let user_ok = |name: &str, member: bool| -> bool {
             match users::id_by_name(w, name) {
                 Ok(Some(u)) => {
