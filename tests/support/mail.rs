@@ -134,12 +134,29 @@ impl SmtpSink {
                 .map(|rd| rd.map(|e| e.unwrap().path()).collect())
                 .unwrap_or_default();
             if files.len() >= n || Instant::now() > deadline {
-                files.sort();
+                files.sort_by_key(|p| arrival(p));
                 return files;
             }
             std::thread::sleep(Duration::from_millis(25));
         }
     }
+}
+
+/// Where a message came in the sink's order: Python's Maildir names files
+/// `<seconds>.M<microseconds>P<pid>Q<count>.<host>` with a count that goes up by one per
+/// message, while the microseconds have no fixed width (so names do not sort by time).
+fn arrival(path: &std::path::Path) -> (u64, String) {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_string();
+    let count = name
+        .split_once('Q')
+        .and_then(|(_, rest)| rest.split('.').next())
+        .and_then(|q| q.parse().ok())
+        .unwrap_or(u64::MAX);
+    (count, name)
 }
 
 /// `tests/support/smtp_reply.py`: an SMTP server answering every RCPT TO with `rcpt_reply`
