@@ -8,8 +8,9 @@
 //!
 //! Durability: the batch is appended to the write-ahead log ([`wal`]) and the reply waits
 //! until [`commit::GroupCommit`] has `fdatasync`ed it, one flush for all concurrent writers.
-//! Closed log files are folded into sled's `data` tree by [`checkpoint`]; at start-up sled's
-//! tree is loaded into memory and the log files not yet folded are replayed on top.
+//! Closed log files are folded into sled's `data` tree by [`checkpoint`] when writes pause
+//! (or the closed files grow past a limit); at start-up sled's tree is loaded into memory
+//! and the log files not yet folded are replayed on top.
 
 pub mod checkpoint;
 pub mod commit;
