@@ -41,6 +41,9 @@ pub struct GroupCommit {
     durable_cond: Condvar,
 }
 
+/// The most zeros a prepared log file is filled with (`checkpoint_wal_mb` may be larger).
+const MAX_FILL: u64 = 64 << 20;
+
 /// Prepares log file `generation`, filled to `bytes`, on a thread of its own, so the
 /// committer never waits for the zeros when it starts the next file.
 fn prepare(
@@ -49,6 +52,8 @@ fn prepare(
     bytes: u64,
 ) -> std::thread::JoinHandle<std::io::Result<wal::Prepared>> {
     let dir = dir.to_path_buf();
+    // A file past the fill is appended to as before; the fill stays a bounded write.
+    let bytes = bytes.min(MAX_FILL);
     std::thread::spawn(move || wal::Prepared::create(&dir, generation, bytes))
 }
 
