@@ -60,17 +60,6 @@ pub fn release_memory() {
 /// How often a waiting checkpointer looks at the write activity.
 const POLL: Duration = Duration::from_millis(100);
 
-impl Waiting {
-    fn new(path: PathBuf) -> Waiting {
-        let bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
-        Waiting {
-            path,
-            bytes,
-            since: Instant::now(),
-        }
-    }
-}
-
 /// Keys per sled batch when folding.
 const FOLD_CHUNK: usize = 10_000;
 
@@ -103,8 +92,20 @@ pub struct Schedule {
 /// A closed log file waiting to be folded.
 struct Waiting {
     path: PathBuf,
+    /// Its size on disk (a file prepared with zeros counts all of them).
     bytes: u64,
     since: Instant,
+}
+
+impl Waiting {
+    fn new(path: PathBuf) -> Waiting {
+        let bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
+        Waiting {
+            path,
+            bytes,
+            since: Instant::now(),
+        }
+    }
 }
 
 impl Checkpointer {
