@@ -229,9 +229,13 @@ fn read_now(stream: &TcpStream, buf: &mut BytesMut) -> std::io::Result<usize> {
     if buf.capacity() - buf.len() >= READ_CHUNK {
         return stream.try_read_buf(buf); // a large frame on its way: read in place
     }
-    let mut chunk = [0u8; READ_CHUNK];
-    let n = stream.try_read(&mut chunk)?;
-    buf.extend_from_slice(&chunk[..n]);
+    // Not zeroed first: the read writes the bytes that are then copied.
+    let mut chunk = [std::mem::MaybeUninit::<u8>::uninit(); READ_CHUNK];
+    let mut free: &mut [std::mem::MaybeUninit<u8>] = &mut chunk;
+    let n = stream.try_read_buf(&mut free)?;
+    // SAFETY: try_read_buf initialised the first n bytes of `chunk` (BufMut advanced past them).
+    let read = unsafe { std::slice::from_raw_parts(chunk.as_ptr().cast::<u8>(), n) };
+    buf.extend_from_slice(read);
     Ok(n)
 }
 
