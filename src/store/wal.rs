@@ -99,12 +99,13 @@ pub fn read_file(path: &Path, mut f: impl FnMut(u64, Vec<Op>)) -> io::Result<Fil
     let mut at = 0usize;
     while at < data.len() {
         let rest = &data[at..];
-        if rest.len() < HEADER {
-            s.torn = true;
+        // A record's header is never all zeros (its sequence is at least 1): this is the
+        // unwritten part of a file prepared with zeros.
+        if rest[..rest.len().min(HEADER)].iter().all(|&b| b == 0) {
             break;
         }
-        if rest[..HEADER].iter().all(|&b| b == 0) {
-            // The unwritten part of a file created filled with zeros.
+        if rest.len() < HEADER {
+            s.torn = true;
             break;
         }
         let len = u32::from_le_bytes(rest[0..4].try_into().unwrap()) as usize;
@@ -346,6 +347,15 @@ mod tests {
         std::fs::write(&log.path, &full).unwrap();
         let (got, s) = read_all(&log.path);
         assert_eq!((got.len(), s.torn), (1, true));
+
+        // Records that end a few zeros short of the file's end end it cleanly too.
+        let mut fine = Vec::new();
+        fine.extend_from_slice(&a);
+        fine.extend_from_slice(&b);
+        fine.extend_from_slice(&[0; HEADER - 1]);
+        std::fs::write(&log.path, &fine).unwrap();
+        let (got, s) = read_all(&log.path);
+        assert_eq!((got.len(), s.torn), (2, false));
 
         // An empty filled file holds nothing and is not damaged.
         let empty = Prepared::create(dir.path(), 2, 4096)
