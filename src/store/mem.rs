@@ -86,7 +86,7 @@ impl PartialOrd for Key {
 }
 
 /// Records in key order, packed: each is `key length u16 LE | value length u32 LE | key |
-/// value` in `slab`, found through `offsets`. `fences` holds the first 16 bytes of the first
+/// value` in `slab`, found through `offsets`. `fences` holds the first 32 bytes of the first
 /// key of every block of [`BLOCK`] records, and `top` every [`GROUP`]th fence: a search
 /// runs over `top` (small enough to stay in the CPU cache), then one group of fences, and
 /// ends within one or two blocks of the slab.
@@ -94,22 +94,33 @@ impl PartialOrd for Key {
 pub struct Packed {
     slab: Vec<u8>,
     offsets: Vec<u64>,
-    fences: Vec<u128>,
-    top: Vec<u128>,
+    fences: Vec<Fence>,
+    top: Vec<Fence>,
 }
 
 const BLOCK: usize = 16;
-/// Fences per entry of `top`: 2 million records make 2 000 entries (32 KB), where one
-/// level of 125 000 fences (2 MB) cost a cache miss at most steps of every lookup.
+/// Fences per entry of `top`: 2 million records make 2 000 entries (64 KB), where one
+/// level of 125 000 fences (4 MB) cost a cache miss at most steps of every lookup.
 const GROUP: usize = 64;
 
-/// The first 16 bytes of a key (zero-padded) as a number: a < b implies prefix(a) <= prefix(b).
+/// The first 32 bytes of a key (zero-padded) as two numbers, compared in that order: a < b
+/// implies prefix(a) <= prefix(b). 32 bytes hold the whole of most keys of [`super::keys`]
+/// (`folder-stamp/<folder>/<stamp>` is 30): with 16, every key under a prefix of 13 or more
+/// characters shared its fence with the others (the ids' high bytes are zeros), so a search
+/// among the 100 000 `folder-stamp/` keys fell back to a binary search over all of them.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+struct Fence(u128, u128);
+
 #[inline]
-fn prefix(key: &[u8]) -> u128 {
-    let mut b = [0u8; 16];
-    let n = key.len().min(16);
+fn prefix(key: &[u8]) -> Fence {
+    let mut b = [0u8; 32];
+    let n = key.len().min(32);
     b[..n].copy_from_slice(&key[..n]);
-    u128::from_be_bytes(b)
+    let (hi, lo) = b.split_at(16);
+    Fence(
+        u128::from_be_bytes(hi.try_into().unwrap()),
+        u128::from_be_bytes(lo.try_into().unwrap()),
+    )
 }
 
 impl Packed {
@@ -209,14 +220,14 @@ impl Packed {
     }
 
     /// The first fence not below `p`, and the first above it.
-    fn fence_range(&self, p: u128) -> (usize, usize) {
+    fn fence_range(&self, p: Fence) -> (usize, usize) {
         let f = &self.fences;
         // top[t - 1] < p <= top[t]: the first fence not below p is in group t - 1 or is
         // the first of group t.
         let t = self.top.partition_point(|x| *x < p);
         let group = t.saturating_sub(1) * GROUP..(t * GROUP).min(f.len());
         let from = group.start + f[group].partition_point(|x| *x < p);
-        // Fences equal to p are few unless many keys share their first 16 bytes: gallop.
+        // Fences equal to p are few unless many keys share their first 32 bytes: gallop.
         let mut step = 1;
         while from + step <= f.len() && f[from + step - 1] <= p {
             step *= 2;
@@ -423,8 +434,13 @@ impl<'a, L: Iterator<Item = Item<'a>>, H: Iterator<Item = Item<'a>>> Iterator fo
 
 /// A new base, sealed: `base` with the writes of `overlay` applied. Runs without any lock.
 fn compact(base: &Packed, overlay: &Overlay) -> Packed {
+    // Room for everything the overlay may add, so the slab never grows by copying itself.
+    let added: usize = overlay
+        .iter()
+        .filter_map(|(k, v)| Some(6 + k.0.len() + v.as_ref()?.len()))
+        .sum();
     let mut out = Packed {
-        slab: Vec::with_capacity(base.slab.len()),
+        slab: Vec::with_capacity(base.slab.len() + added),
         offsets: Vec::with_capacity(base.len() + overlay.len()),
         ..Packed::default()
     };
@@ -470,11 +486,11 @@ mod tests {
 
     #[test]
     fn searches_over_many_blocks_find_every_bound() {
-        // Keys sharing their first 16 bytes (equal fences) among others, over many groups.
+        // Keys sharing their first 32 bytes (equal fences) among others, over many groups.
         let mut keys: Vec<Vec<u8>> = (0..6000u32)
             .map(|i| {
                 let mut k = if i % 3 == 0 {
-                    b"attr-value/00000000".to_vec()
+                    b"attr-value/000000000000000000000000".to_vec()
                 } else {
                     b"row/".to_vec()
                 };
@@ -492,8 +508,8 @@ mod tests {
         probes.extend([
             vec![],
             b"a".to_vec(),
-            b"attr-value/00000000".to_vec(),
-            b"attr-value/00000001".to_vec(),
+            b"attr-value/000000000000000000000000".to_vec(),
+            b"attr-value/000000000000000000000001".to_vec(),
             b"row/".to_vec(),
             b"zzz".to_vec(),
         ]);
