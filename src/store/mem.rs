@@ -63,19 +63,59 @@ impl PartialOrd for KeyRef {
     }
 }
 
-/// An owned key of the overlay.
-#[derive(PartialEq, Eq)]
-pub struct Key(Box<[u8]>);
+/// An owned key of the overlay. Keys of up to [`INLINE`] bytes (nearly every key of
+/// [`super::keys`]) are kept inside the tree's nodes: a search compares them without
+/// following a pointer per key, where boxed keys cost a cache miss at each comparison
+/// (the overlay's inserts and lookups were a sixth of a durable write's server CPU).
+pub struct Key(KeyBytes);
 
-impl Borrow<KeyRef> for Key {
-    fn borrow(&self) -> &KeyRef {
-        KeyRef::new(&self.0)
+/// `folder-stamp/<folder>/<stamp>` is 30 bytes; with the length and the tag, 32 in all.
+const INLINE: usize = 30;
+
+enum KeyBytes {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Heap(Box<[u8]>),
+}
+
+impl Key {
+    pub fn new(key: &[u8]) -> Key {
+        Key(if key.len() <= INLINE {
+            let mut bytes = [0; INLINE];
+            bytes[..key.len()].copy_from_slice(key);
+            KeyBytes::Inline {
+                len: key.len() as u8,
+                bytes,
+            }
+        } else {
+            KeyBytes::Heap(key.into())
+        })
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            KeyBytes::Inline { len, bytes } => &bytes[..*len as usize],
+            KeyBytes::Heap(b) => b,
+        }
     }
 }
 
+impl Borrow<KeyRef> for Key {
+    fn borrow(&self) -> &KeyRef {
+        KeyRef::new(self.as_bytes())
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Key {}
+
 impl Ord for Key {
     fn cmp(&self, other: &Self) -> Ordering {
-        compare(&self.0, &other.0)
+        compare(self.as_bytes(), other.as_bytes())
     }
 }
 
@@ -341,10 +381,8 @@ impl Mem {
     pub fn write(&mut self, seq: u64, key: Vec<u8>, value: Option<Vec<u8>>) {
         self.last_seq = self.last_seq.max(seq);
         // A removal always leaves a tombstone: the key may be in a lower layer.
-        self.overlay.insert(
-            Key(key.into_boxed_slice()),
-            value.map(Vec::into_boxed_slice),
-        );
+        self.overlay
+            .insert(Key::new(&key), value.map(Vec::into_boxed_slice));
     }
 
     /// Records with keys within the bounds, in key order (none when the bounds cross).
@@ -385,7 +423,7 @@ impl Mem {
                 .map(|o| o.range::<KeyRef, _>((map(start), map(end))))
                 .into_iter()
                 .flatten()
-                .map(|(k, e)| (&k.0[..], e.as_deref()))
+                .map(|(k, e)| (k.as_bytes(), e.as_deref()))
         };
         let lower = Merge::new(base, layer(self.frozen.as_deref()));
         Merge::new(lower, layer(Some(&self.overlay))).filter_map(|(k, v)| Some((k, v?)))
@@ -437,7 +475,7 @@ fn compact(base: &Packed, overlay: &Overlay) -> Packed {
     // Room for everything the overlay may add, so the slab never grows by copying itself.
     let added: usize = overlay
         .iter()
-        .filter_map(|(k, v)| Some(6 + k.0.len() + v.as_ref()?.len()))
+        .filter_map(|(k, v)| Some(6 + k.as_bytes().len() + v.as_ref()?.len()))
         .sum();
     let mut out = Packed {
         slab: Vec::with_capacity(base.slab.len() + added),
@@ -448,7 +486,7 @@ fn compact(base: &Packed, overlay: &Overlay) -> Packed {
         let (k, v) = base.entry(i);
         (k, Some(v))
     });
-    let writes = overlay.iter().map(|(k, e)| (&k.0[..], e.as_deref()));
+    let writes = overlay.iter().map(|(k, e)| (k.as_bytes(), e.as_deref()));
     for (k, v) in Merge::new(all, writes) {
         if let Some(v) = v {
             out.push(k, v);
@@ -482,6 +520,40 @@ mod tests {
         for (k, v) in [(b"a", b"1"), (b"b", b"2"), (b"c", b"3")] {
             assert_eq!(mem.get(k), Some(&v[..]));
         }
+    }
+
+    #[test]
+    fn keys_kept_inline_and_boxed_sort_as_bytes() {
+        // Lengths on both sides of INLINE, sharing long prefixes, written in scrambled order.
+        let mut keys: Vec<Vec<u8>> = Vec::new();
+        for len in INLINE - 3..INLINE + 4 {
+            for last in [0u8, 1, 255] {
+                let mut k = vec![b'k'; len];
+                k[len - 1] = last;
+                keys.push(k);
+            }
+        }
+        let mut mem = Mem::new(Packed::default());
+        for (i, k) in keys
+            .iter()
+            .enumerate()
+            .rev()
+            .step_by(2)
+            .chain(keys.iter().enumerate().skip(1).step_by(2))
+        {
+            mem.write(i as u64 + 1, k.clone(), Some(vec![i as u8]));
+        }
+        keys.sort();
+        keys.dedup();
+        let got: Vec<Vec<u8>> = mem
+            .range(Bound::Unbounded, Bound::Unbounded)
+            .map(|(k, _)| k.to_vec())
+            .collect();
+        assert_eq!(got, keys);
+        for k in &keys {
+            assert!(mem.get(k).is_some(), "{k:?}");
+        }
+        assert_eq!(mem.get(&[b'k'; INLINE + 4]), None);
     }
 
     #[test]
