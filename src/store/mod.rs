@@ -847,16 +847,19 @@ mod tests {
         let wal_dir = dir.path().join("wal");
         // Writes keep coming for longer than the pause that lets folds run.
         let until = std::time::Instant::now() + CHECKPOINT_QUIET + Duration::from_millis(500);
+        // A fold removes files, so while writes go on their number never falls (counting
+        // rather than expecting a fixed number keeps this true on a slow, loaded machine).
         let mut i = 0;
+        let mut seen = 0;
         while std::time::Instant::now() < until {
             i += 1;
             put_numbers(&store, i..=i);
+            let now = wal::files(&wal_dir).unwrap().len();
+            assert!(now >= seen, "files were folded while writes went on");
+            seen = now;
             std::thread::sleep(Duration::from_millis(20));
         }
-        assert!(
-            wal::files(&wal_dir).unwrap().len() > 10,
-            "files were folded while writes went on"
-        );
+        assert!(seen > 1, "the writes closed log files");
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         while wal::files(&wal_dir).unwrap().len() > 1 {
             assert!(std::time::Instant::now() < deadline, "log files not folded");
