@@ -78,16 +78,17 @@ enum KeyBytes {
 }
 
 impl Key {
-    pub fn new(key: &[u8]) -> Key {
+    /// Takes `key`'s bytes in; a long key keeps its allocation.
+    pub fn new(key: Vec<u8>) -> Key {
         Key(if key.len() <= INLINE {
             let mut bytes = [0; INLINE];
-            bytes[..key.len()].copy_from_slice(key);
+            bytes[..key.len()].copy_from_slice(&key);
             KeyBytes::Inline {
                 len: key.len() as u8,
                 bytes,
             }
         } else {
-            KeyBytes::Heap(key.into())
+            KeyBytes::Heap(key.into_boxed_slice())
         })
     }
 
@@ -382,7 +383,7 @@ impl Mem {
         self.last_seq = self.last_seq.max(seq);
         // A removal always leaves a tombstone: the key may be in a lower layer.
         self.overlay
-            .insert(Key::new(&key), value.map(Vec::into_boxed_slice));
+            .insert(Key::new(key), value.map(Vec::into_boxed_slice));
     }
 
     /// Records with keys within the bounds, in key order (none when the bounds cross).
