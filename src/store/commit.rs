@@ -30,6 +30,9 @@ struct Queue {
     /// Sequence of the newest record in `buf` (or written before).
     last: u64,
     stop: bool,
+    /// The committer sleeps on `wake` (an append must wake it; while it writes, appends
+    /// save the futex call).
+    waiting: bool,
 }
 
 pub struct GroupCommit {
@@ -66,6 +69,7 @@ impl GroupCommit {
                 buf: Vec::new(),
                 last: 0,
                 stop: false,
+                waiting: false,
             }),
             wake: Condvar::new(),
             applied: AtomicU64::new(0),
@@ -103,8 +107,11 @@ impl GroupCommit {
         q.last = seq;
         wal::encode(&mut q.buf, seq, ops);
         self.applied.store(seq, Ordering::Release);
+        let waiting = q.waiting;
         drop(q);
-        self.wake.notify_one();
+        if waiting {
+            self.wake.notify_one();
+        }
         seq
     }
 
@@ -175,7 +182,9 @@ impl GroupCommit {
                     } else {
                         Duration::from_secs(3600)
                     };
+                    q.waiting = true;
                     q = self.wake.wait_timeout(q, wait).unwrap().0;
+                    q.waiting = false;
                 }
                 std::mem::swap(&mut q.buf, &mut spare);
                 (q.last, q.stop)
