@@ -94,8 +94,9 @@ impl Rng {
     }
 }
 
-/// Appends the next command of the mix (without line ending) to `out`.
-fn generate(mix: Mix, m: &Model, rng: &mut Rng, keys: u64, out: &mut Vec<u8>) {
+/// Appends the next command of the mix (without line ending) to `out`. A write returns the
+/// folder its `ID` reply (the issue's new stamp) is to be recorded in.
+fn generate(mix: Mix, m: &Model, rng: &mut Rng, keys: u64, out: &mut Vec<u8>) -> Option<usize> {
     match mix {
         Mix::Simple => {
             if rng.next_u64() & 1 == 0 {
@@ -108,13 +109,12 @@ fn generate(mix: Mix, m: &Model, rng: &mut Rng, keys: u64, out: &mut Vec<u8>) {
         Mix::ListIssues => read_command(m, rng, Some(0), out),
         Mix::GetDetails => read_command(m, rng, Some(1), out),
         Mix::ListProjects => read_command(m, rng, Some(2), out),
-        Mix::Write => write_command(m, rng, out),
+        Mix::Write => return write_command(m, rng, out),
         Mix::Mixed => {
             if rng.below(10) == 0 {
-                write_command(m, rng, out)
-            } else {
-                read_command(m, rng, None, out)
+                return write_command(m, rng, out);
             }
+            read_command(m, rng, None, out)
         }
         Mix::RedisGet => {
             let _ = write!(out, "GET k:{}", rng.next_u64() % keys.max(1));
@@ -128,6 +128,12 @@ fn generate(mix: Mix, m: &Model, rng: &mut Rng, keys: u64, out: &mut Vec<u8>) {
             );
         }
     }
+    None
+}
+
+/// The stamp of an `ID n` reply.
+fn id_of(reply: &str) -> Option<i64> {
+    reply.strip_prefix("ID ")?.trim().parse().ok()
 }
 
 /// 64 bytes, like a short attribute value.
@@ -139,10 +145,7 @@ fn read_command(m: &Model, rng: &mut Rng, kind: Option<usize>, out: &mut Vec<u8>
         0 if !m.folders.is_empty() => {
             // A client syncing a folder: only the last few issues are newer than its stamp.
             let f = &m.folders[rng.below(m.folders.len())];
-            let since = match f.stamps.len() {
-                0 => 0,
-                n => f.stamps[n - 1 - rng.below(n.min(10))] - 1,
-            };
+            let since = f.recent_since(|n| rng.below(n));
             let _ = write!(out, "LIST ISSUES {} {since}", f.id);
         }
         1 if !m.issues.is_empty() => {
@@ -153,10 +156,11 @@ fn read_command(m: &Model, rng: &mut Rng, kind: Option<usize>, out: &mut Vec<u8>
     }
 }
 
-fn write_command(m: &Model, rng: &mut Rng, out: &mut Vec<u8>) {
+/// Returns the index of the folder whose issue the command changes.
+fn write_command(m: &Model, rng: &mut Rng, out: &mut Vec<u8>) -> Option<usize> {
     if m.folders.is_empty() {
         out.extend_from_slice(b"LIST PROJECTS");
-        return;
+        return None;
     }
     let choice = if m.issues.is_empty() { 0 } else { rng.below(3) };
     let (issue, folder) = if m.issues.is_empty() {
@@ -167,9 +171,10 @@ fn write_command(m: &Model, rng: &mut Rng, out: &mut Vec<u8>) {
     let settable = m.settable.get(&m.folders[folder].type_id);
     match choice {
         0 => {
-            let f = &m.folders[rng.below(m.folders.len())];
-            let _ = write!(out, "ADD ISSUE {} ", f.id);
+            let fi = rng.below(m.folders.len());
+            let _ = write!(out, "ADD ISSUE {} ", m.folders[fi].id);
             write_string(out, &format!("Bench issue {}", rng.next_u64() % 1_000_000));
+            return Some(fi);
         }
         1 if settable.is_some_and(|s| !s.is_empty()) => {
             let attrs = settable.unwrap();
@@ -182,6 +187,7 @@ fn write_command(m: &Model, rng: &mut Rng, out: &mut Vec<u8>) {
             write_string(out, COMMENT);
         }
     }
+    Some(folder)
 }
 
 const COMMENT: &str = "Reproduced on the staging server.\nSteps: open the page, click 'Save', \
@@ -289,14 +295,15 @@ async fn worker(
     deadline: Instant,
 ) -> io::Result<Outcome> {
     let mut out = Outcome::default();
-    let mut sent: VecDeque<Instant> = VecDeque::with_capacity(depth);
+    // When each command in flight was sent, and the folder a write's reply advances.
+    let mut sent: VecDeque<(Instant, Option<usize>)> = VecDeque::with_capacity(depth);
     loop {
         let now = Instant::now();
         if now < deadline {
             while sent.len() < depth {
-                generate(mix, model, &mut rng, keys, &mut conn.wbuf);
+                let folder = generate(mix, model, &mut rng, keys, &mut conn.wbuf);
                 conn.wbuf.extend_from_slice(b"\r\n");
-                sent.push_back(now);
+                sent.push_back((now, folder));
             }
         } else if sent.is_empty() {
             return Ok(out);
@@ -308,7 +315,12 @@ async fn worker(
                 Some(reply) => {
                     got += 1;
                     let now = Instant::now();
-                    let at = sent.pop_front().unwrap_or(now);
+                    let (at, folder) = sent.pop_front().unwrap_or((now, None));
+                    if let Some(fi) = folder
+                        && let Some(stamp) = id_of(reply.text())
+                    {
+                        model.folders[fi].changed(stamp);
+                    }
                     // Replies that arrive after the deadline are drained, not counted.
                     if now <= deadline {
                         out.ops += 1;

@@ -7,12 +7,40 @@ use crate::attributes::{AttributeDef, AttributeKind};
 use crate::protocol::token::{self, Arg};
 use std::collections::HashMap;
 use std::io;
+use std::sync::Mutex;
 
 pub struct Folder {
     pub id: i64,
     pub type_id: i64,
-    /// Stamps of the folder's issues, ascending: LIST ISSUES picks a recent one.
-    pub stamps: Vec<i64>,
+    /// Stamps of the folder's issues, ascending: LIST ISSUES picks a recent one. Writes
+    /// of the run add theirs ([`Folder::changed`]), as a syncing client would learn them.
+    pub stamps: Mutex<Vec<i64>>,
+}
+
+/// Stamps a folder keeps beyond the newest ten LIST ISSUES picks from.
+const KEPT_STAMPS: usize = 64;
+
+impl Folder {
+    /// One of the folder's ten newest stamps, minus one (LIST ISSUES then returns the
+    /// issues changed since), or 0 for an empty folder.
+    pub fn recent_since(&self, pick: impl FnOnce(usize) -> usize) -> i64 {
+        let stamps = self.stamps.lock().unwrap();
+        match stamps.len() {
+            0 => 0,
+            n => stamps[n - 1 - pick(n.min(10))] - 1,
+        }
+    }
+
+    /// Records `stamp`, the new stamp of an issue of this folder (a write's `ID` reply).
+    pub fn changed(&self, stamp: i64) {
+        let mut stamps = self.stamps.lock().unwrap();
+        let at = stamps.partition_point(|s| *s < stamp);
+        stamps.insert(at, stamp);
+        if stamps.len() > 2 * KEPT_STAMPS {
+            let old = stamps.len() - KEPT_STAMPS;
+            stamps.drain(..old);
+        }
+    }
 }
 
 /// An attribute the generator can set, with values its definition accepts.
@@ -89,7 +117,7 @@ impl Model {
                 m.folders.push(Folder {
                     id: int(&args, 0),
                     type_id: int(&args, 3),
-                    stamps: Vec::new(),
+                    stamps: Mutex::new(Vec::new()),
                 });
             }
         }
@@ -102,11 +130,38 @@ impl Model {
             for (kw, args) in data_lines(reply) {
                 if kw == "I" {
                     m.issues.push((int(&args, 0), fi));
-                    m.folders[fi].stamps.push(int(&args, 3));
+                    m.folders[fi].stamps.get_mut().unwrap().push(int(&args, 3));
                 }
             }
-            m.folders[fi].stamps.sort_unstable();
+            m.folders[fi].stamps.get_mut().unwrap().sort_unstable();
         }
         Ok(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_moves_list_issues_to_its_stamp_and_the_list_stays_bounded() {
+        let f = Folder {
+            id: 1,
+            type_id: 1,
+            stamps: Mutex::new((1..=20).collect()),
+        };
+        assert_eq!(f.recent_since(|_| 0), 19, "newest seeded stamp, minus one");
+        assert_eq!(f.recent_since(|n| n - 1), 10, "the tenth newest");
+        f.changed(500);
+        f.changed(400); // replies of concurrent writes may come out of order
+        assert_eq!(f.recent_since(|_| 0), 499);
+        assert_eq!(f.recent_since(|_| 1), 399);
+        for s in 1000..1300 {
+            f.changed(s);
+        }
+        let kept = f.stamps.lock().unwrap().clone();
+        assert!(kept.len() <= 2 * KEPT_STAMPS, "{} stamps kept", kept.len());
+        assert!(kept.is_sorted());
+        assert_eq!(kept.last(), Some(&1299));
     }
 }
