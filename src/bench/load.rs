@@ -131,11 +131,6 @@ fn generate(mix: Mix, m: &Model, rng: &mut Rng, keys: u64, out: &mut Vec<u8>) ->
     None
 }
 
-/// The stamp of an `ID n` reply.
-fn id_of(reply: &str) -> Option<i64> {
-    reply.strip_prefix("ID ")?.trim().parse().ok()
-}
-
 /// 64 bytes, like a short attribute value.
 const REDIS_VALUE: &str = "v123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
@@ -317,7 +312,7 @@ async fn worker(
                     let now = Instant::now();
                     let (at, folder) = sent.pop_front().unwrap_or((now, None));
                     if let Some(fi) = folder
-                        && let Some(stamp) = id_of(reply.text())
+                        && let Some(stamp) = reply.id()
                     {
                         model.folders[fi].changed(stamp);
                     }
