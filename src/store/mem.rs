@@ -293,6 +293,14 @@ pub type Overlay = BTreeMap<Key, Option<Box<[u8]>>>;
 /// What a compaction needs: the base and the frozen overlay it merges into a new base.
 pub type Job = (Arc<Packed>, Arc<Overlay>);
 
+/// A compaction starts once the overlay holds 1/`OVERLAY_SHARE` as many records as the base.
+/// Each one copies the whole base, so under a steady write load their cost falls with a
+/// larger overlay, while the overlay's searches get only a little deeper: at 1/8 the
+/// `compact` thread took 94–110 ticks of a 5 s durable-write run at 100 000 issues, at 1/4
+/// 64–71 (BENCHMARKS.md). An overlay record takes more memory than a packed one (a tree
+/// slot and a heap block), so memory under writes peaks higher than with 1/8.
+const OVERLAY_SHARE: usize = 4;
+
 /// Every record: the packed base, the overlay being merged into a new base (if a compaction
 /// runs), and the overlay of later writes. Reads look in that order backwards.
 #[derive(Default)]
@@ -314,12 +322,14 @@ impl Mem {
     }
 
     /// Whether the overlay has grown enough that merging it into the base pays: it holds
-    /// `min` records and an eighth of the base, or, when writes have paused (`quiet`), a
-    /// thousand records (reads then search the base alone). Never while one runs.
+    /// `min` records and a quarter of the base ([`OVERLAY_SHARE`]), or, when writes have
+    /// paused (`quiet`), a thousand records (reads then search the base alone). Never
+    /// while one runs.
     pub fn wants_compaction(&self, min: usize, quiet: bool) -> bool {
         let n = self.overlay.len();
         self.frozen.is_none()
-            && (n >= (self.base.len() / 8).max(min.max(1)) || (quiet && n >= 1000.min(min.max(1))))
+            && (n >= (self.base.len() / OVERLAY_SHARE).max(min.max(1))
+                || (quiet && n >= 1000.min(min.max(1))))
     }
 
     /// The newest batch applied.
