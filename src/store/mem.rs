@@ -17,6 +17,47 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Arc;
 
+/// Transparent huge pages for the base's arrays. A lookup touches a handful of places
+/// spread over a slab of hundreds of megabytes, so with 4 KiB pages nearly every one is a
+/// TLB miss, and under virtualisation a page walk reads up to 24 page-table entries; with
+/// 2 MiB pages the TLB covers the whole slab. Linux only, advice only: where the kernel
+/// declines (THP `never`, no free huge pages) nothing changes.
+mod huge_pages {
+    const HUGE: usize = 2 << 20;
+
+    /// The whole 2 MiB pages inside the vector's allocation.
+    fn span<T>(v: &Vec<T>) -> Option<(*mut libc::c_void, usize)> {
+        let start = v.as_ptr() as usize;
+        let end = start + v.capacity() * std::mem::size_of::<T>();
+        let (from, to) = (start.next_multiple_of(HUGE), end / HUGE * HUGE);
+        (to > from).then_some((from as *mut libc::c_void, to - from))
+    }
+
+    /// Asks for huge pages where the vector's untouched pages fault in.
+    pub fn advise<T>(v: &Vec<T>) {
+        #[cfg(target_os = "linux")]
+        if let Some((at, len)) = span(v) {
+            // SAFETY: the range lies inside the vector's own allocation; the advice changes
+            // how it is backed, not its contents.
+            unsafe { libc::madvise(at, len, libc::MADV_HUGEPAGE) };
+        }
+    }
+
+    /// [`advise`], and moves pages already written into huge pages now (`MADV_COLLAPSE`,
+    /// Linux 6.1; older kernels refuse it and khugepaged does it in its own time).
+    pub fn collapse<T>(v: &Vec<T>) {
+        #[cfg(target_os = "linux")]
+        if let Some((at, len)) = span(v) {
+            const MADV_COLLAPSE: libc::c_int = 25;
+            // SAFETY: as in `advise`; a collapse copies pages, the contents stay the same.
+            unsafe {
+                libc::madvise(at, len, libc::MADV_HUGEPAGE);
+                libc::madvise(at, len, MADV_COLLAPSE);
+            }
+        }
+    }
+}
+
 /// Lexicographic byte order, 8 bytes at a time.
 #[inline]
 pub fn compare(a: &[u8], b: &[u8]) -> Ordering {
@@ -198,6 +239,9 @@ impl Packed {
             .map(|i| prefix(self.key(i)))
             .collect();
         self.top = self.fences.iter().step_by(GROUP).copied().collect();
+        huge_pages::collapse(&self.slab);
+        huge_pages::collapse(&self.offsets);
+        huge_pages::collapse(&self.fences);
     }
 
     pub fn len(&self) -> usize {
@@ -493,6 +537,9 @@ fn compact(base: &Packed, overlay: &Overlay) -> Packed {
         offsets: Vec::with_capacity(base.len() + overlay.len()),
         ..Packed::default()
     };
+    // Advised before the first write, the pages fault in huge: seal has nothing to copy.
+    huge_pages::advise(&out.slab);
+    huge_pages::advise(&out.offsets);
     let all = (0..base.len()).map(|i| {
         let (k, v) = base.entry(i);
         (k, Some(v))
