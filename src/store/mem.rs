@@ -30,7 +30,7 @@ mod huge_pages {
         let start = v.as_ptr() as usize;
         let end = start + v.capacity() * std::mem::size_of::<T>();
         let (from, to) = (start.next_multiple_of(HUGE), end / HUGE * HUGE);
-        (to > from).then_some((from as *mut libc::c_void, to - from))
+        (to > from).then(|| (from as *mut libc::c_void, to - from))
     }
 
     /// Asks for huge pages where the vector's untouched pages fault in.
