@@ -12,6 +12,10 @@ use crate::store::{Read, projects, types, users};
 use bytes::Bytes;
 use std::path::Path;
 
+/// Room for a typical reply (an issue, its values and a few rows), so building it does not
+/// grow the buffer step by step.
+const REPLY_CAPACITY: usize = 1024;
+
 fn issue_line(out: &mut Vec<u8>, i: &Issue) {
     LineOut::new(out, "I")
         .int(i.id as i64)
@@ -26,14 +30,14 @@ fn issue_line(out: &mut Vec<u8>, i: &Issue) {
 }
 
 fn value_lines(out: &mut Vec<u8>, r: &impl Read, issue: u64) -> Result<()> {
-    for (a, v) in issues::values(r, issue)? {
+    issues::visit_values(r, issue, |a, v| {
         LineOut::new(out, "V")
             .int(a as i64)
             .int(issue as i64)
-            .str(&v)
+            .str(v)
             .end();
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// Issues of the folder with a stamp above `since`, each followed by all its current values.
@@ -43,7 +47,7 @@ pub fn list_issues(cx: &mut Cx, folder: i64, since: i64) -> Result<Reply> {
     cx.read(|r| {
         let (f, _) = projects::visible_folder(r, &me, folder)?;
         let found = issues::in_folder_since(r, f.id, since)?;
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(REPLY_CAPACITY);
         for i in &found {
             issue_line(&mut out, i);
         }
@@ -63,7 +67,7 @@ pub fn get_details(cx: &mut Cx, issue: i64, since: i64) -> Result<Reply> {
         if (i.stamp as i64) <= since {
             return Ok(Reply::Null);
         }
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(REPLY_CAPACITY);
         issue_line(&mut out, &i);
         value_lines(&mut out, r, i.id)?;
         let (mut files, mut changes) = (Vec::new(), Vec::new());

@@ -15,6 +15,7 @@ use crate::protocol::{Command, Reply};
 use crate::store::subscriptions::Target;
 use crate::store::{Reader, Writer, users::User};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// What a connection knows about its client. A TCP connection is one session.
 #[derive(Debug)]
@@ -41,6 +42,9 @@ pub struct Cx<'a> {
     pub session: &'a mut Session,
     /// Sequence of this command's write batch (0: nothing written); the reply waits for it.
     pub wrote: u64,
+    /// The logged-in user as [`execute`] read it for this command, so the handler does
+    /// not look the record up a second time.
+    pub me: Option<Arc<User>>,
 }
 
 impl Cx<'_> {
@@ -57,18 +61,26 @@ impl Cx<'_> {
         Ok(value)
     }
 
-    /// The logged-in user, re-read so that a disabled account loses access at once.
-    pub fn user(&self) -> Result<User> {
+    /// The logged-in user, read once per command so that a disabled account loses access
+    /// at once.
+    pub fn user(&mut self) -> Result<Arc<User>> {
+        if let Some(u) = &self.me {
+            return Ok(u.clone());
+        }
         let id = self.session.user.ok_or(Code::LoginRequired)?;
         let user = self.read(|r| crate::store::users::get(r, id as i64))?;
         match user {
-            Some(u) if u.access > crate::store::users::ACCESS_NONE => Ok(u),
+            Some(u) if u.access > crate::store::users::ACCESS_NONE => {
+                let u = Arc::new(u);
+                self.me = Some(u.clone());
+                Ok(u)
+            }
             _ => Err(Error::new(Code::LoginRequired)),
         }
     }
 
     /// The logged-in user, who must be a server administrator.
-    pub fn admin(&self) -> Result<User> {
+    pub fn admin(&mut self) -> Result<Arc<User>> {
         let u = self.user()?;
         if u.access == crate::store::users::ACCESS_ADMIN {
             Ok(u)

@@ -30,7 +30,7 @@ fn notifier(cx: &Cx) -> Result<Arc<Notifier>> {
 }
 
 /// The target user of a preference command: oneself, or anyone for a server admin.
-fn target_user(cx: &Cx, user: i64) -> Result<User> {
+fn target_user(cx: &mut Cx, user: i64) -> Result<User> {
     let me = cx.user()?;
     let target = cx.read(|r| users::require(r, user))?;
     if me.access != ACCESS_ADMIN && me.id != target.id {

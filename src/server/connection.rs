@@ -89,6 +89,7 @@ async fn run(
                 app: &app,
                 session: &mut session,
                 wrote: 0,
+                me: None,
             };
             process(&mut cx, frame).await.encode(&mut out);
             durable_at = durable_at.max(cx.wrote);

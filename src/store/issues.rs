@@ -119,12 +119,16 @@ pub fn in_folder_since(r: &impl Read, folder: u64, since: i64) -> Result<Vec<Iss
     Ok(out)
 }
 
-/// The non-empty values of an issue as (attribute, value), in attribute order.
-pub fn values(r: &impl Read, issue: u64) -> Result<Vec<(u64, String)>> {
-    Ok(r.scan::<String>(&prefix("value", issue))?
-        .into_iter()
-        .map(|(k, v)| (keys::id_at("value", &k, 1), v))
-        .collect())
+/// Calls `f` with each non-empty value of an issue as (attribute, value), in attribute
+/// order, without copying the values.
+pub fn visit_values(
+    r: &impl Read,
+    issue: u64,
+    mut f: impl FnMut(u64, &str) -> Result<()>,
+) -> Result<()> {
+    r.visit(&prefix("value", issue), &mut |k, v| {
+        f(keys::id_at("value", k, 1), postcard::from_bytes(v)?)
+    })
 }
 
 pub fn value(r: &impl Read, issue: u64, attribute: u64) -> Result<String> {
@@ -135,11 +139,14 @@ pub fn value(r: &impl Read, issue: u64, attribute: u64) -> Result<String> {
 /// Rows of an issue with id greater than `since`, in id order. Older rows (long comments
 /// among them) are skipped by key, without decoding them.
 pub fn rows_since(r: &impl Read, issue: u64, since: i64) -> Result<Vec<Row>> {
-    r.scan_raw(&prefix("row", issue))?
-        .into_iter()
-        .filter(|(k, _)| keys::id_at("row", k, 1) as i64 > since)
-        .map(|(_, v)| Ok(postcard::from_bytes(&v)?))
-        .collect()
+    let mut rows = Vec::new();
+    r.visit(&prefix("row", issue), &mut |k, v| {
+        if keys::id_at("row", k, 1) as i64 > since {
+            rows.push(postcard::from_bytes(v)?);
+        }
+        Ok(())
+    })?;
+    Ok(rows)
 }
 
 /// The attachment with this id, if any (visibility is the caller's business).

@@ -122,6 +122,9 @@ struct Threads {
     compactor: Option<std::thread::JoinHandle<()>>,
 }
 
+/// What [`Read::visit`] calls with each (key, value).
+pub type Visitor<'f> = dyn FnMut(&[u8], &[u8]) -> Result<()> + 'f;
+
 /// Read access to records. Implemented by [`Reader`] and by [`Writer`] (which also sees its
 /// own pending writes), so record functions work in both.
 pub trait Read {
@@ -152,6 +155,15 @@ pub trait Read {
     /// Whether any key starts with `prefix`.
     fn any(&self, prefix: &[u8]) -> Result<bool> {
         Ok(!self.scan_raw(prefix)?.is_empty())
+    }
+
+    /// Calls `f` with each entry whose key starts with `prefix`, in key order. [`Reader`]
+    /// lends the stored bytes, copying nothing: the read commands' replies are built this way.
+    fn visit(&self, prefix: &[u8], f: &mut Visitor) -> Result<()> {
+        for (k, v) in self.scan_raw(prefix)? {
+            f(&k, &v)?;
+        }
+        Ok(())
     }
 
     /// The current value of a counter (0 if never used).
@@ -197,6 +209,10 @@ impl Read for Reader<'_> {
 
     fn any(&self, prefix: &[u8]) -> Result<bool> {
         Ok(self.prefixed(prefix).next().is_some())
+    }
+
+    fn visit(&self, prefix: &[u8], f: &mut Visitor) -> Result<()> {
+        self.prefixed(prefix).try_for_each(|(k, v)| f(k, v))
     }
 
     fn scan_raw(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
