@@ -84,6 +84,29 @@ fn idle_connections_are_closed() {
 }
 
 #[test]
+fn the_idle_clock_restarts_with_every_command() {
+    let server = Server::start_with("[server]\nidle_timeout_secs = 1\n");
+    let mut c = server.connect();
+    // Commands 0.4 s apart for 2.4 s: past two idle periods counted from the connect.
+    for _ in 0..6 {
+        std::thread::sleep(Duration::from_millis(400));
+        assert!(c.send("HELLO")[0].starts_with("SERVER"));
+    }
+    let quiet = Instant::now();
+    assert_eq!(c.read_reply(), ["ERROR 408 'Idle Timeout'"]);
+    let waited = quiet.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900),
+        "closed after {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_millis(2500),
+        "closed after {waited:?}"
+    );
+    assert!(c.is_closed());
+}
+
+#[test]
 fn connections_past_the_limit_get_one_error() {
     let server = Server::start_with("[server]\nmax_connections = 2\n");
     let mut a = server.connect();
