@@ -657,3 +657,46 @@ fn concurrent_modifications_get_unique_stamps() {
     assert_eq!(w.bob.send("LIST PROJECTS")[1], "F 1 1 'Crashes' 1 81");
     assert_eq!(w.bob.send("GET DETAILS 1 0").len(), 1 + 2 + 80);
 }
+
+#[test]
+fn deleting_an_attribute_removes_its_values_rows_and_items() {
+    let mut w = world();
+    assert_eq!(w.alice.id("ADD FOLDER 1 1 'Crashes'"), 1);
+    let note = w.admin.id("ADD ATTRIBUTE 1 'Note' 'TEXT'");
+    assert_eq!(w.bob.id("ADD ISSUE 1 'Crash'"), 1);
+    let kept = w.bob.id("SET VALUE 1 1 'Open'");
+    let gone = w.bob.id(&format!("SET VALUE 1 {note} 'flaky'"));
+    let gone_too = w.bob.id(&format!("SET VALUE 1 {note} 'fixed'"));
+    let comment = w.bob.id("ADD COMMENT 1 'still there'");
+    let before = w.bob.send("GET DETAILS 1 0");
+    assert!(
+        before.contains(&format!("V {note} 1 'fixed'")),
+        "{before:?}"
+    );
+    assert_eq!(
+        before.iter().filter(|l| l.starts_with("H ")).count(),
+        3,
+        "{before:?}"
+    );
+    assert_eq!(w.admin.one(&format!("DELETE ATTRIBUTE {note}")), "OK");
+    let after = w.bob.send("GET DETAILS 1 0");
+    assert!(after.iter().any(|l| l == "V 1 1 'Open'"), "{after:?}");
+    assert!(
+        !after.iter().any(|l| l.starts_with(&format!("V {note} "))),
+        "{after:?}"
+    );
+    let history: Vec<_> = after.iter().filter(|l| l.starts_with("H ")).collect();
+    assert_eq!(history.len(), 1, "{after:?}");
+    assert!(history[0].starts_with(&format!("H {kept} 1 ")), "{after:?}");
+    assert!(
+        after
+            .iter()
+            .any(|l| l.starts_with(&format!("C {comment} 1 ")))
+    );
+    for item in [gone, gone_too] {
+        assert_err(&mut w.bob, &format!("FIND ITEM {item}"), 305);
+    }
+    for item in [1, kept, comment] {
+        assert_eq!(w.bob.one(&format!("FIND ITEM {item}")), "ID 1");
+    }
+}

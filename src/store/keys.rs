@@ -10,7 +10,7 @@
 //! | `user-name/<name>` | user id (display names are unique) |
 //! | `member/<project>/<user>` | access level u8 (membership, by project) |
 //! | `user-member/<user>/<project>` | access level u8 (the same, by user) |
-//! | `event/<stamp>` | [`super::IssueEvent`] (the issue change log) |
+//! | `event/<stamp>` | [`super::IssueEvent`] (the issue change log; never removed: it names the issue of every item id) |
 //! | `type/<id>` | [`super::types::IssueType`] |
 //! | `type-name/<name>` | type id (type names are unique) |
 //! | `attr/<id>` | [`super::types::Attribute`] |
@@ -23,11 +23,9 @@
 //! | `folder-stamp/<folder>/<stamp>` | issue id: each issue of the folder under its current stamp |
 //! | `issue/<id>` | [`super::issues::Issue`] |
 //! | `value/<issue>/<attr>` | value string (only non-empty values are stored) |
-//! | `attr-value/<attr>/<issue>` | `()` (values of an attribute: DELETE ATTRIBUTE) |
 //! | `row/<issue>/<stamp>` | [`super::issues::Row`]: change, comment or attachment |
-//! | `attr-change/<attr>/<stamp>` | issue id (history rows of an attribute: DELETE ATTRIBUTE) |
 //! | `attachment-file/<file>` | `()` (files under `attachments/` that are recorded: the rest are swept at start) |
-//! | `item/<stamp>` | issue id owning the issue/change/comment/attachment `stamp` (FIND ITEM) |
+//! | `item/<stamp>`, `attr-value/<attr>/<issue>`, `attr-change/<attr>/<stamp>` | no longer written: indices of older versions, read where they remain (FIND ITEM finds an item's issue in `event/<stamp>`; DELETE ATTRIBUTE reads all values and rows) |
 //! | `pref/<user>/<name>` | preference value string ([`super::notify`]) |
 //! | `watch-folder/<folder>/<user>`, `user-watch-folder/<user>/<folder>` | `()` (folder watches) |
 //! | `watch-issue/<issue>/<user>`, `user-watch-issue/<user>/<issue>` | `()` (issue watches) |
