@@ -29,6 +29,8 @@ struct Queue {
     buf: Vec<u8>,
     /// Sequence of the newest record in `buf` (or written before).
     last: u64,
+    /// Batches in `buf`.
+    batches: usize,
     stop: bool,
     /// The committer sleeps on `wake` (an append must wake it; while it writes, appends
     /// save the futex call).
@@ -43,6 +45,11 @@ pub struct GroupCommit {
     durable_now: Mutex<u64>,
     durable_cond: Condvar,
 }
+
+/// How long [`GroupCommit::gather`] waits at a time for more batches, and how many times:
+/// a flush is delayed by at most about their product.
+const GATHER_STEP: Duration = Duration::from_micros(50);
+const GATHER_STEPS: usize = 4;
 
 /// The most zeros a prepared log file is filled with (`checkpoint_wal_mb` may be larger).
 const MAX_FILL: u64 = 64 << 20;
@@ -68,6 +75,7 @@ impl GroupCommit {
             queue: Mutex::new(Queue {
                 buf: Vec::new(),
                 last: 0,
+                batches: 0,
                 stop: false,
                 waiting: false,
             }),
@@ -105,6 +113,7 @@ impl GroupCommit {
         let mut q = self.queue.lock().unwrap();
         let seq = q.last + 1;
         q.last = seq;
+        q.batches += 1;
         wal::encode(&mut q.buf, seq, ops);
         self.applied.store(seq, Ordering::Release);
         let waiting = q.waiting;
@@ -152,6 +161,29 @@ impl GroupCommit {
         self.durable.send_replace(seq);
     }
 
+    /// Lets concurrent writers join the next flush: waits in short steps while batches keep
+    /// arriving, and stops as soon as a step brings none (every writer is then waiting for
+    /// this flush). A flush costs about 40 µs of CPU in a VM whatever it carries; with 50
+    /// writers a flush carried 2.9 batches without this.
+    fn gather<'q>(
+        &'q self,
+        mut q: std::sync::MutexGuard<'q, Queue>,
+    ) -> std::sync::MutexGuard<'q, Queue> {
+        for _ in 0..GATHER_STEPS {
+            let before = q.batches;
+            if before == 0 || q.stop {
+                break;
+            }
+            drop(q);
+            std::thread::sleep(GATHER_STEP);
+            q = self.queue.lock().unwrap();
+            if q.batches == before {
+                break;
+            }
+        }
+        q
+    }
+
     fn run(
         &self,
         mut log: LogFile,
@@ -164,9 +196,14 @@ impl GroupCommit {
             tracing::warn!(error = %e, "cannot remove a log file left half prepared");
         }
         let mut next = Some(prepare(&dir, log.generation + 1, rotation.max_bytes));
+        // Batches the last flush carried: more than one means writers are concurrent.
+        let mut last_flush = 0;
         loop {
             let (target, stop) = {
                 let mut q = self.queue.lock().unwrap();
+                if last_flush > 1 {
+                    q = self.gather(q);
+                }
                 loop {
                     if !q.buf.is_empty() || q.stop {
                         break;
@@ -187,6 +224,7 @@ impl GroupCommit {
                     q.waiting = false;
                 }
                 std::mem::swap(&mut q.buf, &mut spare);
+                last_flush = std::mem::take(&mut q.batches);
                 (q.last, q.stop)
             };
             if !spare.is_empty() {
