@@ -4,7 +4,8 @@
 //! lock (so the log's order is the order batches were applied in) and gets the batch's
 //! sequence number. The committer thread takes the whole buffer, appends it to the current
 //! [`wal`] file with one `write` and one `fdatasync`, and then releases every writer at or
-//! below the newest sequence it wrote: concurrent writers share one disk flush.
+//! below the newest sequence it wrote: concurrent writers share one disk flush. When the
+//! last flush carried more than one batch, the committer first waits a moment for more.
 //!
 //! When the current file grows past its size or age limit the committer starts the next
 //! generation and hands the closed file to the checkpointer ([`super::checkpoint`]).
