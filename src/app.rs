@@ -16,6 +16,8 @@ pub struct App {
     pub notifier: Option<Arc<crate::notify::Notifier>>,
     /// LIST PROJECTS' encoded lines, shared by all connections.
     pub catalogue: crate::commands::projects::CatalogueCache,
+    /// LIST ISSUES' encoded lines of recently listed issues, shared by all connections.
+    pub issue_lines: crate::commands::issue_lines::IssueLines,
     /// Attribute definitions parsed once, shared by all connections.
     pub definitions: crate::attributes::DefinitionCache,
 }
@@ -100,6 +102,7 @@ impl App {
             uuid,
             notifier,
             catalogue: Default::default(),
+            issue_lines: Default::default(),
             definitions: Default::default(),
         };
         Ok(Arc::new(app))

@@ -678,7 +678,22 @@ fn deleting_an_attribute_removes_its_values_rows_and_items() {
         3,
         "{before:?}"
     );
+    // LIST ISSUES keeps each issue's lines until its stamp moves; this does not move it.
+    let listed = w.bob.send("LIST ISSUES 1 0");
+    assert!(
+        listed.contains(&format!("V {note} 1 'fixed'")),
+        "{listed:?}"
+    );
     assert_eq!(w.admin.one(&format!("DELETE ATTRIBUTE {note}")), "OK");
+    let relisted = w.bob.send("LIST ISSUES 1 0");
+    assert!(relisted.iter().any(|l| l == "V 1 1 'Open'"), "{relisted:?}");
+    assert!(
+        !relisted
+            .iter()
+            .any(|l| l.starts_with(&format!("V {note} "))),
+        "{relisted:?}"
+    );
+    assert_eq!(listed[0], relisted[0], "the issue's stamp did not move");
     let after = w.bob.send("GET DETAILS 1 0");
     assert!(after.iter().any(|l| l == "V 1 1 'Open'"), "{after:?}");
     assert!(
@@ -699,4 +714,27 @@ fn deleting_an_attribute_removes_its_values_rows_and_items() {
     for item in [1, kept, comment] {
         assert_eq!(w.bob.one(&format!("FIND ITEM {item}")), "ID 1");
     }
+}
+
+#[test]
+fn list_issues_shows_each_change_after_a_listing() {
+    let mut w = world();
+    assert_eq!(w.alice.id("ADD FOLDER 1 1 'Crashes'"), 1);
+    assert_eq!(w.bob.id("ADD ISSUE 1 'Crash'"), 1);
+    w.bob.id("SET VALUE 1 1 'Open'");
+    // The first listing by one user, the second by another: the lines are shared.
+    let first = w.bob.send("LIST ISSUES 1 0");
+    assert!(first.iter().any(|l| l == "V 1 1 'Open'"), "{first:?}");
+    assert_eq!(w.alice.send("LIST ISSUES 1 0"), first);
+    let stamp = w.bob.id("SET VALUE 1 1 'Closed'");
+    w.bob.id("RENAME ISSUE 1 'Crash on start'");
+    let second = w.alice.send("LIST ISSUES 1 0");
+    assert!(second.iter().any(|l| l == "V 1 1 'Closed'"), "{second:?}");
+    assert!(!second.iter().any(|l| l == "V 1 1 'Open'"), "{second:?}");
+    assert!(
+        second[0].starts_with("I 1 1 'Crash on start' "),
+        "{second:?}"
+    );
+    // Since the value change: the issue is listed again, with its values.
+    assert_eq!(w.alice.send(&format!("LIST ISSUES 1 {stamp}")), second);
 }

@@ -41,19 +41,33 @@ fn value_lines(out: &mut Vec<u8>, r: &impl Read, issue: u64) -> Result<()> {
 }
 
 /// Issues of the folder with a stamp above `since`, each followed by all its current values.
-/// Clients run this on every refresh, so the lines are written straight into the reply.
+/// Clients run this on every refresh, so each issue's lines are encoded once per change
+/// and kept ([`super::issue_lines`]).
 pub fn list_issues(cx: &mut Cx, folder: i64, since: i64) -> Result<Reply> {
     let me = cx.user()?;
+    let app = cx.app;
     cx.read(|r| {
         let (f, _) = projects::visible_folder(r, &me, folder)?;
-        let found = issues::in_folder_since(r, f.id, since)?;
+        let generation = app.store.attribute_generation();
         let mut out = Vec::with_capacity(REPLY_CAPACITY);
-        for i in &found {
-            issue_line(&mut out, i);
+        let mut values = Vec::with_capacity(REPLY_CAPACITY);
+        for (id, stamp) in issues::in_folder_since(r, f.id, since)? {
+            if app
+                .issue_lines
+                .copy(id, stamp, generation, &mut out, &mut values)
+            {
+                continue;
+            }
+            let Some(issue) = r.get::<Issue>(&crate::store::keys::key("issue", &[id]))? else {
+                continue;
+            };
+            let (i_at, v_at) = (out.len(), values.len());
+            issue_line(&mut out, &issue);
+            value_lines(&mut values, r, id)?;
+            app.issue_lines
+                .keep(id, stamp, generation, &out[i_at..], &values[v_at..]);
         }
-        for i in &found {
-            value_lines(&mut out, r, i.id)?;
-        }
+        out.extend_from_slice(&values);
         Ok(Reply::Encoded(out))
     })
 }

@@ -1,6 +1,7 @@
 //! Command handlers, one module per family. Each takes the command context and typed
 //! arguments and returns a reply or a protocol error.
 
+pub mod issue_lines;
 pub mod issues;
 pub mod notifications;
 pub mod projects;

@@ -115,19 +115,18 @@ pub fn owner_of_item(r: &impl Read, id: i64) -> Result<Option<u64>> {
     Ok(exists.then_some(event.issue))
 }
 
-/// Issues of a folder whose stamp is greater than `since`, in id order.
-pub fn in_folder_since(r: &impl Read, folder: u64, since: i64) -> Result<Vec<Issue>> {
-    let mut out: Vec<Issue> = Vec::new();
+/// Issues of a folder whose stamp is greater than `since`, as (id, stamp), in id order.
+/// Read from the folder's stamp index alone: no issue record is decoded.
+pub fn in_folder_since(r: &impl Read, folder: u64, since: i64) -> Result<Vec<(u64, u64)>> {
     // Index keys are big-endian stamps: start right after `since`, skip the older issues.
     let from = key("folder-stamp", &[folder, since.max(0) as u64 + 1]);
     let to = key("folder-stamp", &[folder + 1]);
-    for (_, raw) in r.range_raw(&from, &to, usize::MAX)? {
+    let mut out = Vec::new();
+    for (k, raw) in r.range_raw(&from, &to, usize::MAX)? {
         let id: u64 = postcard::from_bytes(&raw)?;
-        if let Some(issue) = r.get(&key("issue", &[id]))? {
-            out.push(issue);
-        }
+        out.push((id, keys::id_at("folder-stamp", &k, 1)));
     }
-    out.sort_by_key(|i| i.id);
+    out.sort_unstable();
     Ok(out)
 }
 

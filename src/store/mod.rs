@@ -111,6 +111,9 @@ pub struct Store {
     /// Bumped by every batch that touches projects or folders, so what is derived from them
     /// (LIST PROJECTS' encoded lines) knows when to rebuild.
     catalogue_generation: std::sync::atomic::AtomicU64,
+    /// Bumped by every batch that touches attributes: DELETE ATTRIBUTE removes values
+    /// without moving issue stamps, so lines cached per issue stamp must not outlive it.
+    attribute_generation: std::sync::atomic::AtomicU64,
     /// Set when notifications are enabled: every recorded event then fans out to watchers.
     fanout: std::sync::OnceLock<notify::FanoutConfig>,
 }
@@ -458,6 +461,7 @@ impl Store {
             threads,
             stop_checkpoints,
             catalogue_generation: std::sync::atomic::AtomicU64::new(0),
+            attribute_generation: std::sync::atomic::AtomicU64::new(0),
             fanout: std::sync::OnceLock::new(),
         })
     }
@@ -515,6 +519,10 @@ impl Store {
             self.catalogue_generation
                 .fetch_add(1, std::sync::atomic::Ordering::Release);
         }
+        if pending.keys().any(|k| k.starts_with(b"attr")) {
+            self.attribute_generation
+                .fetch_add(1, std::sync::atomic::Ordering::Release);
+        }
         let seq = self
             .commit
             .append(pending.iter().map(|(k, v)| (k.as_slice(), v.as_deref())));
@@ -526,6 +534,13 @@ impl Store {
     /// [`Store::read`] to pair it with what that read sees.
     pub fn catalogue_generation(&self) -> u64 {
         self.catalogue_generation
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Changes whenever attributes change (DELETE ATTRIBUTE drops their values). Read it
+    /// inside [`Store::read`] to pair it with what that read sees.
+    pub fn attribute_generation(&self) -> u64 {
+        self.attribute_generation
             .load(std::sync::atomic::Ordering::Acquire)
     }
 
