@@ -247,6 +247,9 @@ pub struct Writer<'a> {
 
 impl Read for Writer<'_> {
     fn visit(&self, prefix: &[u8], f: &mut Visitor) -> Result<()> {
+        if self.pending.is_empty() {
+            return self.reader.visit(prefix, f);
+        }
         let mut pending = self
             .pending
             .range(prefix.to_vec()..)
@@ -280,19 +283,22 @@ impl Read for Writer<'_> {
         }
     }
 
-    fn scan_raw(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> =
-            self.reader.scan_raw(prefix)?.into_iter().collect();
-        for (k, v) in self.pending.range(prefix.to_vec()..) {
-            if !k.starts_with(prefix) {
-                break;
-            }
-            match v {
-                Some(v) => merged.insert(k.clone(), v.clone()),
-                None => merged.remove(k),
-            };
+    // Decodes from the pending write or from memory in place, without copying the value.
+    fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>> {
+        match self.pending.get(key) {
+            Some(Some(v)) => Ok(Some(postcard::from_bytes(v)?)),
+            Some(None) => Ok(None),
+            None => self.reader.get(key),
         }
-        Ok(merged.into_iter().collect())
+    }
+
+    fn scan_raw(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut out = Vec::new();
+        self.visit(prefix, &mut |k, v| {
+            out.push((k.to_vec(), v.to_vec()));
+            Ok(())
+        })?;
+        Ok(out)
     }
 
     fn range_raw(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {

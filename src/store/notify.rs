@@ -150,10 +150,12 @@ pub fn watchers(r: &impl Read, watch: Watch) -> Result<Vec<u64>> {
         Watch::Folder(f) => ("watch-folder", f),
         Watch::Issue(i) => ("watch-issue", i),
     };
-    Ok(r.scan_raw(&key(prefix, &[id]))?
-        .into_iter()
-        .map(|(k, _)| keys::id_at(prefix, &k, 1))
-        .collect())
+    let mut out = Vec::new();
+    r.visit(&key(prefix, &[id]), &mut |k, _| {
+        out.push(keys::id_at(prefix, k, 1));
+        Ok(())
+    })?;
+    Ok(out)
 }
 
 // ---------------------------------------------------------------- what users may see

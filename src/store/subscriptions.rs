@@ -227,12 +227,14 @@ fn deliverable(sub: &Subscription, now: i64) -> bool {
 /// the event's own batch; costs one read per subscription on that issue or folder.
 pub fn fan_out(w: &mut Writer, event: &IssueEvent) -> Result<()> {
     let mut ids = Vec::new();
-    for (k, _) in w.scan_raw(&under("folder-sub", event.folder))? {
-        ids.push(keys::id_at("folder-sub", &k, 1));
-    }
-    for (k, _) in w.scan_raw(&under("issue-sub", event.issue))? {
-        ids.push(keys::id_at("issue-sub", &k, 1));
-    }
+    w.visit(&under("folder-sub", event.folder), &mut |k, _| {
+        ids.push(keys::id_at("folder-sub", k, 1));
+        Ok(())
+    })?;
+    w.visit(&under("issue-sub", event.issue), &mut |k, _| {
+        ids.push(keys::id_at("issue-sub", k, 1));
+        Ok(())
+    })?;
     for id in ids {
         if let Some(sub) = get(w, id as i64)?
             && deliverable(&sub, event.time)
