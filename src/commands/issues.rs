@@ -58,7 +58,7 @@ pub fn list_issues(cx: &mut Cx, folder: i64, since: i64) -> Result<Reply> {
             {
                 continue;
             }
-            let Some(issue) = r.get::<Issue>(&crate::store::keys::key("issue", &[id]))? else {
+            let Some(issue) = issues::get(r, id as i64)? else {
                 continue;
             };
             let (i_at, v_at) = (out.len(), values.len());

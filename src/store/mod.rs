@@ -525,7 +525,7 @@ impl Store {
             self.catalogue_generation
                 .fetch_add(1, std::sync::atomic::Ordering::Release);
         }
-        if pending.keys().any(|k| k.starts_with(b"attr")) {
+        if pending.keys().any(|k| is_attribute_key(k)) {
             self.attribute_generation
                 .fetch_add(1, std::sync::atomic::Ordering::Release);
         }
@@ -780,6 +780,10 @@ fn compactor(mem: Arc<RwLock<Mem>>, min: usize, stop: Arc<std::sync::atomic::Ato
 /// Keys whose change alters the project and folder list.
 fn is_catalogue_key(k: &[u8]) -> bool {
     k.starts_with(b"project") || k.starts_with(b"folder/")
+}
+
+fn is_attribute_key(k: &[u8]) -> bool {
+    k.starts_with(b"attr")
 }
 
 /// Applies a batch's writes to the in-memory map.
