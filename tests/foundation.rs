@@ -174,6 +174,8 @@ fn a_disabled_user_loses_access_at_once() {
     admin.id("ADD USER 'bob' 'Bob' 'pw'");
     let mut bob = server.connect();
     bob.login("bob", "pw");
+    // A command before the change: the connection has read (and kept) Bob's record.
+    assert_eq!(bob.send("LIST USERS").len(), 2);
     assert_eq!(admin.send("GRANT USER 2 0"), ["OK"]);
     assert_eq!(bob.send("LIST USERS"), ["ERROR 300 'Login Required'"]);
     assert_eq!(

@@ -14,17 +14,19 @@ use crate::app::App;
 use crate::error::{Code, Error, Result};
 use crate::protocol::{Command, Reply};
 use crate::store::subscriptions::Target;
-use crate::store::{Reader, Writer, users::User};
+use crate::store::{Generation, Reader, Writer, users::User};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// What a connection knows about its client. A TCP connection is one session.
-#[derive(Debug)]
 pub struct Session {
     pub user: Option<u64>,
     pub peer: SocketAddr,
     /// Set by QUIT: the connection closes after the reply.
     pub quit: bool,
+    /// The logged-in user's record as last read, with the store's [`Generation::Users`]
+    /// at that read: while no user record changes, commands use it without a lookup.
+    known: Option<(u64, Arc<User>)>,
 }
 
 impl Session {
@@ -33,6 +35,7 @@ impl Session {
             user: None,
             peer,
             quit: false,
+            known: None,
         }
     }
 }
@@ -62,22 +65,37 @@ impl Cx<'_> {
         Ok(value)
     }
 
-    /// The logged-in user, read once per command so that a disabled account loses access
-    /// at once.
+    /// The logged-in user as the store holds it now, so that a disabled account loses
+    /// access at once. The record is read again only after some user record changed.
     pub fn user(&mut self) -> Result<Arc<User>> {
         if let Some(u) = &self.me {
             return Ok(u.clone());
         }
         let id = self.session.user.ok_or(Code::LoginRequired)?;
-        let user = self.read(|r| crate::store::users::get(r, id as i64))?;
-        match user {
-            Some(u) if u.access > crate::store::users::ACCESS_NONE => {
-                let u = Arc::new(u);
-                self.me = Some(u.clone());
-                Ok(u)
+        let store = &self.app.store;
+        let known = match &self.session.known {
+            Some((generation, u))
+                if u.id == id && *generation == store.generation(Generation::Users) =>
+            {
+                u.clone()
             }
-            _ => Err(Error::new(Code::LoginRequired)),
+            _ => {
+                let (generation, user) = self.read(|r| {
+                    Ok((
+                        store.generation(Generation::Users),
+                        crate::store::users::get(r, id as i64)?,
+                    ))
+                })?;
+                let u = Arc::new(user.ok_or(Code::LoginRequired)?);
+                self.session.known = Some((generation, u.clone()));
+                u
+            }
+        };
+        if known.access == crate::store::users::ACCESS_NONE {
+            return Err(Error::new(Code::LoginRequired));
         }
+        self.me = Some(known.clone());
+        Ok(known)
     }
 
     /// The logged-in user, who must be a server administrator.

@@ -11,6 +11,7 @@
 //! Keys compare in 8-byte words (the layout of [`super::keys`] puts big-endian ids
 //! after short prefixes).
 
+use super::groups::{FAMILIES, Groups, group_of};
 use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -354,15 +355,35 @@ pub struct Mem {
     overlay: Overlay,
     /// The newest batch applied.
     last_seq: u64,
+    /// Which groups of the sparse key families hold keys ([`Mem::known_empty`]).
+    groups: Groups,
 }
 
 impl Mem {
     pub fn new(mut base: Packed) -> Mem {
         base.seal();
-        Mem {
+        let mut mem = Mem {
             base: Arc::new(base),
             ..Mem::default()
+        };
+        let mut groups = Groups::default();
+        for family in FAMILIES {
+            let prefix = format!("{family}/");
+            for (k, _) in mem
+                .range(Bound::Included(prefix.as_bytes()), Bound::Unbounded)
+                .take_while(|(k, _)| k.starts_with(prefix.as_bytes()))
+            {
+                groups.add(k);
+            }
         }
+        mem.groups = groups;
+        mem
+    }
+
+    /// True when no key starts with `prefix`, known without a search: `prefix` lies within
+    /// an empty group of a sparse key family ([`super::groups`]). False: search.
+    pub fn known_empty(&self, prefix: &[u8]) -> bool {
+        self.groups.known_empty(prefix)
     }
 
     /// Whether the overlay has grown enough that merging it into the base pays: it holds
@@ -435,6 +456,10 @@ impl Mem {
     /// Writes `key` in batch `seq` (`None`: removes it).
     pub fn write(&mut self, seq: u64, key: Vec<u8>, value: Option<Vec<u8>>) {
         self.last_seq = self.last_seq.max(seq);
+        if group_of(&key).is_some() {
+            let was = self.get(&key).is_some();
+            self.groups.changed(&key, was, value.is_some());
+        }
         // A removal always leaves a tombstone: the key may be in a lower layer.
         self.overlay
             .insert(Key::new(key), value.map(Vec::into_boxed_slice));

@@ -14,6 +14,7 @@
 
 pub mod checkpoint;
 pub mod commit;
+pub mod groups;
 pub mod issues;
 pub mod keys;
 pub mod mem;
@@ -108,12 +109,9 @@ pub struct Store {
     /// The committer and checkpointer threads, started by the loader.
     threads: Arc<std::sync::Mutex<Threads>>,
     stop_checkpoints: Arc<std::sync::atomic::AtomicBool>,
-    /// Bumped by every batch that touches projects or folders, so what is derived from them
-    /// (LIST PROJECTS' encoded lines) knows when to rebuild.
-    catalogue_generation: std::sync::atomic::AtomicU64,
-    /// Bumped by every batch that touches attributes: DELETE ATTRIBUTE removes values
-    /// without moving issue stamps, so lines cached per issue stamp must not outlive it.
-    attribute_generation: std::sync::atomic::AtomicU64,
+    /// Counters bumped by the batches that touch a kind of record, so what is cached from
+    /// those records knows when to read them again ([`Generation`]).
+    generations: [std::sync::atomic::AtomicU64; Generation::COUNT],
     /// Set when notifications are enabled: every recorded event then fans out to watchers.
     fanout: std::sync::OnceLock<notify::FanoutConfig>,
 }
@@ -181,9 +179,14 @@ pub struct Reader<'a> {
 
 impl Reader<'_> {
     fn prefixed<'b>(&'b self, prefix: &'b [u8]) -> impl Iterator<Item = (&'b [u8], &'b [u8])> {
-        self.mem
-            .range(Bound::Included(prefix), Bound::Unbounded)
-            .take_while(move |(k, _)| k.starts_with(prefix))
+        (!self.mem.known_empty(prefix))
+            .then(|| {
+                self.mem
+                    .range(Bound::Included(prefix), Bound::Unbounded)
+                    .take_while(move |(k, _)| k.starts_with(prefix))
+            })
+            .into_iter()
+            .flatten()
     }
 }
 
@@ -252,7 +255,7 @@ impl Read for Writer<'_> {
         }
         let mut pending = self
             .pending
-            .range(prefix.to_vec()..)
+            .range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded))
             .take_while(|(k, _)| k.starts_with(prefix))
             .peekable();
         for (k, v) in self.reader.prefixed(prefix) {
@@ -328,7 +331,7 @@ impl Read for Writer<'_> {
 
 impl Writer<'_> {
     pub fn put<T: Serialize + ?Sized>(&mut self, key: Vec<u8>, value: &T) -> Result<()> {
-        self.pending.insert(key, Some(postcard::to_stdvec(value)?));
+        self.pending.insert(key, Some(encode(value)?));
         Ok(())
     }
 
@@ -466,8 +469,7 @@ impl Store {
             commit,
             threads,
             stop_checkpoints,
-            catalogue_generation: std::sync::atomic::AtomicU64::new(0),
-            attribute_generation: std::sync::atomic::AtomicU64::new(0),
+            generations: Default::default(),
             fanout: std::sync::OnceLock::new(),
         })
     }
@@ -521,13 +523,16 @@ impl Store {
             return Ok((value, 0));
         }
         let pending = w.pending;
-        if pending.keys().any(|k| is_catalogue_key(k)) {
-            self.catalogue_generation
-                .fetch_add(1, std::sync::atomic::Ordering::Release);
+        let mut touched = [false; Generation::COUNT];
+        for k in pending.keys() {
+            for g in Generation::ALL {
+                touched[g as usize] |= g.covers(k);
+            }
         }
-        if pending.keys().any(|k| is_attribute_key(k)) {
-            self.attribute_generation
-                .fetch_add(1, std::sync::atomic::Ordering::Release);
+        for g in Generation::ALL {
+            if touched[g as usize] {
+                self.generations[g as usize].fetch_add(1, std::sync::atomic::Ordering::Release);
+            }
         }
         let seq = self
             .commit
@@ -536,18 +541,20 @@ impl Store {
         Ok((value, seq))
     }
 
-    /// Changes whenever projects or folders (names, types, stamps) change. Read it inside
-    /// [`Store::read`] to pair it with what that read sees.
-    pub fn catalogue_generation(&self) -> u64 {
-        self.catalogue_generation
-            .load(std::sync::atomic::Ordering::Acquire)
+    /// Changes whenever a batch touches records of kind `g`. Read it inside [`Store::read`]
+    /// to pair it with what that read sees; while it stays the same, so do those records.
+    pub fn generation(&self, g: Generation) -> u64 {
+        self.generations[g as usize].load(std::sync::atomic::Ordering::Acquire)
     }
 
-    /// Changes whenever attributes change (DELETE ATTRIBUTE drops their values). Read it
-    /// inside [`Store::read`] to pair it with what that read sees.
+    /// [`Generation::Catalogue`]'s counter.
+    pub fn catalogue_generation(&self) -> u64 {
+        self.generation(Generation::Catalogue)
+    }
+
+    /// [`Generation::Attributes`]'s counter.
     pub fn attribute_generation(&self) -> u64 {
-        self.attribute_generation
-            .load(std::sync::atomic::Ordering::Acquire)
+        self.generation(Generation::Attributes)
     }
 
     /// Waits until the batch with sequence `seq` is on disk.
@@ -777,13 +784,78 @@ fn compactor(mem: Arc<RwLock<Mem>>, min: usize, stop: Arc<std::sync::atomic::Ato
     }
 }
 
-/// Keys whose change alters the project and folder list.
-fn is_catalogue_key(k: &[u8]) -> bool {
-    k.starts_with(b"project") || k.starts_with(b"folder/")
+/// A postcard flavor writing into a vector that keeps its capacity between records.
+struct Scratch(Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for Scratch {
+    type Output = Vec<u8>;
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.push(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<Vec<u8>> {
+        Ok(self.0)
+    }
 }
 
-fn is_attribute_key(k: &[u8]) -> bool {
-    k.starts_with(b"attr")
+/// The largest encoding buffer [`encode`] keeps for the next record.
+const SCRATCH_KEPT: usize = 64 << 10;
+
+/// `value`'s postcard bytes in an allocation of exactly their size: they are encoded into a
+/// buffer kept per thread, so neither the encoding's growth (a realloc at every doubling)
+/// nor the overlay's `into_boxed_slice` (a shrinking realloc) costs an allocation.
+fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    SCRATCH.with_borrow_mut(|buf| {
+        buf.clear();
+        let out = postcard::serialize_with_flavor(value, Scratch(std::mem::take(buf)))?;
+        let bytes = out.to_vec();
+        // A long comment's buffer is not kept.
+        if out.capacity() <= SCRATCH_KEPT {
+            *buf = out;
+        }
+        Ok(bytes)
+    })
+}
+
+/// Kinds of records that caches outside the store are built from, each with a counter of
+/// the batches that touched it ([`Store::generation`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Generation {
+    /// Projects and folders (names, types, stamps): LIST PROJECTS' encoded lines.
+    Catalogue,
+    /// Attributes: DELETE ATTRIBUTE removes values without moving issue stamps, so lines
+    /// cached per issue stamp must not outlive it.
+    Attributes,
+    /// User records: a connection keeps its logged-in user while none changes.
+    Users,
+}
+
+impl Generation {
+    const COUNT: usize = 3;
+    const ALL: [Generation; Generation::COUNT] = [
+        Generation::Catalogue,
+        Generation::Attributes,
+        Generation::Users,
+    ];
+
+    /// Whether a write to `k` bumps this counter.
+    fn covers(self, k: &[u8]) -> bool {
+        match self {
+            Generation::Catalogue => k.starts_with(b"project") || k.starts_with(b"folder/"),
+            Generation::Attributes => k.starts_with(b"attr"),
+            Generation::Users => k.starts_with(b"user/"),
+        }
+    }
 }
 
 /// Applies a batch's writes to the in-memory map.
