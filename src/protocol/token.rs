@@ -82,33 +82,40 @@ pub fn string(input: &str) -> IResult<&str, Result<String, SyntaxError>> {
     delimited(tag("'"), string_body, tag("'")).parse(input)
 }
 
-/// The inside of a string: everything up to the unescaped closing quote, unescaped.
+/// The inside of a string: everything up to the unescaped closing quote, unescaped. Runs
+/// between escapes are copied whole (a long comment is one copy, not a push per char).
 fn string_body(input: &str) -> IResult<&str, Result<String, SyntaxError>> {
     let mut out = String::new();
-    let mut chars = input.char_indices();
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '\'' => return Ok((&input[i..], Ok(out))),
-            '\\' => match chars.next() {
-                Some((_, '\'')) => out.push('\''),
-                Some((_, '\\')) => out.push('\\'),
-                Some((_, 'n')) => out.push('\n'),
-                Some((_, 't')) => out.push('\t'),
-                Some((j, other)) => {
-                    // Skip to the closing quote so the caller can report the escape.
-                    let rest = &input[j + other.len_utf8()..];
-                    return match rest.find('\'') {
-                        Some(k) => Ok((&rest[k..], Err(SyntaxError::BadEscape(other)))),
-                        None => Ok(("", Err(SyntaxError::UnbalancedQuote))),
-                    };
-                }
-                None => break,
-            },
-            _ => out.push(c),
+    let mut rest = input;
+    // No closing quote: reported as an unbalanced quote rather than a parse failure.
+    let unbalanced = Ok(("'", Err(SyntaxError::UnbalancedQuote)));
+    loop {
+        let Some(i) = rest.bytes().position(|b| b == b'\'' || b == b'\\') else {
+            return unbalanced;
+        };
+        out.push_str(&rest[..i]);
+        if rest.as_bytes()[i] == b'\'' {
+            return Ok((&rest[i..], Ok(out)));
         }
+        let escaped = &rest[i + 1..];
+        match escaped.chars().next() {
+            Some('\'') => out.push('\''),
+            Some('\\') => out.push('\\'),
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some(other) => {
+                // Skip to the closing quote so the caller can report the escape.
+                let after = &escaped[other.len_utf8()..];
+                return match after.find('\'') {
+                    Some(k) => Ok((&after[k..], Err(SyntaxError::BadEscape(other)))),
+                    None => unbalanced,
+                };
+            }
+            None => return unbalanced,
+        }
+        // Every accepted escape is one ASCII byte.
+        rest = &escaped[1..];
     }
-    // No closing quote: report it as an unbalanced quote rather than a parse failure.
-    Ok(("'", Err(SyntaxError::UnbalancedQuote)))
 }
 
 /// `argument = integer / string`

@@ -9,32 +9,63 @@
 //! write.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 /// Families whose keys are `<family>/<id>/...` and that are read by group on hot paths.
 pub const FAMILIES: [&str; 4] = ["watch-folder", "watch-issue", "folder-sub", "issue-sub"];
 
-/// How many live keys each non-empty group holds.
+/// How many live keys each non-empty group holds, by (index in [`FAMILIES`], id).
 #[derive(Default)]
-pub struct Groups(HashMap<Box<[u8]>, u32>);
+pub struct Groups(HashMap<Group, u32, BuildHasherDefault<IdHasher>>);
 
-/// The group of `key` (`<family>/<8-byte id>`) if it belongs to one of [`FAMILIES`].
-pub fn group_of(key: &[u8]) -> Option<&[u8]> {
+/// A group: the index of its family in [`FAMILIES`] and its first id.
+pub type Group = (u8, u64);
+
+/// The group of `key` (`<family>/<8-byte id>...`) if it belongs to one of [`FAMILIES`].
+pub fn group_of(key: &[u8]) -> Option<Group> {
     // Families start with 'f', 'i' or 'w': every other key leaves after one comparison.
     if !matches!(key.first(), Some(b'f' | b'i' | b'w')) {
         return None;
     }
-    FAMILIES.iter().find_map(|family| {
+    FAMILIES.iter().enumerate().find_map(|(i, family)| {
         let n = family.len();
-        (key.len() >= n + 9 && key.starts_with(family.as_bytes()) && key[n] == b'/')
-            .then(|| &key[..n + 9])
+        (key.len() >= n + 9 && key.starts_with(family.as_bytes()) && key[n] == b'/').then(|| {
+            let id = u64::from_be_bytes(key[n + 1..n + 9].try_into().expect("8 bytes"));
+            (i as u8, id)
+        })
     })
+}
+
+/// Hashes a [`Group`] with one multiplication: ids are not chosen by clients (they count
+/// up), so SipHash's protection against crafted collisions buys nothing here.
+#[derive(Default)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
 }
 
 impl Groups {
     /// Counts a live key (loading).
     pub fn add(&mut self, key: &[u8]) {
         if let Some(g) = group_of(key) {
-            *self.0.entry(g.into()).or_default() += 1;
+            *self.0.entry(g).or_default() += 1;
         }
     }
 
@@ -42,12 +73,12 @@ impl Groups {
     pub fn changed(&mut self, key: &[u8], was: bool, is: bool) {
         let Some(g) = group_of(key) else { return };
         match (was, is) {
-            (false, true) => *self.0.entry(g.into()).or_default() += 1,
+            (false, true) => *self.0.entry(g).or_default() += 1,
             (true, false) => {
-                if let Some(n) = self.0.get_mut(g) {
+                if let Some(n) = self.0.get_mut(&g) {
                     *n -= 1;
                     if *n == 0 {
-                        self.0.remove(g);
+                        self.0.remove(&g);
                     }
                 }
             }
@@ -58,7 +89,7 @@ impl Groups {
     /// True when `prefix` lies within a group (it starts with `<family>/<id>`) that holds
     /// no key, so no key starts with `prefix`; false when the caller must look.
     pub fn known_empty(&self, prefix: &[u8]) -> bool {
-        group_of(prefix).is_some_and(|g| !self.0.contains_key(g))
+        group_of(prefix).is_some_and(|g| !self.0.contains_key(&g))
     }
 }
 
