@@ -20,6 +20,8 @@ pub struct App {
     pub issue_lines: crate::commands::issue_lines::IssueLines,
     /// Attribute definitions parsed once, shared by all connections.
     pub definitions: crate::attributes::DefinitionCache,
+    /// Each issue type's attribute defaults, for ADD ISSUE.
+    pub type_defaults: crate::commands::type_defaults::TypeDefaults,
 }
 
 impl App {
@@ -104,6 +106,7 @@ impl App {
             catalogue: Default::default(),
             issue_lines: Default::default(),
             definitions: Default::default(),
+            type_defaults: Default::default(),
         };
         Ok(Arc::new(app))
     }

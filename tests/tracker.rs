@@ -538,6 +538,38 @@ fn find_item_answers_the_owning_issue() {
     }
 }
 
+/// ADD ISSUE stores the defaults the type has when it runs, also after an earlier ADD ISSUE
+/// of the same type and a change of its attributes in between.
+#[test]
+fn new_issues_get_the_defaults_the_type_has_now() {
+    let mut w = world();
+    assert_eq!(w.alice.id("ADD FOLDER 1 1 'Crashes'"), 1);
+    assert_eq!(w.bob.id("ADD ISSUE 1 'First'"), 1);
+    assert_eq!(
+        w.bob.send("LIST ISSUES 1 0")[1..],
+        ["V 1 1 'New'", "V 2 1 'Medium'"]
+    );
+    assert_eq!(
+        w.admin.id("ADD ATTRIBUTE 1 'Area' 'TEXT default=\"Core\"'"),
+        4
+    );
+    assert_eq!(
+        w.admin.one(
+            "MODIFY ATTRIBUTE 2 'ENUM items={\"Low\",\"Medium\",\"High\"} default=\"Low\" required=1'"
+        ),
+        "OK"
+    );
+    let id = w.bob.id("ADD ISSUE 1 'Second'");
+    assert_eq!(
+        w.bob.send(&format!("LIST ISSUES 1 {}", id - 1))[1..],
+        [
+            format!("V 1 {id} 'New'"),
+            format!("V 2 {id} 'Low'"),
+            format!("V 4 {id} 'Core'")
+        ]
+    );
+}
+
 #[test]
 fn delete_attribute_removes_values_and_history() {
     let mut w = world();

@@ -123,17 +123,13 @@ pub fn get_details(cx: &mut Cx, issue: i64, since: i64) -> Result<Reply> {
 /// Creates the issue with each attribute's default value (no history rows for those).
 pub fn add_issue(cx: &mut Cx, folder: i64, name: String) -> Result<Reply> {
     let me = cx.user()?;
-    let definitions = &cx.app.definitions;
+    let app = cx.app;
     let id = cx.write(|w| {
         let (f, _) = projects::visible_folder(w, &me, folder)?;
-        let mut defaults = Vec::new();
-        for a in types::attributes_of(w, f.type_id)? {
-            if let Ok(def) = definitions.parse(&a.definition)
-                && !def.default.is_empty()
-            {
-                defaults.push((a.id, def.default.clone()));
-            }
-        }
+        let generation = app.store.attribute_generation();
+        let defaults = app
+            .type_defaults
+            .get(w, &app.definitions, f.type_id, generation)?;
         issues::create(w, &f, &name, &defaults, me.id)
     })?;
     Ok(Reply::Id(id as i64))

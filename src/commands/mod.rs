@@ -7,6 +7,7 @@ pub mod notifications;
 pub mod projects;
 pub mod subscriptions;
 pub mod system;
+pub mod type_defaults;
 pub mod types;
 pub mod users;
 
