@@ -5,43 +5,59 @@
 
 use super::Cx;
 use crate::error::{Code, Error, Result};
-use crate::protocol::{Line, Reply};
+use crate::protocol::{Line, LineOut, Reply};
 use crate::store::users::{ACCESS_ADMIN, ACCESS_NONE};
-use crate::store::{projects, types, users};
+use crate::store::{Read, projects, types, users};
 
 /// The projects the caller may see (all of them for server administrators), then their
 /// folders with the folder stamps.
 ///
 /// Every client refresh starts with this command, so the lines are encoded once per change
-/// of projects or folders ([`Catalogue`]) and each call only picks the caller's projects.
+/// of projects or folders ([`Catalogue`]) and each call only picks the caller's projects and
+/// appends the folder stamps, which move with every issue change.
 pub fn list_projects(cx: &mut Cx) -> Result<Reply> {
     let me = cx.user()?;
     let app = cx.app;
     cx.read(|r| {
         let catalogue = app.catalogue.current(app.store.catalogue_generation(), r)?;
-        if me.access == ACCESS_ADMIN {
-            return Ok(Reply::Encoded(catalogue.bytes.clone()));
-        }
-        let mine: Vec<u64> = users::projects_of(r, me.id)?
-            .into_iter()
-            .filter(|&(_, a)| a > ACCESS_NONE)
-            .map(|(p, _)| p)
-            .collect();
-        let mut out = Vec::new();
-        for (project, range) in &catalogue.lines {
-            if mine.contains(project) {
-                out.extend_from_slice(&catalogue.bytes[range.clone()]);
+        let mine: Option<Vec<u64>> = (me.access != ACCESS_ADMIN)
+            .then(|| users::projects_of(r, me.id))
+            .transpose()?
+            .map(|projects| {
+                projects
+                    .into_iter()
+                    .filter(|&(_, a)| a > ACCESS_NONE)
+                    .map(|(p, _)| p)
+                    .collect()
+            });
+        let mut out = Vec::with_capacity(catalogue.bytes.len() + 16 * catalogue.lines.len());
+        for line in &catalogue.lines {
+            if mine.as_ref().is_none_or(|m| m.contains(&line.project)) {
+                out.extend_from_slice(&catalogue.bytes[line.bytes.clone()]);
+                if let Some(folder) = line.folder {
+                    LineOut::new(&mut out, "")
+                        .int(r.folder_stamp(folder) as i64)
+                        .end();
+                }
             }
         }
         Ok(Reply::Encoded(out))
     })
 }
 
-/// LIST PROJECTS' lines for everybody: `P` lines, then `F` lines, each with its project.
+/// LIST PROJECTS' lines for everybody: `P` lines, then `F` lines without their stamps, each
+/// with its project.
 pub struct Catalogue {
     generation: u64,
     bytes: Vec<u8>,
-    lines: Vec<(u64, std::ops::Range<usize>)>,
+    lines: Vec<CatalogueLine>,
+}
+
+struct CatalogueLine {
+    project: u64,
+    bytes: std::ops::Range<usize>,
+    /// For an `F` line, whose bytes end before the stamp: the folder.
+    folder: Option<u64>,
 }
 
 impl Catalogue {
@@ -51,23 +67,31 @@ impl Catalogue {
             bytes: Vec::new(),
             lines: Vec::new(),
         };
-        let mut push = |project: u64, line: Line| {
+        let mut push = |project: u64, folder: Option<u64>, line: Line| {
             let start = c.bytes.len();
             line.encode(&mut c.bytes);
-            c.lines.push((project, start..c.bytes.len()));
+            if folder.is_some() {
+                // Without the line end: the stamp and the line end follow.
+                c.bytes.truncate(c.bytes.len() - 2);
+            }
+            c.lines.push(CatalogueLine {
+                project,
+                bytes: start..c.bytes.len(),
+                folder,
+            });
         };
         for p in projects::all(r)? {
-            push(p.id, Line::new("P").int(p.id as i64).str(p.name));
+            push(p.id, None, Line::new("P").int(p.id as i64).str(p.name));
         }
         for f in projects::all_folders(r)? {
             push(
                 f.project,
+                Some(f.id),
                 Line::new("F")
                     .int(f.id as i64)
                     .int(f.project as i64)
                     .str(f.name)
-                    .int(f.type_id as i64)
-                    .int(f.stamp as i64),
+                    .int(f.type_id as i64),
             );
         }
         Ok(c)

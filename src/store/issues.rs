@@ -204,14 +204,8 @@ pub fn create(
         put_value(w, stamp, *attribute, value)?;
     }
     w.put(key("issue", &[stamp]), &issue)?;
+    // Also the folder's new stamp (super::stamps).
     w.put(key("folder-stamp", &[folder.id, stamp]), &stamp)?;
-    w.put(
-        key("folder", &[folder.id]),
-        &Folder {
-            stamp,
-            ..folder.clone()
-        },
-    )?;
     w.record_event(&IssueEvent {
         stamp,
         issue: stamp,
@@ -224,8 +218,9 @@ pub fn create(
     Ok(stamp)
 }
 
-/// Takes a new stamp for a modification of `issue` by `user`: moves the issue's and the
-/// folder's stamp, records the row under it and the event. Returns the stamp.
+/// Takes a new stamp for a modification of `issue` by `user`: moves the issue's stamp (and so
+/// the folder's, [`super::stamps`]), records the row under it and the event. Returns the
+/// stamp.
 fn modify(
     w: &mut Writer,
     issue: &mut Issue,
@@ -235,7 +230,7 @@ fn modify(
 ) -> Result<u64> {
     let stamp = w.next_stamp()?;
     let time = now();
-    let mut folder = projects::folder(w, issue.folder as i64)?
+    let folder = projects::folder(w, issue.folder as i64)?
         .ok_or_else(|| Error::internal("issue without folder"))?;
     w.remove(key("folder-stamp", &[folder.id, issue.stamp]));
     w.put(key("folder-stamp", &[folder.id, stamp]), &issue.id)?;
@@ -243,8 +238,6 @@ fn modify(
     issue.modified = time;
     issue.modified_by = user;
     w.put(key("issue", &[issue.id]), &*issue)?;
-    folder.stamp = stamp;
-    w.put(key("folder", &[folder.id]), &folder)?;
     w.put(key("row", &[issue.id, stamp]), &row(stamp, time))?;
     w.record_event(&IssueEvent {
         stamp,
@@ -488,6 +481,72 @@ mod tests {
                 EventKind::Attached { name: "a".into() },
             ]
         );
+    }
+
+    /// The last stamp and the folder stamps are not stored but derived from the event and
+    /// index keys: they survive a fold into sled and a restart, and data of older versions,
+    /// which kept the counter in `ctr/stamp`, continues from the counter.
+    #[test]
+    fn stamps_continue_after_a_restart_without_a_stored_counter() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = || Store::open(dir.path(), 1 << 20).unwrap();
+        let store = open();
+        let (folders, _) = store
+            .write(|w| {
+                types::create_default_types(w)?;
+                let p = projects::insert(w, "P")?;
+                let a = projects::insert_folder(w, p, 1, "A")?;
+                let b = projects::insert_folder(w, p, 1, "B")?;
+                let fa = projects::folder(w, a as i64)?.unwrap();
+                let fb = projects::folder(w, b as i64)?.unwrap();
+                let one = create(w, &fa, "one", &[], 1)?;
+                create(w, &fb, "two", &[], 1)?;
+                let mut issue = get(w, one as i64)?.unwrap();
+                add_comment(w, &mut issue, "c".into(), 1)?;
+                assert!(w.get::<u64>(b"ctr/stamp")?.is_none(), "no stored counter");
+                Ok((a, b))
+            })
+            .unwrap();
+        let stamps = |store: &Store| {
+            store
+                .read(|r| {
+                    Ok((
+                        projects::folder(r, folders.0 as i64)?.unwrap().stamp,
+                        projects::folder(r, folders.1 as i64)?.unwrap().stamp,
+                    ))
+                })
+                .unwrap()
+        };
+        assert_eq!(stamps(&store), (3, 2));
+        store.close().unwrap();
+        drop(store);
+
+        let store = open();
+        assert_eq!(stamps(&store), (3, 2), "folded into sled and loaded");
+        let (next, _) = store
+            .write(|w| {
+                let mut issue = get(w, 2)?.unwrap();
+                let stamp = add_comment(w, &mut issue, "d".into(), 1)?;
+                // An older version's counter ahead of the events.
+                w.put(crate::store::key_str("ctr", "stamp"), &40u64)?;
+                Ok(stamp)
+            })
+            .unwrap();
+        assert_eq!(next, 4);
+        assert_eq!(stamps(&store), (3, 4));
+        store.close().unwrap();
+        drop(store);
+
+        let store = open();
+        let (next, _) = store
+            .write(|w| {
+                let mut issue = get(w, 1)?.unwrap();
+                add_comment(w, &mut issue, "e".into(), 1)
+            })
+            .unwrap();
+        assert_eq!(next, 41);
+        assert_eq!(stamps(&store), (41, 4));
+        store.close().unwrap();
     }
 
     #[test]

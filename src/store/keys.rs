@@ -4,7 +4,7 @@
 //! | key | value |
 //! |---|---|
 //! | `meta/uuid`, `meta/version` | server UUID string, schema version |
-//! | `ctr/<name>` | u64 counter (ids, the global stamp) |
+//! | `ctr/<name>` | u64 counter of ids (`ctr/stamp`, the global stamp, is no longer written: the newest `event/` key is the last stamp, [`super::stamps`]) |
 //! | `user/<id>` | [`super::users::User`] |
 //! | `user-login/<login>` | user id (logins are unique) |
 //! | `user-name/<name>` | user id (display names are unique) |
@@ -19,8 +19,8 @@
 //! | `project/<id>` | [`super::projects::Project`] |
 //! | `project-name/<name>` | project id (project names are unique) |
 //! | `project-folder/<project>/<folder>` | `()` (folders of a project) |
-//! | `folder/<id>` | [`super::projects::Folder`] (with the folder stamp) |
-//! | `folder-stamp/<folder>/<stamp>` | issue id: each issue of the folder under its current stamp |
+//! | `folder/<id>` | [`super::projects::Folder`] (its stored stamp is not kept: the folder stamp comes from `folder-stamp/`, [`super::stamps`]) |
+//! | `folder-stamp/<folder>/<stamp>` | issue id: each issue of the folder under its current stamp (the highest is the folder stamp) |
 //! | `issue/<id>` | [`super::issues::Issue`] |
 //! | `value/<issue>/<attr>` | value string (only non-empty values are stored) |
 //! | `row/<issue>/<stamp>` | [`super::issues::Row`]: change, comment or attachment |

@@ -12,6 +12,7 @@
 //! after short prefixes).
 
 use super::groups::{FAMILIES, Groups, group_of};
+use super::stamps::Stamps;
 use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -389,6 +390,8 @@ pub struct Mem {
     last_seq: u64,
     /// Which groups of the sparse key families hold keys ([`Mem::known_empty`]).
     groups: Groups,
+    /// The last stamp and the folder stamps, derived from the keys ([`super::stamps`]).
+    stamps: Stamps,
 }
 
 impl Mem {
@@ -399,6 +402,24 @@ impl Mem {
             ..Mem::default()
         };
         let mut groups = Groups::default();
+        let mut stamps = Stamps::default();
+        let base = &mem.base;
+        if let Some(v) = base.get(b"ctr/stamp") {
+            stamps.observe(b"ctr/stamp", Some(v));
+        }
+        // Event keys sort in stamp order ('0' follows '/'): the last one is the newest.
+        if let Some(i) = base.count_below(b"event0", false).checked_sub(1) {
+            let (k, v) = base.entry(i);
+            stamps.observe(k, Some(v));
+        }
+        let from = base.count_below(b"folder-stamp/", false);
+        for (k, v) in (from..base.len()).map(|i| base.entry(i)) {
+            if !k.starts_with(b"folder-stamp/") {
+                break;
+            }
+            stamps.observe(k, Some(v));
+        }
+        mem.stamps = stamps;
         for family in FAMILIES {
             let prefix = format!("{family}/");
             for (k, _) in mem
@@ -485,9 +506,15 @@ impl Mem {
         self.base.get(key)
     }
 
+    /// The last stamp and the folder stamps.
+    pub fn stamps(&self) -> &Stamps {
+        &self.stamps
+    }
+
     /// Writes `key` in batch `seq` (`None`: removes it).
     pub fn write(&mut self, seq: u64, key: Vec<u8>, value: Option<Vec<u8>>) {
         self.last_seq = self.last_seq.max(seq);
+        self.stamps.observe(&key, value.as_deref());
         if group_of(&key).is_some() {
             let was = self.get(&key).is_some();
             self.groups.changed(&key, was, value.is_some());

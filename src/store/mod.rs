@@ -20,6 +20,7 @@ pub mod keys;
 pub mod mem;
 pub mod notify;
 pub mod projects;
+pub mod stamps;
 pub mod subscriptions;
 pub mod types;
 pub mod users;
@@ -167,6 +168,10 @@ pub trait Read {
         Ok(())
     }
 
+    /// The folder's stamp: that of its latest issue change, 0 while it has none
+    /// ([`stamps`]).
+    fn folder_stamp(&self, folder: u64) -> u64;
+
     /// The current value of a counter (0 if never used).
     fn counter(&self, name: &str) -> Result<u64> {
         Ok(self.get::<u64>(&key_str("ctr", name))?.unwrap_or(0))
@@ -191,6 +196,10 @@ impl Reader<'_> {
 }
 
 impl Read for Reader<'_> {
+    fn folder_stamp(&self, folder: u64) -> u64 {
+        self.mem.stamps().folder(folder)
+    }
+
     fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         Ok(self.mem.get(key).map(|v| v.to_vec()))
     }
@@ -246,9 +255,23 @@ pub struct Writer<'a> {
     reader: Reader<'a>,
     pending: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     fanout: Option<&'a notify::FanoutConfig>,
+    /// The newest stamp this batch took (0: none yet).
+    stamp: u64,
 }
 
 impl Read for Writer<'_> {
+    fn folder_stamp(&self, folder: u64) -> u64 {
+        let prefix = key("folder-stamp", &[folder]);
+        let pending = self
+            .pending
+            .range::<[u8], _>((Bound::Included(&prefix[..]), Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .filter(|(_, v)| v.is_some())
+            .map(|(k, _)| keys::id_at("folder-stamp", k, 1))
+            .max();
+        pending.unwrap_or(0).max(self.reader.folder_stamp(folder))
+    }
+
     fn visit(&self, prefix: &[u8], f: &mut Visitor) -> Result<()> {
         if self.pending.is_empty() {
             return self.reader.visit(prefix, f);
@@ -358,9 +381,12 @@ impl Writer<'_> {
         Ok(next)
     }
 
-    /// Takes the next value of the global stamp sequence (protocol-spec: stamps).
+    /// Takes the next value of the global stamp sequence (protocol-spec: stamps). The batch
+    /// must record an event under it ([`Writer::record_event`]): the event keys are where
+    /// the sequence continues from after a restart ([`stamps`]).
     pub fn next_stamp(&mut self) -> Result<u64> {
-        self.next_id("stamp")
+        self.stamp = self.stamp.max(self.reader.mem.stamps().last()) + 1;
+        Ok(self.stamp)
     }
 
     /// Appends an issue event to the change log, keyed by its stamp, and writes the pending
@@ -517,11 +543,16 @@ impl Store {
             reader: Reader { mem: &guard },
             pending: BTreeMap::new(),
             fanout: self.fanout.get(),
+            stamp: 0,
         };
         let value = f(&mut w)?;
         if w.is_empty() {
             return Ok((value, 0));
         }
+        debug_assert!(
+            w.stamp == 0 || w.pending.contains_key(&key("event", &[w.stamp])),
+            "a stamp taken without its event"
+        );
         let pending = w.pending;
         let mut touched = [false; Generation::COUNT];
         for k in pending.keys() {
@@ -831,7 +862,8 @@ fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
 /// the batches that touched it ([`Store::generation`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Generation {
-    /// Projects and folders (names, types, stamps): LIST PROJECTS' encoded lines.
+    /// Projects and folders (names, types; not the folder stamps): LIST PROJECTS' encoded
+    /// lines.
     Catalogue,
     /// Attributes: DELETE ATTRIBUTE removes values without moving issue stamps, so lines
     /// cached per issue stamp must not outlive it.

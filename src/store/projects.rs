@@ -19,7 +19,8 @@ pub struct Folder {
     pub project: u64,
     pub type_id: u64,
     pub name: String,
-    /// The latest stamp of any issue in the folder; 0 while it has none.
+    /// The latest stamp of any issue in the folder; 0 while it has none. Filled in from
+    /// [`super::stamps`] when the folder is read: the stored value is not kept up to date.
     pub stamp: u64,
 }
 
@@ -128,7 +129,16 @@ pub fn folder(r: &impl Read, id: i64) -> Result<Option<Folder>> {
     if id <= 0 {
         return Ok(None);
     }
-    r.get(&key("folder", &[id as u64]))
+    Ok(r.get(&key("folder", &[id as u64]))?
+        .map(|f| with_stamp(r, f)))
+}
+
+/// `f` with its current stamp.
+fn with_stamp(r: &impl Read, f: Folder) -> Folder {
+    Folder {
+        stamp: r.folder_stamp(f.id),
+        ..f
+    }
 }
 
 /// The folder if `user` may see its project, else `Unknown Folder`; with the access level.
@@ -141,19 +151,19 @@ pub fn visible_folder(r: &impl Read, user: &User, id: i64) -> Result<(Folder, u8
     Err(Error::new(Code::UnknownFolder))
 }
 
-/// The folders of one project, in id order.
 /// Every folder, in id order.
 pub fn all_folders(r: &impl Read) -> Result<Vec<Folder>> {
     Ok(r.scan::<Folder>(b"folder/")?
         .into_iter()
-        .map(|(_, f)| f)
+        .map(|(_, f)| with_stamp(r, f))
         .collect())
 }
 
+/// The folders of one project, in id order.
 pub fn folders_of(r: &impl Read, project: u64) -> Result<Vec<Folder>> {
     let mut out = Vec::new();
     for (k, _) in r.scan_raw(&prefix("project-folder", project))? {
-        if let Some(f) = r.get(&key("folder", &[keys::id_at("project-folder", &k, 1)]))? {
+        if let Some(f) = folder(r, keys::id_at("project-folder", &k, 1) as i64)? {
             out.push(f);
         }
     }
