@@ -4,8 +4,9 @@
 //! lock (so the log's order is the order batches were applied in) and gets the batch's
 //! sequence number. The committer thread takes the whole buffer, appends it to the current
 //! [`wal`] file with one `write` and one `fdatasync`, and then releases every writer at or
-//! below the newest sequence it wrote: concurrent writers share one disk flush. When the
-//! last flush carried more than one batch, the committer first waits a moment for more.
+//! below the newest sequence it wrote (and only those): concurrent writers share one disk
+//! flush. When the last flush carried more than one batch, the committer first waits a
+//! moment for more.
 //!
 //! When the current file grows past its size or age limit the committer starts the next
 //! generation and hands the closed file to the checkpointer ([`super::checkpoint`]).
@@ -15,8 +16,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
+use std::task::{Poll, Waker};
 use std::time::Duration;
-use tokio::sync::watch;
 
 /// When the committer closes a log file and starts the next one.
 #[derive(Debug, Clone, Copy)]
@@ -42,7 +43,12 @@ pub struct GroupCommit {
     queue: Mutex<Queue>,
     wake: Condvar,
     applied: AtomicU64,
-    durable: watch::Sender<u64>,
+    /// The newest sequence on disk.
+    durable: AtomicU64,
+    /// Tasks waiting in [`GroupCommit::durable`], each with the sequence it waits for: a
+    /// flush wakes only those it made durable. (A `watch` channel woke every waiter at every
+    /// flush, and with two flushes' worth of writers in flight, half of them for nothing.)
+    waiters: Mutex<Vec<(u64, Waker)>>,
     durable_now: Mutex<u64>,
     durable_cond: Condvar,
 }
@@ -71,7 +77,6 @@ fn prepare(
 impl GroupCommit {
     /// A committer that takes records once [`GroupCommit::start`] has run.
     pub fn new() -> Arc<GroupCommit> {
-        let (tx, _) = watch::channel(0);
         Arc::new(GroupCommit {
             queue: Mutex::new(Queue {
                 buf: Vec::new(),
@@ -82,7 +87,8 @@ impl GroupCommit {
             }),
             wake: Condvar::new(),
             applied: AtomicU64::new(0),
-            durable: tx,
+            durable: AtomicU64::new(0),
+            waiters: Mutex::new(Vec::new()),
             durable_now: Mutex::new(0),
             durable_cond: Condvar::new(),
         })
@@ -132,14 +138,34 @@ impl GroupCommit {
 
     /// Waits until batch `seq` is on disk.
     pub async fn durable(&self, seq: u64) {
-        let mut rx = self.durable.subscribe();
-        // The sender lives as long as `self`, so this only ends when the value is reached.
-        let _ = rx.wait_for(|d| *d >= seq).await;
+        let mut registered = false;
+        std::future::poll_fn(|cx| {
+            if self.is_durable(seq) {
+                return Poll::Ready(());
+            }
+            let mut waiters = self.waiters.lock().unwrap();
+            // Checked again under the lock: a publish stores before it takes the lock.
+            if self.is_durable(seq) {
+                return Poll::Ready(());
+            }
+            // Polled again before its flush (woken by something else): registered already,
+            // unless the task's waker changed.
+            let known = registered
+                && waiters
+                    .iter()
+                    .any(|(s, w)| *s == seq && w.will_wake(cx.waker()));
+            if !known {
+                waiters.push((seq, cx.waker().clone()));
+                registered = true;
+            }
+            Poll::Pending
+        })
+        .await
     }
 
     /// Whether `seq` is already durable (no wait needed).
     pub fn is_durable(&self, seq: u64) -> bool {
-        *self.durable.borrow() >= seq
+        self.durable.load(Ordering::Acquire) >= seq
     }
 
     /// Blocks the calling thread until batch `seq` is on disk (start-up, tools).
@@ -156,10 +182,21 @@ impl GroupCommit {
         self.wake.notify_one();
     }
 
+    /// Marks everything up to `seq` durable and wakes whoever waited for it. A waiter whose
+    /// future was dropped is woken once, harmlessly, when its sequence is reached.
     fn publish(&self, seq: u64) {
         *self.durable_now.lock().unwrap() = seq;
         self.durable_cond.notify_all();
-        self.durable.send_replace(seq);
+        self.durable.store(seq, Ordering::Release);
+        let ready: Vec<_> = self
+            .waiters
+            .lock()
+            .unwrap()
+            .extract_if(.., |(s, _)| *s <= seq)
+            .collect();
+        for (_, w) in ready {
+            w.wake();
+        }
     }
 
     /// Lets concurrent writers join the next flush: waits in short steps while batches keep
@@ -266,5 +303,60 @@ impl GroupCommit {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::future::Future;
+    use std::pin::pin;
+    use std::sync::atomic::AtomicUsize;
+    use std::task::{Context, Wake};
+
+    /// Counts its wake-ups.
+    struct Counter(AtomicUsize);
+
+    impl Wake for Counter {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_flush_wakes_only_the_writers_it_made_durable() {
+        let commit = GroupCommit::new();
+        let (early, late) = (
+            Arc::new(Counter(AtomicUsize::new(0))),
+            Arc::new(Counter(AtomicUsize::new(0))),
+        );
+        let (early_waker, late_waker) = (Waker::from(early.clone()), Waker::from(late.clone()));
+        let mut first = pin!(commit.durable(1));
+        let mut second = pin!(commit.durable(2));
+        let poll = |f: std::pin::Pin<&mut _>, w: &Waker| {
+            Future::poll(f, &mut Context::from_waker(w)).is_ready()
+        };
+        assert!(!poll(first.as_mut(), &early_waker));
+        assert!(!poll(second.as_mut(), &late_waker));
+        // Polled again before its flush: still one registration.
+        assert!(!poll(second.as_mut(), &late_waker));
+        assert_eq!(commit.waiters.lock().unwrap().len(), 2);
+
+        commit.publish(1);
+        assert_eq!(early.0.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            late.0.load(Ordering::SeqCst),
+            0,
+            "not durable yet: not woken"
+        );
+        assert!(poll(first.as_mut(), &early_waker));
+        assert!(!poll(second.as_mut(), &late_waker));
+
+        commit.publish(3);
+        assert_eq!(late.0.load(Ordering::SeqCst), 1);
+        assert!(poll(second.as_mut(), &late_waker));
+        assert!(commit.waiters.lock().unwrap().is_empty());
+        // Already durable: ready without waiting.
+        assert!(poll(pin!(commit.durable(2)), &late_waker));
     }
 }
