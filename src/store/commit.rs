@@ -49,7 +49,9 @@ pub struct GroupCommit {
     /// flush wakes only those it made durable. (A `watch` channel woke every waiter at every
     /// flush, and with two flushes' worth of writers in flight, half of them for nothing.)
     waiters: Mutex<Vec<(u64, Waker)>>,
-    durable_now: Mutex<u64>,
+    /// Threads blocked in [`GroupCommit::wait_durable`] sleep on `durable_cond` under this
+    /// lock; the sequence itself is `durable`.
+    durable_lock: Mutex<()>,
     durable_cond: Condvar,
 }
 
@@ -89,7 +91,7 @@ impl GroupCommit {
             applied: AtomicU64::new(0),
             durable: AtomicU64::new(0),
             waiters: Mutex::new(Vec::new()),
-            durable_now: Mutex::new(0),
+            durable_lock: Mutex::new(()),
             durable_cond: Condvar::new(),
         })
     }
@@ -170,9 +172,9 @@ impl GroupCommit {
 
     /// Blocks the calling thread until batch `seq` is on disk (start-up, tools).
     pub fn wait_durable(&self, seq: u64) {
-        let mut d = self.durable_now.lock().unwrap();
-        while *d < seq {
-            d = self.durable_cond.wait(d).unwrap();
+        let mut guard = self.durable_lock.lock().unwrap();
+        while !self.is_durable(seq) {
+            guard = self.durable_cond.wait(guard).unwrap();
         }
     }
 
@@ -185,9 +187,13 @@ impl GroupCommit {
     /// Marks everything up to `seq` durable and wakes whoever waited for it. A waiter whose
     /// future was dropped is woken once, harmlessly, when its sequence is reached.
     fn publish(&self, seq: u64) {
-        *self.durable_now.lock().unwrap() = seq;
+        {
+            // Stored under the lock, so a blocked thread cannot miss it between its check
+            // and its wait.
+            let _guard = self.durable_lock.lock().unwrap();
+            self.durable.store(seq, Ordering::Release);
+        }
         self.durable_cond.notify_all();
-        self.durable.store(seq, Ordering::Release);
         let ready: Vec<_> = self
             .waiters
             .lock()
