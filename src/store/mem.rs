@@ -373,11 +373,12 @@ pub type Job = (Arc<Packed>, Arc<Overlay>);
 
 /// A compaction starts once the overlay holds 1/`OVERLAY_SHARE` as many records as the base.
 /// Each one copies the whole base, so under a steady write load their cost falls with a
-/// larger overlay, while the overlay's searches get only a little deeper: at 1/8 the
-/// `compact` thread took 94–110 ticks of a 5 s durable-write run at 100 000 issues, at 1/4
-/// 64–71 (BENCHMARKS.md). An overlay record takes more memory than a packed one (a tree
-/// slot and a heap block), so memory under writes peaks higher than with 1/8.
-const OVERLAY_SHARE: usize = 4;
+/// larger overlay, while the overlay's searches get only a little deeper: in 8 s
+/// durable-write runs at 100 000 issues the `compact` thread took 94–110 ticks at 1/8,
+/// 88–106 at 1/4 and 66–97 at 1/2, and writes/s rose by 8–10 % from 1/4 to 1/2
+/// (BENCHMARKS.md). An overlay record takes more memory than a packed one (a tree slot and
+/// a heap block): peak memory under those runs went from 314 to 373 MB.
+const OVERLAY_SHARE: usize = 2;
 
 /// Every record: the packed base, the overlay being merged into a new base (if a compaction
 /// runs), and the overlay of later writes. Reads look in that order backwards.
@@ -440,7 +441,7 @@ impl Mem {
     }
 
     /// Whether the overlay has grown enough that merging it into the base pays: it holds
-    /// `min` records and a quarter of the base ([`OVERLAY_SHARE`]), or, when writes have
+    /// `min` records and half the base ([`OVERLAY_SHARE`]), or, when writes have
     /// paused (`quiet`), a thousand records (reads then search the base alone). Never
     /// while one runs.
     pub fn wants_compaction(&self, min: usize, quiet: bool) -> bool {

@@ -83,7 +83,7 @@ pub struct Options {
     /// Closed files are folded when writes pause, or once they hold this many bytes (or the
     /// oldest has waited `checkpoint_age`).
     pub checkpoint_backlog_bytes: u64,
-    /// Writes are merged into the packed in-memory base once this many (and a quarter of
+    /// Writes are merged into the packed in-memory base once this many (and half of
     /// the base) have gathered.
     pub compact_min_records: usize,
 }
