@@ -145,8 +145,8 @@ fn id_or_null(stamp: Option<u64>) -> Reply {
 pub fn rename_issue(cx: &mut Cx, issue: i64, name: String) -> Result<Reply> {
     let me = cx.user()?;
     cx.write(|w| {
-        let (mut i, _) = issues::visible(w, &me, issue)?;
-        issues::rename(w, &mut i, &name, me.id).map(id_or_null)
+        let (mut i, f) = issues::visible(w, &me, issue)?;
+        issues::rename(w, &mut i, &f, &name, me.id).map(id_or_null)
     })
 }
 
@@ -174,15 +174,15 @@ pub fn set_value(cx: &mut Cx, issue: i64, attribute: i64, value: String) -> Resu
         let value = def
             .validate_value(&value, &user_ok)
             .map_err(|e| Error::with(Code::InvalidValue, e.to_string()))?;
-        issues::set_value(w, &mut i, attr.id, &value, me.id).map(id_or_null)
+        issues::set_value(w, &mut i, &f, attr.id, &value, me.id).map(id_or_null)
     })
 }
 
 pub fn add_comment(cx: &mut Cx, issue: i64, text: String) -> Result<Reply> {
     let me = cx.user()?;
     let id = cx.write(|w| {
-        let (mut i, _) = issues::visible(w, &me, issue)?;
-        issues::add_comment(w, &mut i, text, me.id)
+        let (mut i, f) = issues::visible(w, &me, issue)?;
+        issues::add_comment(w, &mut i, &f, text, me.id)
     })?;
     Ok(Reply::Id(id as i64))
 }
@@ -210,8 +210,8 @@ pub async fn add_attachment(
             .map_err(Error::internal)??;
     }
     let written = cx.write(|w| {
-        let (mut i, _) = issues::visible(w, &me, issue)?;
-        issues::add_attachment(w, &mut i, &name, description, size, file, me.id)
+        let (mut i, f) = issues::visible(w, &me, issue)?;
+        issues::add_attachment(w, &mut i, &f, &name, description, size, file, me.id)
     });
     match written {
         Ok(id) => Ok(Reply::Id(id as i64)),

@@ -218,20 +218,20 @@ pub fn create(
     Ok(stamp)
 }
 
-/// Takes a new stamp for a modification of `issue` by `user`: moves the issue's stamp (and so
-/// the folder's, [`super::stamps`]), records the row under it and the event. Returns the
-/// stamp.
+/// Takes a new stamp for a modification of `issue` (in `folder`, which the caller has read
+/// already) by `user`: moves the issue's stamp (and so the folder's, [`super::stamps`]),
+/// records the row under it and the event. Returns the stamp.
 fn modify(
     w: &mut Writer,
     issue: &mut Issue,
+    folder: &Folder,
     user: u64,
     row: impl FnOnce(u64, i64) -> Row,
     kind: EventKind,
 ) -> Result<u64> {
+    debug_assert_eq!(folder.id, issue.folder);
     let stamp = w.next_stamp()?;
     let time = now();
-    let folder = projects::folder(w, issue.folder as i64)?
-        .ok_or_else(|| Error::internal("issue without folder"))?;
     w.remove(key("folder-stamp", &[folder.id, issue.stamp]));
     w.put(key("folder-stamp", &[folder.id, stamp]), &issue.id)?;
     issue.stamp = stamp;
@@ -252,22 +252,25 @@ fn modify(
 }
 
 /// Renames an issue; `None` when the name is unchanged (no stamp taken).
-pub fn rename(w: &mut Writer, issue: &mut Issue, name: &str, user: u64) -> Result<Option<u64>> {
+pub fn rename(
+    w: &mut Writer,
+    issue: &mut Issue,
+    folder: &Folder,
+    name: &str,
+    user: u64,
+) -> Result<Option<u64>> {
     if issue.name == name {
         return Ok(None);
     }
     let old = std::mem::replace(&mut issue.name, name.into());
-    let kind = EventKind::Renamed {
-        old: old.clone(),
-        new: name.into(),
-    };
-    change(w, issue, user, 0, old, name.into(), kind).map(Some)
+    change(w, issue, folder, user, 0, old, name.into()).map(Some)
 }
 
 /// Sets a value (already validated and normalised); `None` when it is unchanged.
 pub fn set_value(
     w: &mut Writer,
     issue: &mut Issue,
+    folder: &Folder,
     attribute: u64,
     value: &str,
     user: u64,
@@ -277,28 +280,36 @@ pub fn set_value(
         return Ok(None);
     }
     put_value(w, issue.id, attribute, value)?;
-    let kind = EventKind::ValueSet {
-        attribute,
-        old: old.clone(),
-        new: value.into(),
-    };
-    change(w, issue, user, attribute, old, value.into(), kind).map(Some)
+    change(w, issue, folder, user, attribute, old, value.into()).map(Some)
 }
 
-/// Records a history row (`attribute` 0: a rename) under a new stamp.
+/// Records a history row and its event (`attribute` 0: a rename) under a new stamp.
 fn change(
     w: &mut Writer,
     issue: &mut Issue,
+    folder: &Folder,
     user: u64,
     attribute: u64,
     old: String,
     new: String,
-    kind: EventKind,
 ) -> Result<u64> {
     let id = issue.id;
+    let kind = if attribute == 0 {
+        EventKind::Renamed {
+            old: old.clone(),
+            new: new.clone(),
+        }
+    } else {
+        EventKind::ValueSet {
+            attribute,
+            old: old.clone(),
+            new: new.clone(),
+        }
+    };
     modify(
         w,
         issue,
+        folder,
         user,
         |stamp, time| {
             Row::Change(Change {
@@ -315,11 +326,18 @@ fn change(
     )
 }
 
-pub fn add_comment(w: &mut Writer, issue: &mut Issue, text: String, user: u64) -> Result<u64> {
+pub fn add_comment(
+    w: &mut Writer,
+    issue: &mut Issue,
+    folder: &Folder,
+    text: String,
+    user: u64,
+) -> Result<u64> {
     let id = issue.id;
     modify(
         w,
         issue,
+        folder,
         user,
         |stamp, time| {
             Row::Comment(Comment {
@@ -335,9 +353,14 @@ pub fn add_comment(w: &mut Writer, issue: &mut Issue, text: String, user: u64) -
 }
 
 /// Records an attachment whose bytes are already durable in `file`.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the fields of ADD ATTACHMENT and where it goes"
+)]
 pub fn add_attachment(
     w: &mut Writer,
     issue: &mut Issue,
+    folder: &Folder,
     name: &str,
     description: String,
     size: u64,
@@ -350,6 +373,7 @@ pub fn add_attachment(
     modify(
         w,
         issue,
+        folder,
         user,
         |stamp, time| {
             Row::Attachment(Attachment {
@@ -442,12 +466,16 @@ mod tests {
                 let folder = projects::folder(w, f as i64)?.unwrap();
                 let id = create(w, &folder, "Bug", &[(1, "New".into())], 7)?;
                 let mut issue = get(w, id as i64)?.unwrap();
-                assert_eq!(rename(w, &mut issue, "Bug", 7)?, None, "no-op");
-                rename(w, &mut issue, "Big bug", 7)?;
-                assert_eq!(set_value(w, &mut issue, 1, "New", 8)?, None, "no-op");
-                set_value(w, &mut issue, 1, "Open", 8)?;
-                add_comment(w, &mut issue, "c".into(), 8)?;
-                add_attachment(w, &mut issue, "a", String::new(), 1, "f".into(), 9)?;
+                assert_eq!(rename(w, &mut issue, &folder, "Bug", 7)?, None, "no-op");
+                rename(w, &mut issue, &folder, "Big bug", 7)?;
+                assert_eq!(
+                    set_value(w, &mut issue, &folder, 1, "New", 8)?,
+                    None,
+                    "no-op"
+                );
+                set_value(w, &mut issue, &folder, 1, "Open", 8)?;
+                add_comment(w, &mut issue, &folder, "c".into(), 8)?;
+                add_attachment(w, &mut issue, &folder, "a", String::new(), 1, "f".into(), 9)?;
                 assert_eq!(issue.stamp, 5);
                 assert_eq!(projects::folder(w, f as i64)?.unwrap().stamp, 5);
                 let events: Vec<IssueEvent> =
@@ -502,7 +530,7 @@ mod tests {
                 let one = create(w, &fa, "one", &[], 1)?;
                 create(w, &fb, "two", &[], 1)?;
                 let mut issue = get(w, one as i64)?.unwrap();
-                add_comment(w, &mut issue, "c".into(), 1)?;
+                add_comment(w, &mut issue, &fa, "c".into(), 1)?;
                 assert!(w.get::<u64>(b"ctr/stamp")?.is_none(), "no stored counter");
                 Ok((a, b))
             })
@@ -526,7 +554,8 @@ mod tests {
         let (next, _) = store
             .write(|w| {
                 let mut issue = get(w, 2)?.unwrap();
-                let stamp = add_comment(w, &mut issue, "d".into(), 1)?;
+                let folder = projects::folder(w, issue.folder as i64)?.unwrap();
+                let stamp = add_comment(w, &mut issue, &folder, "d".into(), 1)?;
                 // An older version's counter ahead of the events.
                 w.put(crate::store::key_str("ctr", "stamp"), &40u64)?;
                 Ok(stamp)
@@ -541,7 +570,8 @@ mod tests {
         let (next, _) = store
             .write(|w| {
                 let mut issue = get(w, 1)?.unwrap();
-                add_comment(w, &mut issue, "e".into(), 1)
+                let folder = projects::folder(w, issue.folder as i64)?.unwrap();
+                add_comment(w, &mut issue, &folder, "e".into(), 1)
             })
             .unwrap();
         assert_eq!(next, 41);
