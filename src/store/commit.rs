@@ -50,9 +50,11 @@ pub struct GroupCommit {
     /// flush wakes only those it made durable. (A `watch` channel woke every waiter at every
     /// flush, and with two flushes' worth of writers in flight, half of them for nothing.)
     waiters: Mutex<Vec<(u64, Waker)>>,
-    /// Threads blocked in [`GroupCommit::wait_durable`] sleep on `durable_cond` under this
-    /// lock; the sequence itself is `durable`.
-    durable_lock: Mutex<()>,
+    /// How many threads are blocked in [`GroupCommit::wait_durable`], sleeping on
+    /// `durable_cond` under this lock; the sequence itself is `durable`. A flush notifies
+    /// the condition variable only when there are some (std's `notify_all` is a system call
+    /// each time).
+    durable_lock: Mutex<usize>,
     durable_cond: Condvar,
 }
 
@@ -91,7 +93,7 @@ impl GroupCommit {
             applied: AtomicU64::new(0),
             durable: AtomicU64::new(0),
             waiters: Mutex::new(Vec::new()),
-            durable_lock: Mutex::new(()),
+            durable_lock: Mutex::new(0),
             durable_cond: Condvar::new(),
         })
     }
@@ -172,9 +174,11 @@ impl GroupCommit {
 
     /// Blocks the calling thread until batch `seq` is on disk (start-up, tools).
     pub fn wait_durable(&self, seq: u64) {
-        let mut guard = self.durable_lock.lock().unwrap();
+        let mut blocked = self.durable_lock.lock().unwrap();
         while !self.is_durable(seq) {
-            guard = self.durable_cond.wait(guard).unwrap();
+            *blocked += 1;
+            blocked = self.durable_cond.wait(blocked).unwrap();
+            *blocked -= 1;
         }
     }
 
@@ -187,13 +191,16 @@ impl GroupCommit {
     /// Marks everything up to `seq` durable and wakes whoever waited for it. A waiter whose
     /// future was dropped is woken once, harmlessly, when its sequence is reached.
     fn publish(&self, seq: u64) {
-        {
+        let blocked = {
             // Stored under the lock, so a blocked thread cannot miss it between its check
             // and its wait.
-            let _guard = self.durable_lock.lock().unwrap();
+            let blocked = self.durable_lock.lock().unwrap();
             self.durable.store(seq, Ordering::Release);
+            *blocked
+        };
+        if blocked > 0 {
+            self.durable_cond.notify_all();
         }
-        self.durable_cond.notify_all();
         let ready: Vec<_> = self
             .waiters
             .lock()
@@ -328,6 +335,27 @@ mod tests {
         fn wake(self: Arc<Self>) {
             self.0.fetch_add(1, Ordering::SeqCst);
         }
+    }
+
+    #[test]
+    fn a_thread_blocked_until_durable_is_released_by_the_flush_that_reaches_it() {
+        let commit = GroupCommit::new();
+        let waiter = {
+            let commit = commit.clone();
+            std::thread::spawn(move || commit.wait_durable(2))
+        };
+        while *commit.durable_lock.lock().unwrap() == 0 {
+            std::thread::yield_now();
+        }
+        commit.publish(1);
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(!waiter.is_finished(), "batch 2 is not durable yet");
+        assert_eq!(*commit.durable_lock.lock().unwrap(), 1, "still blocked");
+        commit.publish(2);
+        waiter.join().unwrap();
+        assert_eq!(*commit.durable_lock.lock().unwrap(), 0);
+        // Already durable: no wait.
+        commit.wait_durable(2);
     }
 
     #[test]
