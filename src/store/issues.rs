@@ -88,7 +88,7 @@ pub fn get(r: &impl Read, id: i64) -> Result<Option<Issue>> {
 pub fn visible(r: &impl Read, user: &User, id: i64) -> Result<(Issue, Folder)> {
     if let Some(issue) = get(r, id)?
         && let Some(folder) = projects::folder(r, issue.folder as i64)?
-        && projects::access(r, user, folder.project)?.is_some()
+        && projects::folder_access(r, user, folder.project)?.is_some()
     {
         return Ok((issue, folder));
     }
