@@ -577,7 +577,7 @@ fn delete_attribute_removes_values_and_history() {
     assert_eq!(w.bob.id("ADD ISSUE 1 'Crash'"), 1);
     assert_eq!(w.bob.id("SET VALUE 1 2 'High'"), 2);
     assert_eq!(w.bob.id("SET VALUE 1 1 'Open'"), 3);
-    // Read once before, so the issue's lines are cached under this stamp.
+    // Read once before: nothing read then may outlive the attribute.
     let before = w.bob.send("GET DETAILS 1 0");
     assert!(before.contains(&"V 2 1 'High'".to_string()), "{before:?}");
     assert_eq!(w.admin.one("DELETE ATTRIBUTE 2"), "OK");

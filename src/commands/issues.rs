@@ -74,28 +74,16 @@ pub fn list_issues(cx: &mut Cx, folder: i64, since: i64) -> Result<Reply> {
 
 /// `NULL` when the issue has not changed since `since`; else the issue, all its values,
 /// and its comments, attachments and history rows newer than `since` (in that order).
-/// The `I` and `V` lines are the ones LIST ISSUES sends, so they come from the same cache.
 pub fn get_details(cx: &mut Cx, issue: i64, since: i64) -> Result<Reply> {
     let me = cx.user()?;
-    let app = cx.app;
     cx.read(|r| {
         let (i, _) = issues::visible(r, &me, issue)?;
         if (i.stamp as i64) <= since {
             return Ok(Reply::Null);
         }
-        let generation = app.store.attribute_generation();
         let mut out = Vec::with_capacity(REPLY_CAPACITY);
-        let mut values = Vec::new();
-        if !app
-            .issue_lines
-            .copy(i.id, i.stamp, generation, &mut out, &mut values)
-        {
-            issue_line(&mut out, &i);
-            value_lines(&mut values, r, i.id)?;
-            app.issue_lines
-                .keep(i.id, i.stamp, generation, &out, &values);
-        }
-        out.extend_from_slice(&values);
+        issue_line(&mut out, &i);
+        value_lines(&mut out, r, i.id)?;
         let (mut files, mut changes) = (Vec::new(), Vec::new());
         for row in issues::rows_since(r, i.id, since)? {
             match row {
