@@ -12,6 +12,7 @@ pub mod bench;
 pub mod commands;
 pub mod config;
 pub mod conformance;
+pub mod datadir;
 pub mod email_address;
 pub mod error;
 #[doc(hidden)]

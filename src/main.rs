@@ -118,6 +118,8 @@ fn serve(
     if let Some(h) = http_listen {
         cfg.server.http_listen = h;
     }
+    // Before anything in the directory is read or written; held until serve returns.
+    let _lock = webissued::datadir::lock(&cfg.server.data_dir)?;
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.enable_all();
     if cfg.server.workers > 0 {
