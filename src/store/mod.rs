@@ -14,12 +14,14 @@
 
 pub mod checkpoint;
 pub mod commit;
+pub mod descriptions;
 pub mod groups;
 pub mod issues;
 pub mod keys;
 pub mod mem;
 pub mod notify;
 pub mod projects;
+pub mod read_state;
 pub mod stamps;
 pub mod subscriptions;
 pub mod types;
@@ -67,6 +69,8 @@ pub enum EventKind {
     Attached {
         name: String,
     },
+    /// The issue's description was added (1.1's ADD DESCRIPTION).
+    Described,
 }
 
 use mem::Mem;
