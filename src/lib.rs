@@ -25,3 +25,4 @@ pub mod protocol;
 pub mod server;
 pub mod store;
 pub mod subscribe;
+pub mod tls;
