@@ -117,7 +117,10 @@ pub fn run(addr: &str, text: &str, admin_password: &str) -> Result<usize, String
         .map_err(|e| e.to_string())?;
     let mut reader = BufReader::new(stream);
     run_with(text, admin_password, |send| {
-        reader.get_mut().write_all(send).map_err(|e| e.to_string())?;
+        reader
+            .get_mut()
+            .write_all(send)
+            .map_err(|e| e.to_string())?;
         read_reply(&mut reader)
     })
 }

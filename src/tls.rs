@@ -163,7 +163,9 @@ pub fn reload_on_sighup(tls: Arc<Tls>) {
         while hup.recv().await.is_some() {
             match tls.reload() {
                 Ok(()) => tracing::info!(cert = %tls.cert.display(), "tls certificate reloaded"),
-                Err(e) => tracing::error!(error = %e, "tls reload failed: keeping the old certificate"),
+                Err(e) => {
+                    tracing::error!(error = %e, "tls reload failed: keeping the old certificate")
+                }
             }
         }
     });

@@ -94,7 +94,9 @@ impl Http {
         );
         if let Some(c) = &self.cookie {
             if self.rfc2109 {
-                head.push_str(&format!("Cookie: $Version=0; WebIssuesSID={c}; $Path=/\r\n"));
+                head.push_str(&format!(
+                    "Cookie: $Version=0; WebIssuesSID={c}; $Path=/\r\n"
+                ));
             } else {
                 head.push_str(&format!("Cookie: WebIssuesSID={c}\r\n"));
             }
@@ -257,11 +259,17 @@ fn curl_cmd(url: &str, jar: &Path, command: &str, extra: &[&str]) -> Vec<String>
     let (status, head, body) = curl(&args);
     assert_eq!(status, 200);
     let lower = head.to_ascii_lowercase();
-    assert!(lower.contains("content-type: text/plain; charset=utf-8"), "{head}");
+    assert!(
+        lower.contains("content-type: text/plain; charset=utf-8"),
+        "{head}"
+    );
     assert!(lower.contains("x-webissues-version: 0.8"), "{head}");
     assert!(lower.contains("x-webissues-server: webissued "), "{head}");
     let text = String::from_utf8(body).unwrap();
-    assert!(text.ends_with("\r\n") && !text.ends_with("\r\n\r\n"), "{text:?}");
+    assert!(
+        text.ends_with("\r\n") && !text.ends_with("\r\n\r\n"),
+        "{text:?}"
+    );
     text[..text.len() - 2]
         .split("\r\n")
         .map(str::to_string)
@@ -278,7 +286,10 @@ fn curl_drives_every_command_family_with_a_cookie_jar() {
     assert_eq!(c("LIST USERS"), ["ERROR 300 'Login Required'"]);
     let hello = c("HELLO");
     assert!(hello[0].starts_with("SERVER 'webissued' '"), "{hello:?}");
-    assert_eq!(c(&format!("LOGIN 'admin' '{ADMIN_PASSWORD}'")), ["USER 1 2"]);
+    assert_eq!(
+        c(&format!("LOGIN 'admin' '{ADMIN_PASSWORD}'")),
+        ["USER 1 2"]
+    );
     let cookies = std::fs::read_to_string(&jar).unwrap();
     assert!(cookies.contains("#HttpOnly_"), "{cookies}");
     assert!(cookies.contains("WebIssuesSID"), "{cookies}");
@@ -322,10 +333,18 @@ fn curl_drives_every_command_family_with_a_cookie_jar() {
     assert!(refused[0].starts_with("ERROR 342 "), "{refused:?}");
     assert_eq!(c("ADD COMMENT 1 'Seen it.\\nTwice.'"), ["ID 4"]);
     let details = c("GET DETAILS 1 0");
-    assert!(details[0].starts_with("I 1 1 'Crash at start' "), "{details:?}");
-    assert!(details.contains(&"V 3 1 'Ann B'".to_string()), "{details:?}");
     assert!(
-        details.iter().any(|l| l.starts_with("C 4 1 ") && l.ends_with(" 1 'Seen it.\\nTwice.'")),
+        details[0].starts_with("I 1 1 'Crash at start' "),
+        "{details:?}"
+    );
+    assert!(
+        details.contains(&"V 3 1 'Ann B'".to_string()),
+        "{details:?}"
+    );
+    assert!(
+        details
+            .iter()
+            .any(|l| l.starts_with("C 4 1 ") && l.ends_with(" 1 'Seen it.\\nTwice.'")),
         "{details:?}"
     );
     assert!(
@@ -338,15 +357,32 @@ fn curl_drives_every_command_family_with_a_cookie_jar() {
     let upload = binary(70_000);
     let file = dir.path().join("upload.bin");
     std::fs::write(&file, &upload).unwrap();
-    let part = format!("file=@{};filename=file;type=application/octet-stream", file.display());
+    let part = format!(
+        "file=@{};filename=file;type=application/octet-stream",
+        file.display()
+    );
     assert_eq!(
-        curl_cmd(&url, &jar, "ADD ATTACHMENT 1 'dump.bin' 'core'", &["-F", &part]),
+        curl_cmd(
+            &url,
+            &jar,
+            "ADD ATTACHMENT 1 'dump.bin' 'core'",
+            &["-F", &part]
+        ),
         ["ID 5"]
     );
-    let (status, head, body) = curl(&["-b", jar.to_str().unwrap(), "-F", "command=GET ATTACHMENT 5", &url]);
+    let (status, head, body) = curl(&[
+        "-b",
+        jar.to_str().unwrap(),
+        "-F",
+        "command=GET ATTACHMENT 5",
+        &url,
+    ]);
     assert_eq!(status, 200);
     let lower = head.to_ascii_lowercase();
-    assert!(lower.contains("content-type: application/octet-stream"), "{head}");
+    assert!(
+        lower.contains("content-type: application/octet-stream"),
+        "{head}"
+    );
     assert!(lower.contains("content-length: 70000"), "{head}");
     assert!(lower.contains("content-disposition: attachment"), "{head}");
     assert!(lower.contains("x-webissues-version: 0.8"), "{head}");
@@ -356,7 +392,10 @@ fn curl_drives_every_command_family_with_a_cookie_jar() {
     assert_eq!(c("LIST PREFERENCES 1"), ["P 'email' 'admin@example.org'"]);
     assert_eq!(c("NOTIFY FOLDER 1 1"), ["OK"]);
     assert_eq!(c("LIST NOTIFICATIONS"), ["F 1"]);
-    assert_eq!(c("SUBSCRIBE ISSUE 1 'mailto:team@example.org' 0 ''"), ["ID 1"]);
+    assert_eq!(
+        c("SUBSCRIBE ISSUE 1 'mailto:team@example.org' 0 ''"),
+        ["ID 1"]
+    );
     let subs = c("LIST SUBSCRIPTIONS");
     assert!(subs[0].contains("mailto:team@example.org"), "{subs:?}");
     assert_eq!(c("DELETE SUBSCRIPTION 1"), ["OK"]);
@@ -368,4 +407,563 @@ fn curl_drives_every_command_family_with_a_cookie_jar() {
     // QUIT ends the HTTP session.
     assert_eq!(c("QUIT"), ["OK"]);
     assert_eq!(c("LIST USERS"), ["ERROR 300 'Login Required'"]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Conformance transcripts over HTTP
+
+/// One transcript step over HTTP, answered as TCP shows it: the raw bytes of a successful
+/// GET ATTACHMENT become `DATA n` and the bytes as text.
+///
+/// The one rule where the transports differ by design: a failed LOGIN ends an HTTP
+/// session, while a TCP connection stays logged in. After a failed LOGIN that followed a
+/// successful one, the replay logs in again with the last good credentials (checked).
+struct Replay {
+    http: Http,
+    last_login: Option<String>,
+    /// Send a `{size}` marker with uploads (both forms are valid).
+    marker: bool,
+}
+
+impl Replay {
+    fn exchange(&mut self, send: &[u8]) -> Result<Vec<String>, String> {
+        let nl = send.iter().position(|&b| b == b'\n').unwrap();
+        let (mut line, data) = (&send[..nl], &send[nl + 1..]);
+        let file = (!data.is_empty() || line.ends_with(b"{0}")).then_some(data);
+        if file.is_some() && !self.marker {
+            let cut = webissued::protocol::codec::literal_marker(line).unwrap().0;
+            line = &line[..cut];
+        }
+        let resp = self.http.post_to("/", line, file);
+        if resp.status != 200 {
+            return Err(format!("HTTP status {}", resp.status));
+        }
+        resp.protocol_headers();
+        let lines = if resp.header("content-type") == Some("application/octet-stream") {
+            vec![
+                format!("DATA {}", resp.body.len()),
+                String::from_utf8_lossy(&resp.body).into_owned(),
+            ]
+        } else {
+            resp.lines()
+        };
+        if line.starts_with(b"LOGIN ") {
+            if lines[0].starts_with("USER ") {
+                self.last_login = Some(String::from_utf8(line.to_vec()).unwrap());
+                assert!(self.http.cookie.is_some(), "LOGIN set no cookie");
+            } else if let Some(again) = self.last_login.clone() {
+                assert!(self.http.cookie.is_none(), "failed LOGIN left the session");
+                assert_eq!(self.http.one("LIST TYPES"), "ERROR 300 'Login Required'");
+                let r = self.http.one(&again);
+                assert!(r.starts_with("USER "), "{r}");
+            }
+        }
+        Ok(lines)
+    }
+}
+
+#[test]
+fn every_conformance_transcript_gives_the_same_replies_over_http() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 4, "transcripts in {}", dir.display());
+    let mut failures = Vec::new();
+    for (i, file) in files.iter().enumerate() {
+        let mut server = Server::start();
+        let mut http = Http::new(server.http_addr());
+        // Alternate the cookie form and the upload form between transcripts.
+        http.rfc2109 = i % 2 == 0;
+        let mut replay = Replay {
+            http,
+            last_login: None,
+            marker: i % 2 == 1,
+        };
+        let text = std::fs::read_to_string(file).unwrap();
+        match webissued::conformance::run_with(&text, ADMIN_PASSWORD, |s| replay.exchange(s)) {
+            Ok(n) => eprintln!("{} over HTTP: {n} commands ok", file.display()),
+            Err(e) => failures.push(format!("{}: {e}", file.display())),
+        }
+        assert_eq!(
+            replay.http.opened, 1,
+            "keep-alive: one connection per transcript"
+        );
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+// ---------------------------------------------------------------------------------------
+// Sessions and cookies
+
+#[test]
+fn session_cookie_rules() {
+    let mut server = Server::start();
+    let addr = server.http_addr();
+    let mut a = Http::new(addr);
+    assert_eq!(a.one("LIST USERS"), "ERROR 300 'Login Required'");
+    assert!(a.one("HELLO").starts_with("SERVER "));
+    // LOGIN sets the cookie: 256 random bits in hex, HttpOnly, Path=/, not Secure on http.
+    let r = a.post(&format!("LOGIN 'admin' '{ADMIN_PASSWORD}'"), None);
+    assert_eq!(r.one(), "USER 1 2");
+    let sc = r.header("set-cookie").unwrap().to_string();
+    let sid = a.cookie.clone().unwrap();
+    assert_eq!(sid.len(), 64);
+    assert!(sid.bytes().all(|b| b.is_ascii_hexdigit()));
+    assert!(sc.contains("; HttpOnly") && sc.contains("; Path=/"), "{sc}");
+    assert!(!sc.contains("Secure"), "{sc}");
+    assert_eq!(a.send("LIST USERS")[0], "U 1 'admin' 'Administrator' 2");
+    assert!(a.post("LIST USERS", None).header("set-cookie").is_none());
+    // The RFC 2109 form of the same cookie.
+    a.rfc2109 = true;
+    assert_eq!(a.send("LIST USERS")[0], "U 1 'admin' 'Administrator' 2");
+    a.rfc2109 = false;
+    // A second client has its own session; an unknown SID is no session (and is cleared).
+    let mut b = Http::new(addr);
+    b.cookie = Some("0".repeat(64));
+    let r = b.post("LIST USERS", None);
+    assert_eq!(r.one(), "ERROR 300 'Login Required'");
+    assert!(r.header("set-cookie").unwrap().contains("Max-Age=0"));
+    assert_eq!(a.id_of("ADD USER 'bob' 'Bob' 'pw'"), 2);
+    b.login("bob", "pw");
+    assert_eq!(b.one("ADD USER 'x' 'X' 'y'"), "ERROR 301 'Access Denied'");
+    // A new LOGIN gives a new identifier and ends the old one.
+    let old = a.cookie.clone().unwrap();
+    a.login("admin", ADMIN_PASSWORD);
+    assert_ne!(a.cookie.as_deref(), Some(old.as_str()));
+    let mut stale = Http::new(addr);
+    stale.cookie = Some(old);
+    assert_eq!(stale.one("LIST USERS"), "ERROR 300 'Login Required'");
+    // A failed LOGIN ends the session.
+    let r = a.post("LOGIN 'admin' 'wrong'", None);
+    assert_eq!(r.one(), "ERROR 302 'Incorrect Login'");
+    assert!(r.header("set-cookie").unwrap().contains("Max-Age=0"));
+    assert!(a.cookie.is_none());
+    let mut replayed = Http::new(addr);
+    replayed.cookie = Some(sid);
+    assert_eq!(replayed.one("LIST USERS"), "ERROR 300 'Login Required'");
+    // Disabling an account ends its access at once (the session stays, unusable).
+    let mut tcp = server.admin();
+    assert_eq!(tcp.one("GRANT USER 2 0"), "OK");
+    assert_eq!(b.one("LIST USERS"), "ERROR 300 'Login Required'");
+    // The throttle counts HTTP failures too: the account locks after five.
+    for _ in 0..5 {
+        assert_eq!(a.one("LOGIN 'admin' 'bad'"), "ERROR 302 'Incorrect Login'");
+    }
+    assert_eq!(
+        a.one(&format!("LOGIN 'admin' '{ADMIN_PASSWORD}'")),
+        "ERROR 350 'Too Many Attempts'"
+    );
+    // ...and the lock holds on the TCP listener too: one throttle under both.
+    let mut fresh = server.connect();
+    assert_eq!(
+        fresh.one(&format!("LOGIN 'admin' '{ADMIN_PASSWORD}'")),
+        "ERROR 350 'Too Many Attempts'"
+    );
+}
+
+impl Http {
+    fn id_of(&mut self, command: &str) -> i64 {
+        let r = self.one(command);
+        r.strip_prefix("ID ")
+            .unwrap_or_else(|| panic!("{r}"))
+            .parse()
+            .unwrap()
+    }
+}
+
+#[test]
+fn secure_cookie_when_the_public_url_is_https() {
+    let mut server = Server::start_with("[server]\nbase_url = \"https://tracker.example.org\"\n");
+    let mut a = Http::new(server.http_addr());
+    let r = a.post(&format!("LOGIN 'admin' '{ADMIN_PASSWORD}'"), None);
+    let sc = r.header("set-cookie").unwrap();
+    assert!(sc.ends_with("; Secure"), "{sc}");
+    // The page at / names the URL to give a client.
+    let page = a.request("GET", "/", &[], b"");
+    assert_eq!(page.status, 200);
+    let html = String::from_utf8(page.body).unwrap();
+    assert!(html.contains("https://tracker.example.org/"), "{html}");
+    assert!(html.contains("WebIssues 0.8"), "{html}");
+}
+
+#[test]
+fn sessions_expire_after_the_idle_time() {
+    let mut server = Server::start_with("[server]\nhttp_session_idle_secs = 2\n");
+    let mut a = Http::new(server.http_addr());
+    a.login("admin", ADMIN_PASSWORD);
+    // Each use restarts the idle clock.
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(1200));
+        assert_eq!(a.send("LIST USERS")[0], "U 1 'admin' 'Administrator' 2");
+    }
+    std::thread::sleep(Duration::from_millis(2300));
+    assert_eq!(a.one("LIST USERS"), "ERROR 300 'Login Required'");
+    assert!(a.cookie.is_none(), "the expired cookie is cleared");
+}
+
+// ---------------------------------------------------------------------------------------
+// Errors and bounds
+
+#[test]
+fn errors_are_status_200_text_replies() {
+    let mut server =
+        Server::start_with("[server]\nmax_attachment_bytes = 1000\nmax_line_bytes = 200\n");
+    let addr = server.http_addr();
+    let mut a = Http::new(addr);
+    a.login("admin", ADMIN_PASSWORD);
+    // Protocol errors, in the protocol.
+    assert_eq!(a.one("FROB"), "ERROR 401 'Unknown Command'");
+    assert_eq!(a.one("GET ATTACHMENT 9"), "ERROR 306 'Unknown Attachment'");
+    assert!(a.one("ADD PROJECT 'x").starts_with("ERROR 400 "));
+    assert!(
+        a.one(&format!("ADD PROJECT '{}'", "x".repeat(300)))
+            .starts_with("ERROR 400 'Syntax Error: line too long")
+    );
+    // Forms that carry no command.
+    let r = a.request("POST", "/", &[("Content-Type", "text/plain")], b"HELLO");
+    assert!(
+        r.one()
+            .starts_with("ERROR 400 'Syntax Error: Content-Type text/plain"),
+        "{:?}",
+        r.lines()
+    );
+    let r = a.request(
+        "POST",
+        "/",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        b"other=1",
+    );
+    assert_eq!(
+        r.one(),
+        "ERROR 400 'Syntax Error: no command field in the form'"
+    );
+    let r = a.request(
+        "POST",
+        "/",
+        &[("Content-Type", "multipart/form-data; boundary=zz")],
+        b"--zz\r\nContent-Disposition: form-data; name=\"command\"\r\n\r\nHELLO",
+    );
+    assert!(
+        r.one().starts_with("ERROR 400 'Syntax Error: multipart"),
+        "{:?}",
+        r.lines()
+    );
+    // The urlencoded form works like multipart.
+    let r = a.request(
+        "POST",
+        "/any/path",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        b"command=ADD+PROJECT+%27P%C3%B3%26q%27",
+    );
+    assert_eq!(r.one(), "ID 1");
+    assert_eq!(a.send("LIST PROJECTS"), ["P 1 'P\u{f3}&q'"]);
+    assert_eq!(a.id_of("ADD FOLDER 1 1 'F'"), 1);
+    assert_eq!(a.id_of("ADD ISSUE 1 'I'"), 1);
+    // Uploads: the file part's size must match a marker, must exist, and is bounded.
+    assert_eq!(
+        a.post("ADD ATTACHMENT 1 'a' '' {5}", Some(b"1234")).one(),
+        "ERROR 403 'Upload Error: the file part has 4 bytes, the command announced 5'"
+    );
+    assert!(
+        a.post("ADD ATTACHMENT 1 'a' '' {5}", None)
+            .one()
+            .starts_with("ERROR 403 ")
+    );
+    assert!(
+        a.post("ADD ATTACHMENT 1 'a' ''", None)
+            .one()
+            .starts_with("ERROR 403 'Upload Error: no data")
+    );
+    assert_eq!(
+        a.post("ADD ATTACHMENT 1 'a' ''", Some(&[7; 1001])).one(),
+        "ERROR 403 'Upload Error: 1001 bytes is more than the limit of 1000'"
+    );
+    assert_eq!(
+        a.post("ADD ATTACHMENT 1 'a' '' {1000}", Some(&[7; 1000]))
+            .one(),
+        "ID 2"
+    );
+    // A file part beside another command is ignored.
+    assert!(a.post("HELLO", Some(b"xyz")).one().starts_with("SERVER "));
+    // A body over the limit is refused from its Content-Length, unread, and the
+    // connection is closed.
+    let huge = vec![b'x'; 200_000];
+    let r = a.request(
+        "POST",
+        "/",
+        &[("Content-Type", "multipart/form-data; boundary=q")],
+        &huge,
+    );
+    assert!(
+        r.one()
+            .starts_with("ERROR 403 'Upload Error: request body larger than the limit of")
+    );
+    assert!(
+        a.conn.is_none(),
+        "connection closed after an over-large body"
+    );
+    // GET: the page at /, 404 elsewhere; the 1.1 handler is reserved.
+    let page = a.request("GET", "/", &[], b"");
+    assert_eq!(page.status, 200);
+    page.protocol_headers();
+    assert!(String::from_utf8_lossy(&page.body).contains(&format!("http://{addr}/")));
+    assert_eq!(a.request("GET", "/nothing", &[], b"").status, 404);
+    let r = a.post_to("/server/webissues/handler.php", b"HELLO", None);
+    assert!(
+        r.one()
+            .starts_with("ERROR 401 'Unknown Command: this server speaks WebIssues 0.8 only")
+    );
+    server.terminate();
+}
+
+#[test]
+fn a_stalled_body_times_out() {
+    let mut server = Server::start_with("[server]\nhttp_body_timeout_secs = 1\n");
+    let mut s = TcpStream::connect(server.http_addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=q\r\nContent-Length: 100\r\n\r\n--q")
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut conn = BufReader::new(s);
+    let r = read_response(&mut conn);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(
+        r.one(),
+        "ERROR 408 'Idle Timeout: request body not received within 1 s'"
+    );
+    assert_eq!(r.header("connection"), Some("close"));
+}
+
+// ---------------------------------------------------------------------------------------
+// Python's standard library as the client
+
+/// What the Python client saw for one command.
+#[derive(Debug, Default)]
+struct PyResult {
+    status: u16,
+    size: usize,
+    sha256: String,
+    headers: Vec<(String, String)>,
+    lines: Vec<String>,
+}
+
+impl PyResult {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A Python step: a command, a file to upload, urlencoded or not, where to save the body.
+struct Step<'a> {
+    command: &'a str,
+    file: Option<&'a Path>,
+    urlencoded: bool,
+    save: Option<&'a Path>,
+}
+
+fn step(command: &str) -> Step<'_> {
+    Step {
+        command,
+        file: None,
+        urlencoded: false,
+        save: None,
+    }
+}
+
+fn json_str(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn python(url: &str, steps: &[Step], extra: &[&str]) -> Vec<PyResult> {
+    let json = format!(
+        "[{}]",
+        steps
+            .iter()
+            .map(|s| {
+                let path = |p: Option<&Path>| {
+                    p.map_or("null".to_string(), |p| json_str(p.to_str().unwrap()))
+                };
+                format!(
+                    "{{\"command\": {}, \"file\": {}, \"urlencoded\": {}, \"save\": {}}}",
+                    json_str(s.command),
+                    path(s.file),
+                    s.urlencoded,
+                    path(s.save)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/webissues_http.py");
+    let mut child = Command::new("python3")
+        .arg(script)
+        .arg(url)
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(json.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "python client: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut results = Vec::new();
+    let mut cur = PyResult::default();
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        if let Some(r) = line.strip_prefix("R ") {
+            let f: Vec<&str> = r.split(' ').collect();
+            cur.status = f[0].parse().unwrap();
+            cur.size = f[1].parse().unwrap();
+            cur.sha256 = f[2].to_string();
+        } else if let Some(h) = line.strip_prefix("H ") {
+            let (k, v) = h.split_once(": ").unwrap();
+            cur.headers.push((k.to_string(), v.to_string()));
+        } else if let Some(l) = line.strip_prefix("L ") {
+            cur.lines.push(l.to_string());
+        } else if line == "E" {
+            results.push(std::mem::take(&mut cur));
+        }
+    }
+    assert_eq!(results.len(), steps.len());
+    results
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    let d = ring::digest::digest(&ring::digest::SHA256, b);
+    d.as_ref().iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[test]
+fn python_urllib_and_http_client_with_binary_attachments_both_ways() {
+    let mut server = Server::start();
+    let url = format!("http://{}/", server.http_addr());
+    let dir = tempfile::tempdir().unwrap();
+    let up = binary(300_000);
+    let up_path = dir.path().join("up.bin");
+    std::fs::write(&up_path, &up).unwrap();
+    // Set up over TCP, and upload one attachment there, to download over HTTP.
+    let mut tcp = server.admin();
+    tcp.id("ADD PROJECT 'P'");
+    tcp.id("ADD FOLDER 1 1 'F'");
+    tcp.id("ADD ISSUE 1 'I'");
+    let tcp_bytes = binary(5000);
+    tcp.write_raw(b"ADD ATTACHMENT 1 'tcp.bin' 'via tcp' {5000}\n");
+    tcp.write_raw(&tcp_bytes);
+    assert_eq!(tcp.read_reply(), ["ID 2"]);
+    let down_tcp = dir.path().join("down-tcp.bin");
+    let down_http = dir.path().join("down-http.bin");
+    let login = format!("LOGIN 'admin' '{ADMIN_PASSWORD}'");
+    for (mode, extra) in [("urllib", &[][..]), ("http.client", &["--keepalive"][..])] {
+        let _ = std::fs::remove_file(&down_http);
+        let steps = [
+            step("LIST USERS"),
+            step(&login),
+            Step {
+                urlencoded: true,
+                ..step("LIST PROJECTS")
+            },
+            Step {
+                file: Some(&up_path),
+                ..step("ADD ATTACHMENT 1 'up.bin' 'via http'")
+            },
+            Step {
+                save: Some(&down_tcp),
+                ..step("GET ATTACHMENT 2")
+            },
+            step("GET DETAILS 1 0"),
+            step("QUIT"),
+            step("LIST USERS"),
+        ];
+        let r = python(&url, &steps, extra);
+        assert!(r.iter().all(|x| x.status == 200), "{mode}: {r:?}");
+        assert!(
+            r.iter().all(|x| x.header("version") == Some("0.8")),
+            "{mode}"
+        );
+        assert!(
+            r.iter().all(|x| x
+                .header("server")
+                .is_some_and(|s| s.starts_with("webissued "))),
+            "{mode}"
+        );
+        assert_eq!(r[0].lines, ["ERROR 300 'Login Required'"], "{mode}");
+        assert_eq!(r[1].lines, ["USER 1 2"], "{mode}");
+        assert!(
+            r[1].header("set_cookie")
+                .unwrap()
+                .starts_with("WebIssuesSID=")
+        );
+        assert_eq!(r[2].lines[0], "P 1 'P'", "{mode}");
+        let id = r[3].lines[0].clone();
+        assert!(id.starts_with("ID "), "{mode}: {id}");
+        assert_eq!(
+            r[4].header("content_type"),
+            Some("application/octet-stream")
+        );
+        assert_eq!(
+            std::fs::read(&down_tcp).unwrap(),
+            tcp_bytes,
+            "{mode}: TCP upload, HTTP download"
+        );
+        assert!(
+            r[5].lines
+                .iter()
+                .any(|l| l.starts_with(&format!("A {} 1 'up.bin' ", &id[3..]))
+                    && l.contains(" 300000 'via http'")),
+            "{mode}: {:?}",
+            r[5].lines
+        );
+        assert_eq!(r[6].lines, ["OK"]);
+        assert_eq!(
+            r[7].lines,
+            ["ERROR 300 'Login Required'"],
+            "{mode}: QUIT ended the session"
+        );
+        // HTTP upload, downloaded over TCP and over HTTP, byte for byte.
+        let tcp_reply = tcp.send(&format!("GET ATTACHMENT {}", &id[3..]));
+        assert_eq!(tcp_reply[0], "DATA 300000");
+        let again = python(
+            &url,
+            &[
+                step(&login),
+                Step {
+                    save: Some(&down_http),
+                    ..step(&format!("GET ATTACHMENT {}", &id[3..]))
+                },
+            ],
+            extra,
+        );
+        assert_eq!(again[1].size, 300_000);
+        assert_eq!(again[1].sha256, sha256_hex(&up));
+        assert!(
+            std::fs::read(&down_http).unwrap() == up,
+            "{mode}: HTTP upload, HTTP download"
+        );
+    }
 }

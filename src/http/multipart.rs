@@ -206,7 +206,13 @@ mod tests {
     fn malformed_bodies_are_errors() {
         let ct = Some("multipart/form-data; boundary=X");
         assert!(parse(ct, body("no boundary here")).is_err());
-        assert!(parse(ct, body("--X\nContent-Disposition: form-data; name=\"command\"\n\nHELLO")).is_err());
+        assert!(
+            parse(
+                ct,
+                body("--X\nContent-Disposition: form-data; name=\"command\"\n\nHELLO")
+            )
+            .is_err()
+        );
         assert!(parse(Some("multipart/form-data"), body("")).is_err());
         assert!(parse(Some("text/plain"), body("HELLO")).is_err());
         assert!(parse(None, body("HELLO")).is_err());

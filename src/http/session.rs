@@ -103,7 +103,10 @@ impl Sessions {
                 .min_by_key(|(_, e)| e.last_used)
                 .map(|(k, _)| *k);
             if let Some(k) = oldest {
-                tracing::warn!(max = self.max, "http sessions full: ended the least recently used");
+                tracing::warn!(
+                    max = self.max,
+                    "http sessions full: ended the least recently used"
+                );
                 map.entries.remove(&k);
             }
         }
@@ -188,11 +191,20 @@ mod tests {
         let plain = ["a=1; WebIssuesSID=abc; b=2"];
         assert_eq!(sid_from_cookies(plain.into_iter()).as_deref(), Some("abc"));
         let rfc2109 = ["$Version=0; WebIssuesSID=\"abc\"; $Path=/"];
-        assert_eq!(sid_from_cookies(rfc2109.into_iter()).as_deref(), Some("abc"));
+        assert_eq!(
+            sid_from_cookies(rfc2109.into_iter()).as_deref(),
+            Some("abc")
+        );
         let rfc2109 = ["$Version=\"1\"; WebIssuesSID=abc; $Path=\"/\""];
-        assert_eq!(sid_from_cookies(rfc2109.into_iter()).as_deref(), Some("abc"));
+        assert_eq!(
+            sid_from_cookies(rfc2109.into_iter()).as_deref(),
+            Some("abc")
+        );
         assert_eq!(sid_from_cookies(["x=1", "$Path=/"].into_iter()), None);
-        assert_eq!(sid_from_cookies(["x=1", "WebIssuesSID=d"].into_iter()).as_deref(), Some("d"));
+        assert_eq!(
+            sid_from_cookies(["x=1", "WebIssuesSID=d"].into_iter()).as_deref(),
+            Some("d")
+        );
     }
 
     #[test]

@@ -35,7 +35,8 @@ const FORM_OVERHEAD: u64 = 64 * 1024;
 #[derive(Clone, Copy, Debug)]
 pub struct Peer(pub SocketAddr);
 
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
     for Peer
 {
     fn connect_info(s: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
@@ -97,11 +98,7 @@ pub fn router(app: Arc<App>) -> Router {
 
 /// Any other path: a POST is a 0.8 command (clients post to the URL the user typed, with
 /// `/` appended); anything else is not found.
-async fn fallback(
-    state: State<Arc<Transport>>,
-    peer: ConnectInfo<Peer>,
-    req: Request,
-) -> Response {
+async fn fallback(state: State<Arc<Transport>>, peer: ConnectInfo<Peer>, req: Request) -> Response {
     if req.method() == Method::POST {
         post_08(state, peer, req).await
     } else {
@@ -123,7 +120,11 @@ async fn index(State(t): State<Arc<Transport>>, headers: HeaderMap) -> Response 
                 .get(header::HOST)
                 .and_then(|h| h.to_str().ok())
                 .unwrap_or(&cfg.http_listen);
-            let scheme = if cfg.tls_cert.is_some() { "https" } else { "http" };
+            let scheme = if cfg.tls_cert.is_some() {
+                "https"
+            } else {
+                "http"
+            };
             format!("{scheme}://{host}/")
         }
     };
@@ -261,7 +262,10 @@ fn frame_of(app: &App, command: Bytes, file: Option<Bytes>) -> Result<Frame, Err
         }
         (Some(f), Some(n)) if f.len() as u64 != n => Err(Error::with(
             Code::UploadError,
-            format!("the file part has {} bytes, the command announced {n}", f.len()),
+            format!(
+                "the file part has {} bytes, the command announced {n}",
+                f.len()
+            ),
         )),
         (Some(f), _) => Ok(Frame::WithData(line, f)),
         (None, Some(_)) => Err(Error::with(

@@ -10,9 +10,9 @@ set, a `file` part with the file's bytes; or, with "urlencoded", an
 application/x-www-form-urlencoded body. Cookies go through http.cookiejar (urllib), or are
 kept by hand over one http.client connection with --keepalive.
 
-Prints a JSON list of results: {"status", "content_type", "version", "server",
-"set_cookie", "text" (reply lines, for text/plain), "size" and "sha256" (of the body), and
-the body is written to "save" when given}.
+Prints each result as lines: `R status size sha256` (of the body), `H name: value` for
+Content-Type, X-WebIssues-Version, X-WebIssues-Server and Set-Cookie, `L line` for each
+reply line of a text/plain body, then `E`. The body is written to "save" when given.
 """
 
 import hashlib
@@ -118,7 +118,14 @@ def main():
             with opener.open(req, timeout=30) as resp:
                 body = resp.read()
                 results.append(result(resp.status, resp.headers, body, step))
-    json.dump(results, sys.stdout)
+    for r in results:
+        print("R %d %d %s" % (r["status"], r["size"], r["sha256"]))
+        for name in ("content_type", "version", "server", "set_cookie"):
+            if r[name] is not None:
+                print("H %s: %s" % (name, r[name]))
+        for line in r["text"] or []:
+            print("L " + line)
+        print("E")
 
 
 if __name__ == "__main__":
