@@ -967,3 +967,211 @@ fn python_urllib_and_http_client_with_binary_attachments_both_ways() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// TLS on both listeners
+
+/// A self-signed certificate for 127.0.0.1 made with the openssl CLI.
+fn make_cert(dir: &Path, cn: &str) {
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", &format!("/CN={cn}")])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem"))
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Sends `input` through `openssl s_client` to `addr`; returns what it printed.
+fn s_client(addr: SocketAddr, ca: &Path, input: &str) -> String {
+    let mut child = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &addr.to_string(),
+            "-verify_return_error",
+        ])
+        .arg("-CAfile")
+        .arg(ca)
+        .arg("-ign_eof")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("openssl s_client");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn tls_on_both_listeners_with_reload_on_sighup() {
+    let certs = tempfile::tempdir().unwrap();
+    make_cert(certs.path(), "webissued-test-one");
+    let ca_one = certs.path().join("ca-one.pem");
+    std::fs::copy(certs.path().join("cert.pem"), &ca_one).unwrap();
+    let mut server = Server::start_with(&format!(
+        "[server]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        certs.path().join("cert.pem").display(),
+        certs.path().join("key.pem").display()
+    ));
+    // The line protocol is implicit TLS: s_client works like nc.
+    let out = s_client(
+        server.addr,
+        &ca_one,
+        &format!("HELLO\nLOGIN 'admin' '{ADMIN_PASSWORD}'\nLIST FEATURES\nQUIT\n"),
+    );
+    assert!(out.contains("SERVER 'webissued' '"), "{out}");
+    assert!(out.contains("USER 1 2\r\n\r\n"), "{out}");
+    assert!(
+        out.contains("F 'notify'\r\nF 'subscribe'\r\n\r\nOK\r\n\r\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("CN=webissued-test-one") || out.contains("CN = webissued-test-one"),
+        "{out}"
+    );
+    // Plain text on the TLS port gets no protocol reply.
+    let mut plain = TcpStream::connect(server.addr).unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    plain.write_all(b"HELLO\n").unwrap();
+    let mut got = Vec::new();
+    let _ = plain.read_to_end(&mut got);
+    assert!(!String::from_utf8_lossy(&got).contains("SERVER"), "{got:?}");
+    // HTTPS with curl (cookie jar) and Python.
+    let http = server.http_addr();
+    let url = format!("https://127.0.0.1:{}/", http.port());
+    let jar = certs.path().join("jar.txt");
+    let ca = ca_one.to_str().unwrap();
+    let login = curl_cmd(
+        &url,
+        &jar,
+        &format!("LOGIN 'admin' '{ADMIN_PASSWORD}'"),
+        &["--cacert", ca],
+    );
+    assert_eq!(login, ["USER 1 2"]);
+    let jar_text = std::fs::read_to_string(&jar).unwrap();
+    assert!(
+        jar_text.contains("\t/\tTRUE\t"),
+        "Secure cookie over TLS: {jar_text}"
+    );
+    assert_eq!(
+        curl_cmd(&url, &jar, "ADD PROJECT 'Secure'", &["--cacert", ca]),
+        ["ID 1"]
+    );
+    let r = python(
+        &url,
+        &[
+            step(&format!("LOGIN 'admin' '{ADMIN_PASSWORD}'")),
+            step("LIST PROJECTS"),
+        ],
+        &["--cafile", ca],
+    );
+    assert_eq!(r[1].lines, ["P 1 'Secure'"]);
+    // A new certificate, loaded on SIGHUP, serves new connections on both listeners.
+    make_cert(certs.path(), "webissued-test-two");
+    let ca_two = certs.path().join("ca-two.pem");
+    std::fs::copy(certs.path().join("cert.pem"), &ca_two).unwrap();
+    Command::new("kill")
+        .args(["-HUP", &server.pid().to_string()])
+        .status()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = s_client(server.addr, &ca_two, "HELLO\nQUIT\n");
+        if out.contains("SERVER 'webissued'") {
+            assert!(out.contains("webissued-test-two"), "{out}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reload: {}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = s_client(
+        http,
+        &ca_two,
+        "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(out.contains("x-webissues-version: 0.8"), "{out}");
+    assert!(out.contains("webissued-test-two"), "{out}");
+    assert!(
+        server.log().contains("tls certificate reloaded"),
+        "{}",
+        server.log()
+    );
+    // A broken certificate file on reload keeps the last good one.
+    std::fs::write(certs.path().join("cert.pem"), "not a certificate").unwrap();
+    Command::new("kill")
+        .args(["-HUP", &server.pid().to_string()])
+        .status()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let out = s_client(server.addr, &ca_two, "HELLO\nQUIT\n");
+    assert!(out.contains("SERVER 'webissued'"), "{out}");
+    assert!(
+        server.log().contains("tls reload failed"),
+        "{}",
+        server.log()
+    );
+}
+
+#[test]
+fn tls_needs_both_files() {
+    let certs = tempfile::tempdir().unwrap();
+    make_cert(certs.path(), "x");
+    let config = certs.path().join("c.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\ntls_cert = \"{}\"\n",
+            certs.path().join("cert.pem").display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_webissued"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--config",
+        ])
+        .arg(&config)
+        .arg("--data")
+        .arg(certs.path().join("data"))
+        .env("WEBISSUED_ADMIN_PASSWORD", "x")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("tls_cert and tls_key must be set together"),
+        "{err}"
+    );
+}
