@@ -22,6 +22,8 @@ pub struct App {
     pub definitions: crate::attributes::DefinitionCache,
     /// Each issue type's attribute defaults, for ADD ISSUE.
     pub type_defaults: crate::commands::type_defaults::TypeDefaults,
+    /// TLS for both listeners, when `[server] tls_cert` and `tls_key` are set.
+    pub tls: Option<Arc<crate::tls::Tls>>,
 }
 
 impl App {
@@ -29,6 +31,8 @@ impl App {
     /// administrator `admin`, with the password from `WEBISSUED_ADMIN_PASSWORD` or a random
     /// one printed once on stderr, and the predefined issue type "Bugs".
     pub fn open(config: Config) -> Result<Arc<App>> {
+        let tls = crate::tls::Tls::from_config(&config.server)
+            .map_err(|e| crate::error::Error::with(crate::error::Code::ServerError, e))?;
         // Files of uploads that never got recorded are removed once the data is loaded and
         // before any command runs (an upload writes its file before its record).
         let attachments = attachments_dir(&config);
@@ -107,6 +111,7 @@ impl App {
             issue_lines: Default::default(),
             definitions: Default::default(),
             type_defaults: Default::default(),
+            tls,
         };
         Ok(Arc::new(app))
     }

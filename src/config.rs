@@ -54,6 +54,16 @@ pub struct ServerConfig {
     pub checkpoint_backlog_mb: u64,
     /// Writes gathered in memory before they are merged into the packed copy of the data.
     pub compact_min_records: usize,
+    /// An HTTP session (WebIssuesSID cookie) unused for this long ends.
+    pub http_session_idle_secs: u64,
+    /// Most live HTTP sessions; at the limit, a LOGIN ends the least recently used one.
+    pub http_max_sessions: usize,
+    /// An HTTP request body must arrive completely within this many seconds.
+    pub http_body_timeout_secs: u64,
+    /// PEM certificate chain and private key: with both set, both listeners speak TLS
+    /// (re-read on SIGHUP).
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -75,6 +85,11 @@ impl Default for ServerConfig {
             checkpoint_secs: 300,
             checkpoint_backlog_mb: 256,
             compact_min_records: 20_000,
+            http_session_idle_secs: 2 * 3600,
+            http_max_sessions: 100_000,
+            http_body_timeout_secs: 300,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }

@@ -25,4 +25,5 @@ pub mod protocol;
 pub mod server;
 pub mod store;
 pub mod subscribe;
+pub mod tls;
 pub mod wi11;

@@ -28,7 +28,7 @@ enum Cmd {
         /// Data directory (overrides [server] data_dir).
         #[arg(long)]
         data: Option<PathBuf>,
-        /// HTTP listen address for subscription pages (overrides [server] http_listen).
+        /// HTTP listen address: WebIssues over HTTP and subscription pages (overrides [server] http_listen).
         #[arg(long)]
         http_listen: Option<String>,
     },
@@ -127,17 +127,16 @@ fn serve(
     }
     let runtime = runtime.build().map_err(|e| e.to_string())?;
     runtime.block_on(async move {
-        // The pages exist for subscriptions only. Bound before the store opens so that the
-        // links in mails can name the port actually chosen when listening on port 0.
-        let http = if cfg.subscribe.enabled {
+        // The WebIssues HTTP transport and the subscription pages. Bound before the store
+        // opens so that the links in mails can name the port actually chosen when
+        // listening on port 0.
+        let http = {
             let l = tokio::net::TcpListener::bind(&cfg.server.http_listen)
                 .await
                 .map_err(|e| format!("cannot listen on {}: {e}", cfg.server.http_listen))?;
             let addr = l.local_addr().map_err(|e| e.to_string())?;
             cfg.server.http_listen = addr.to_string();
             Some((l, addr))
-        } else {
-            None
         };
         let app = App::open(cfg).map_err(|e| format!("cannot open the data directory: {e}"))?;
         let listener = tokio::net::TcpListener::bind(&app.config.server.listen)

@@ -1,4 +1,5 @@
-//! The HTTP listener: the confirm and unsubscribe pages of e-mail subscriptions.
+//! The HTTP listener: the WebIssues HTTP transport (webissues.rs) and the confirm and
+//! unsubscribe pages of e-mail subscriptions.
 //!
 //! A GET only shows a page with one button; only a POST changes anything, because mail
 //! scanners and link previewers fetch every link in a mail and must neither confirm nor
@@ -24,6 +25,10 @@ use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
+pub mod multipart;
+pub mod session;
+pub mod webissues;
+
 /// Serves the pages on `listener` until `shutdown` completes.
 pub async fn serve(
     app: Arc<App>,
@@ -32,9 +37,20 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     // Requests wait in the listen queue while the store loads at start-up.
     app.store.ready().await;
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(shutdown)
-        .await
+    // The peer address feeds the login throttle, as on the TCP listener.
+    let service = router(app.clone()).into_make_service_with_connect_info::<webissues::Peer>();
+    match app.tls.clone() {
+        Some(tls) => {
+            axum::serve(crate::tls::Listener::new(listener, tls), service)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        None => {
+            axum::serve(listener, service)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
 }
 
 pub fn router(app: Arc<App>) -> Router {
@@ -47,14 +63,9 @@ pub fn router(app: Arc<App>) -> Router {
             "/subscriptions/{id}/unsubscribe",
             get(unsubscribe_page).post(unsubscribe_post),
         )
-        .fallback(|| async {
-            page(
-                StatusCode::NOT_FOUND,
-                "Not found",
-                "<p>There is no page here.</p>",
-            )
-        })
-        .with_state(app)
+        .with_state(app.clone())
+        // `/`, the 0.8 and 1.1 handlers, and the fallback (any other POST is 0.8).
+        .merge(webissues::router(app))
 }
 
 #[derive(Deserialize)]
@@ -80,7 +91,7 @@ pub fn escape(s: &str) -> String {
 }
 
 /// A complete page; `title` is plain text, `body` is already-escaped HTML.
-fn page(status: StatusCode, title: &str, body: &str) -> Response {
+pub(crate) fn page(status: StatusCode, title: &str, body: &str) -> Response {
     let title = escape(title);
     let html = format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\

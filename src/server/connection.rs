@@ -319,7 +319,8 @@ fn read_once(stream: &TcpStream, buf: &mut BytesMut) -> std::io::Result<(usize, 
     Ok((n, READ_CHUNK))
 }
 
-async fn process(cx: &mut Cx<'_>, frame: Frame) -> Reply {
+/// Runs one framed command: the path every transport shares (TCP lines, HTTP requests).
+pub async fn process(cx: &mut Cx<'_>, frame: Frame) -> Reply {
     let parsed = match frame {
         Frame::Line(line) => parse_command(&line, None),
         Frame::WithData(line, data) => parse_command(&line, Some(data)),

@@ -5,6 +5,7 @@
 mod connection;
 mod throttle;
 
+pub use connection::process;
 pub use throttle::{LoginThrottle, Throttled};
 
 use crate::app::App;
@@ -28,6 +29,9 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let notify_task = tokio::spawn(crate::notify::service::run(app.clone(), stop_rx.clone()));
+    if let Some(tls) = &app.tls {
+        crate::tls::reload_on_sighup(tls.clone());
+    }
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -58,7 +62,14 @@ pub async fn run(
                 let app = app.clone();
                 let stop = stop_rx.clone();
                 tasks.spawn(async move {
-                    connection::serve(app, stream, peer, stop).await;
+                    match app.tls.clone() {
+                        // Implicit TLS: the loop runs on the decrypted side of a relay.
+                        Some(tls) => if let Some((plain, relay)) = tls.bridge(stream).await {
+                            connection::serve(app, plain, peer, stop).await;
+                            relay.finish().await;
+                        },
+                        None => connection::serve(app, stream, peer, stop).await,
+                    }
                     drop((permit, per_ip));
                 });
             }

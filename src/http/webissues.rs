@@ -1,0 +1,408 @@
+//! The WebIssues HTTP transport (protocol-spec/http.md): one command per POST, carried in a
+//! form, answered with the reply lines, a `WebIssuesSID` cookie standing for the session.
+//!
+//! Every command runs through [`crate::server::process`], the path the TCP connection uses,
+//! so the dispatcher, permissions, limits and login throttle are the same; only framing,
+//! sessions and reply encoding live here.
+
+use super::multipart;
+use super::session::{self, Sessions, State as SessionState};
+use crate::app::App;
+use crate::commands::Cx;
+use crate::error::{Code, Error};
+use crate::protocol::{Frame, Reply, codec::literal_marker};
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The dialect this transport speaks, sent in `X-WebIssues-Version`.
+pub const VERSION: &str = "0.8";
+/// Sent in `X-WebIssues-Server` (0.8 clients read it after HELLO and fail without it).
+pub const SERVER: &str = concat!("webissued ", env!("CARGO_PKG_VERSION"));
+/// Where the 1.1 dialect will be served.
+pub const HANDLER_11: &str = "/server/webissues/handler.php";
+/// Room in a body beyond the attachment and the command line: multipart headers.
+const FORM_OVERHEAD: u64 = 64 * 1024;
+
+/// The client's address, for the login throttle and logs (axum's connect info, for plain
+/// and TLS listeners alike).
+#[derive(Clone, Copy, Debug)]
+pub struct Peer(pub SocketAddr);
+
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
+    for Peer
+{
+    fn connect_info(s: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        Peer(*s.remote_addr())
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, crate::tls::Listener>>
+    for Peer
+{
+    fn connect_info(s: axum::serve::IncomingStream<'_, crate::tls::Listener>) -> Self {
+        Peer(*s.remote_addr())
+    }
+}
+
+pub struct Transport {
+    app: Arc<App>,
+    pub sessions: Sessions,
+    /// Cookies get `Secure`: the public URL is https, or this listener speaks TLS.
+    secure: bool,
+}
+
+impl Transport {
+    pub fn new(app: Arc<App>) -> Self {
+        let cfg = &app.config.server;
+        let secure = cfg
+            .base_url
+            .as_deref()
+            .is_some_and(|u| u.to_ascii_lowercase().starts_with("https:"))
+            || cfg.tls_cert.is_some();
+        Transport {
+            sessions: Sessions::new(cfg.http_session_idle_secs, cfg.http_max_sessions),
+            secure,
+            app,
+        }
+    }
+
+    /// Largest request body: the largest attachment, the longest line, the form around them.
+    fn body_limit(&self) -> u64 {
+        let cfg = &self.app.config.server;
+        cfg.max_attachment_bytes
+            .saturating_add(cfg.max_line_bytes as u64)
+            .saturating_add(FORM_OVERHEAD)
+    }
+}
+
+/// Routes of the transport; the rest of the listener's pages are merged beside them, and
+/// every path no other route takes lands in [`fallback`].
+pub fn router(app: Arc<App>) -> Router {
+    let t = Arc::new(Transport::new(app));
+    Router::new()
+        .route("/", get(index).post(post_08))
+        .route(HANDLER_11, post(post_11))
+        .fallback(fallback)
+        // The transport bounds and times bodies itself (answering in the protocol).
+        .layer(DefaultBodyLimit::disable())
+        .with_state(t)
+}
+
+/// Any other path: a POST is a 0.8 command (clients post to the URL the user typed, with
+/// `/` appended); anything else is not found.
+async fn fallback(state: State<Arc<Transport>>, peer: ConnectInfo<Peer>, req: Request) -> Response {
+    if req.method() == Method::POST {
+        post_08(state, peer, req).await
+    } else {
+        super::page(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "<p>There is no page here.</p>",
+        )
+    }
+}
+
+/// A short page for people who open the server's URL in a browser.
+async fn index(State(t): State<Arc<Transport>>, headers: HeaderMap) -> Response {
+    let cfg = &t.app.config.server;
+    let url = match &cfg.base_url {
+        Some(b) => format!("{}/", b.trim_end_matches('/')),
+        None => {
+            let host = headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or(&cfg.http_listen);
+            let scheme = if cfg.tls_cert.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            format!("{scheme}://{host}/")
+        }
+    };
+    let mut r = super::page(
+        StatusCode::OK,
+        &cfg.name,
+        &format!(
+            "<p>This is a WebIssues server (webissued {}), speaking the WebIssues {VERSION} \
+             protocol.</p>\n<p>To use it, give your WebIssues client this server URL:</p>\n\
+             <p><code>{}</code></p>",
+            env!("CARGO_PKG_VERSION"),
+            super::escape(&url)
+        ),
+    );
+    protocol_headers(r.headers_mut());
+    r
+}
+
+/// The 1.1 dialect's handler: not spoken yet, said clearly in the protocol's own terms.
+async fn post_11() -> Response {
+    text_reply(
+        Reply::Error(Error::with(
+            Code::UnknownCommand,
+            "this server speaks WebIssues 0.8 only; protocol 1.1 is not available yet",
+        )),
+        None,
+    )
+}
+
+/// One 0.8 command: read the form, find the session, run the command, answer.
+async fn post_08(
+    State(t): State<Arc<Transport>>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
+    req: Request,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    let limit = t.body_limit();
+    let too_large = || {
+        let e = Error::with(
+            Code::UploadError,
+            format!("request body larger than the limit of {limit} bytes"),
+        );
+        closing(text_reply(Reply::Error(e), None))
+    };
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        tracing::info!(%peer, limit, "http request body over the limit: refused");
+        return too_large();
+    }
+    let secs = t.app.config.server.http_body_timeout_secs.max(1);
+    let body = match tokio::time::timeout(
+        Duration::from_secs(secs),
+        axum::body::to_bytes(body, limit as usize),
+    )
+    .await
+    {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => return too_large(),
+        Err(_) => {
+            tracing::warn!(%peer, limit_secs = secs, "http request body timeout");
+            let e = Error::with(
+                Code::IdleTimeout,
+                format!("request body not received within {secs} s"),
+            );
+            return closing(text_reply(Reply::Error(e), None));
+        }
+    };
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let form = match multipart::parse(content_type, body) {
+        Ok(f) => f,
+        Err(why) => return text_reply(Reply::Error(Error::with(Code::SyntaxError, why)), None),
+    };
+    let Some(command) = form.command else {
+        let e = Error::with(Code::SyntaxError, "no command field in the form");
+        return text_reply(Reply::Error(e), None);
+    };
+    let frame = match frame_of(&t.app, command, form.file) {
+        Ok(f) => f,
+        Err(e) => return text_reply(Reply::Error(e), None),
+    };
+    let sid = session::sid_from_cookies(
+        parts
+            .headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+    );
+    let attachment = match &frame {
+        Frame::Line(l) => l.strip_prefix(b"GET ATTACHMENT ").map(|id| {
+            String::from_utf8_lossy(id)
+                .chars()
+                .filter(char::is_ascii_digit)
+                .collect::<String>()
+        }),
+        _ => None,
+    };
+    let (reply, cookie) = t.run(peer, sid, frame).await;
+    match reply {
+        Reply::Data(bytes) => data_reply(bytes, attachment.unwrap_or_default(), cookie),
+        reply => text_reply(reply, cookie),
+    }
+}
+
+/// The command line (one line; a trailing line end is allowed) with its upload, as the
+/// line codec would have framed it. The `file` part takes the place of a `{size}` literal:
+/// the marker may be left out, and when present must match the part's size.
+fn frame_of(app: &App, command: Bytes, file: Option<Bytes>) -> Result<Frame, Error> {
+    let cfg = &app.config.server;
+    let mut line = command;
+    for end in [&b"\n"[..], b"\r"] {
+        if line.ends_with(end) {
+            line.truncate(line.len() - 1);
+        }
+    }
+    if line.len() > cfg.max_line_bytes {
+        return Ok(Frame::TooLong);
+    }
+    let (line, announced) = match literal_marker(&line) {
+        Some((cut, size)) => (line.slice(..cut), Some(size)),
+        None => (line, None),
+    };
+    // Only an upload takes the file; a client that sends a part with other commands is
+    // not refused for it.
+    let file = file.filter(|_| line.starts_with(b"ADD ATTACHMENT "));
+    match (file, announced) {
+        (Some(f), _) if f.len() as u64 > cfg.max_attachment_bytes => {
+            Ok(Frame::DataTooLarge(f.len() as u64))
+        }
+        (Some(f), Some(n)) if f.len() as u64 != n => Err(Error::with(
+            Code::UploadError,
+            format!(
+                "the file part has {} bytes, the command announced {n}",
+                f.len()
+            ),
+        )),
+        (Some(f), _) => Ok(Frame::WithData(line, f)),
+        (None, Some(_)) => Err(Error::with(
+            Code::UploadError,
+            "the command announces data but the request has no file part",
+        )),
+        (None, None) => Ok(Frame::Line(line)),
+    }
+}
+
+impl Transport {
+    /// Runs `frame` in the session `sid` names (or in none); returns the reply and the
+    /// `Set-Cookie` value to send, if the session started or ended.
+    async fn run(
+        &self,
+        peer: SocketAddr,
+        sid: Option<String>,
+        frame: Frame,
+    ) -> (Reply, Option<String>) {
+        let app = &*self.app;
+        let line: &[u8] = match &frame {
+            Frame::Line(l) | Frame::WithData(l, _) => l,
+            _ => b"",
+        };
+        let is_login = line.starts_with(b"LOGIN ");
+        let existing = sid.as_deref().and_then(|s| self.sessions.get(s));
+        if is_login {
+            // A fresh session for every LOGIN: the old one ends whatever the outcome (a
+            // failed LOGIN ends the session; a successful one gets a new identifier).
+            if let Some(s) = &sid {
+                self.sessions.remove(s);
+            }
+            let mut state = SessionState::new(peer);
+            let reply = run_in(app, &mut state, frame).await;
+            return match (state.session.user, &reply) {
+                (Some(user), Reply::Lines(_)) => {
+                    state.generation = session::generation(app, user);
+                    let new = self.sessions.insert(state);
+                    (reply, Some(session::set_cookie(&new, self.secure)))
+                }
+                _ => (reply, sid.map(|_| session::clear_cookie(self.secure))),
+            };
+        }
+        let Some(entry) = existing else {
+            // No session: HELLO works, every command needing a login answers 300.
+            let mut state = SessionState::new(peer);
+            let reply = run_in(app, &mut state, frame).await;
+            return (reply, sid.map(|_| session::clear_cookie(self.secure)));
+        };
+        let mut state = entry.lock().await;
+        if let Some(user) = state.session.user
+            && session::generation(app, user) != state.generation
+        {
+            // The user's sessions were ended (password change, account disabled).
+            drop(state);
+            if let Some(s) = &sid {
+                self.sessions.remove(s);
+            }
+            let mut fresh = SessionState::new(peer);
+            let reply = run_in(app, &mut fresh, frame).await;
+            return (reply, Some(session::clear_cookie(self.secure)));
+        }
+        state.session.peer = peer;
+        let reply = run_in(app, &mut state, frame).await;
+        if state.session.quit {
+            drop(state);
+            if let Some(s) = &sid {
+                self.sessions.remove(s);
+            }
+            return (reply, Some(session::clear_cookie(self.secure)));
+        }
+        (reply, None)
+    }
+}
+
+/// Runs one command in a session and waits until its write is durable.
+async fn run_in(app: &App, state: &mut SessionState, frame: Frame) -> Reply {
+    let mut cx = Cx {
+        app,
+        session: &mut state.session,
+        wrote: 0,
+        me: None,
+    };
+    let reply = crate::server::process(&mut cx, frame).await;
+    let wrote = cx.wrote;
+    app.store.durable(wrote).await;
+    reply
+}
+
+fn protocol_headers(h: &mut HeaderMap) {
+    h.insert("x-webissues-version", HeaderValue::from_static(VERSION));
+    h.insert("x-webissues-server", HeaderValue::from_static(SERVER));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+}
+
+fn with_cookie(r: &mut Response, cookie: Option<String>) {
+    if let Some(c) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        r.headers_mut().insert(header::SET_COOKIE, c);
+    }
+}
+
+/// The reply lines, CRLF-terminated, without the empty line that closes a TCP reply.
+pub fn text_reply(reply: Reply, cookie: Option<String>) -> Response {
+    let mut out = Vec::new();
+    reply.encode(&mut out);
+    out.truncate(out.len().saturating_sub(2));
+    let mut r = (StatusCode::OK, out).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=UTF-8"),
+    );
+    protocol_headers(r.headers_mut());
+    with_cookie(&mut r, cookie);
+    r
+}
+
+/// GET ATTACHMENT's bytes as they are.
+fn data_reply(bytes: bytes::Bytes, id: String, cookie: Option<String>) -> Response {
+    let len = bytes.len();
+    let mut r = Response::new(Body::from(bytes));
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"attachment-{id}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    protocol_headers(h);
+    with_cookie(&mut r, cookie);
+    r
+}
+
+/// Asks the client to close the connection (its body may not have been read).
+fn closing(mut r: Response) -> Response {
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
+}
