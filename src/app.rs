@@ -58,6 +58,18 @@ impl App {
             },
             sweep,
         )?;
+        let initial_types = match config.server.initial_data.as_str() {
+            "webissued" => true,
+            "none" => false,
+            other => {
+                return Err(crate::error::Error::with(
+                    crate::error::Code::ServerError,
+                    format!(
+                        "[server] initial_data = {other:?}: expected \"webissued\" or \"none\""
+                    ),
+                ));
+            }
+        };
         let uuid = match store.get_early::<String>(&key_str("meta", "uuid"))? {
             Some(u) => u,
             None => {
@@ -68,7 +80,9 @@ impl App {
                 let hash = crate::password::hash(&password);
                 store.write(|w| {
                     users::insert(w, "admin", "Administrator", users::ACCESS_ADMIN, hash)?;
-                    types::create_default_types(w)?;
+                    if initial_types {
+                        types::create_default_types(w)?;
+                    }
                     w.put(key_str("meta", "version"), &1u32)?;
                     w.put(key_str("meta", "uuid"), &uuid)
                 })?;

@@ -64,6 +64,9 @@ pub struct ServerConfig {
     /// (re-read on SIGHUP).
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// What a new data directory starts with besides the administrator: `"webissued"`
+    /// (the issue type Bugs) or `"none"`. Existing data directories keep what they have.
+    pub initial_data: String,
 }
 
 impl Default for ServerConfig {
@@ -90,6 +93,7 @@ impl Default for ServerConfig {
             http_body_timeout_secs: 300,
             tls_cert: None,
             tls_key: None,
+            initial_data: "webissued".into(),
         }
     }
 }

@@ -534,7 +534,17 @@ fn get_details(cx: &mut Cx, issue: i64, since: i64, mark_read: i64) -> R {
                 }) => name,
                 _ => i.name.clone(),
             };
-            h_line(&mut out, i.id, i.id, 0, i.created, i.created_by, 0, "", &name);
+            h_line(
+                &mut out,
+                i.id,
+                i.id,
+                0,
+                i.created,
+                i.created_by,
+                0,
+                "",
+                &name,
+            );
         }
         for row in issues::rows_since(r, i.id, since)? {
             match row {
@@ -599,7 +609,11 @@ fn set_issue_read(cx: &mut Cx, issue: i64, read: i64) -> R {
         if read < 0 || read as u64 > i.stamp {
             return Ok(Err(Code11::InvalidValue));
         }
-        if read_state::get(w, me.id, i.id)?.map(|s| s.read).unwrap_or(0) == read as u64 {
+        if read_state::get(w, me.id, i.id)?
+            .map(|s| s.read)
+            .unwrap_or(0)
+            == read as u64
+        {
             return Ok(Ok(Reply11::Null));
         }
         Ok(Ok(Reply11::Id(
@@ -698,8 +712,7 @@ fn set_value(cx: &mut Cx, issue: i64, attribute: i64, value: String) -> R {
         let user_ok = |name: &str, member: bool| -> bool {
             match users::id_by_name(w, name) {
                 Ok(Some(u)) => {
-                    !member
-                        || matches!(users::member_access(w, f.project, u), Ok(Some(a)) if a > 0)
+                    !member || matches!(users::member_access(w, f.project, u), Ok(Some(a)) if a > 0)
                 }
                 _ => false,
             }

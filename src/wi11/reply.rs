@@ -122,7 +122,10 @@ pub enum Reply11 {
     /// Data lines, each ending in CR LF; empty is sent as `NULL`.
     Lines(Vec<u8>),
     /// GET ATTACHMENT: the raw bytes, sent as `application/octet-stream`.
-    File { name: String, data: bytes::Bytes },
+    File {
+        name: String,
+        data: bytes::Bytes,
+    },
 }
 
 impl From<Code11> for Reply11 {

@@ -27,8 +27,16 @@ const LANGUAGES: [(&str, &str); 16] = [
 
 /// Regions of the canonical IANA zone names (aliases such as `US/Eastern` are left out).
 const REGIONS: [&str; 10] = [
-    "Africa/", "America/", "Antarctica/", "Arctic/", "Asia/", "Atlantic/", "Australia/",
-    "Europe/", "Indian/", "Pacific/",
+    "Africa/",
+    "America/",
+    "Antarctica/",
+    "Arctic/",
+    "Asia/",
+    "Atlantic/",
+    "Australia/",
+    "Europe/",
+    "Indian/",
+    "Pacific/",
 ];
 
 pub fn lines(app: &App, out: &mut Vec<u8>) {

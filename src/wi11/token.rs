@@ -185,11 +185,7 @@ mod tests {
         assert_eq!(t.name, "ADD COMMENT");
         assert_eq!(
             t.args,
-            [
-                Arg::Int(-3),
-                Arg::Str("it's\n\ta \\ b".into()),
-                Arg::Int(7)
-            ]
+            [Arg::Int(-3), Arg::Str("it's\n\ta \\ b".into()), Arg::Int(7)]
         );
         let f = Bytes::from_static(b"data");
         let t = tokenize(Some(b"ADD ATTACHMENT 1 'a' ''"), Some(&f)).unwrap();
@@ -198,7 +194,14 @@ mod tests {
 
     #[test]
     fn strings_round_trip() {
-        for s in ["", "plain", "it's", "back\\slash", "two\nlines\tand tab", "Żółw ✓"] {
+        for s in [
+            "",
+            "plain",
+            "it's",
+            "back\\slash",
+            "two\nlines\tand tab",
+            "Żółw ✓",
+        ] {
             let mut out = b"X ".to_vec();
             write_string(&mut out, s);
             let t = tokenize(Some(&out), None).unwrap();

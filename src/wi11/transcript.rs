@@ -54,8 +54,13 @@ pub fn parse(text: &str) -> Result<Vec<Exchange>, String> {
                 webissued: None,
             }),
             ("S:", Some(e)) => e.reply.push(rest.to_string()),
-            ("B:", Some(e)) => e.binary = Some(literal(rest).map_err(|e| format!("line {n}: {e}"))?),
-            ("W:", Some(e)) => e.webissued.get_or_insert_with(Vec::new).push(rest.to_string()),
+            ("B:", Some(e)) => {
+                e.binary = Some(literal(rest).map_err(|e| format!("line {n}: {e}"))?)
+            }
+            ("W:", Some(e)) => e
+                .webissued
+                .get_or_insert_with(Vec::new)
+                .push(rest.to_string()),
             _ => return Err(format!("line {n}: unexpected {tag}")),
         }
     }

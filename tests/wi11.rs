@@ -1,0 +1,314 @@
+//! The WebIssues 1.1 dialect over HTTP: the transcripts recorded from the reference server
+//! 1.1.5 (tests/wi11/*.txt) replayed against webissued exactly as the desktop client sends
+//! them (multipart `command`/`file`, WebIssuesSID cookie), compared after normalisation;
+//! the session and header rules of 1.1; one store under both dialects.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use support::Server;
+use webissued::wi11::transcript;
+
+fn start() -> (Server, SocketAddr) {
+    let mut s = Server::start_with(
+        "[server]\ninitial_data = \"none\"\nname = \"WI11 Test\"\n\
+         # The reference installer's file_max_size.\nmax_attachment_bytes = 1048576\n",
+    );
+    let http = s.http_addr();
+    (s, http)
+}
+
+struct Response {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Response {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    fn lines(&self) -> Vec<String> {
+        String::from_utf8_lossy(&self.body)
+            .split("\r\n")
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect()
+    }
+}
+
+/// One request as the 1.1.5 client makes it; `jar` holds the WebIssuesSID cookie.
+fn post(
+    addr: SocketAddr,
+    jar: &mut Option<String>,
+    command: &str,
+    file: Option<&[u8]>,
+) -> Response {
+    let boundary = "nextPart-Ab3dE6gH9jK2";
+    let mut body = Vec::new();
+    body.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"command\"\r\n\r\n")
+            .as_bytes(),
+    );
+    body.extend_from_slice(command.as_bytes());
+    body.extend_from_slice(b"\r\n");
+    if let Some(f) = file {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"file\"\r\n\
+                 Content-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(f);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    let accept = if command.starts_with("GET ATTACHMENT") {
+        "application/octet-stream,*/*"
+    } else {
+        "text/plain,*/*"
+    };
+    let cookie = jar
+        .as_ref()
+        .map(|c| format!("Cookie: WebIssuesSID={c}\r\n"))
+        .unwrap_or_default();
+    let head = format!(
+        "POST /server/webissues/handler.php HTTP/1.1\r\nHost: {addr}\r\n\
+         User-Agent: Mozilla/5.0 (X11; Linux) WebIssues/1.1.5 Qt/5.15.8\r\nAccept: {accept}\r\n\
+         {cookie}Content-Type: multipart/form-data; boundary={boundary}\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(&body).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("headers");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    if chunked {
+        body = dechunk(&body);
+    }
+    for (k, v) in &headers {
+        if k.eq_ignore_ascii_case("set-cookie") && v.starts_with("WebIssuesSID=") {
+            let value = v["WebIssuesSID=".len()..].split(';').next().unwrap();
+            *jar = if value.is_empty() || v.contains("Max-Age=0") {
+                None
+            } else {
+                Some(value.to_string())
+            };
+        }
+    }
+    Response {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let end = b.windows(2).position(|w| w == b"\r\n").unwrap();
+        let n = usize::from_str_radix(std::str::from_utf8(&b[..end]).unwrap().trim(), 16).unwrap();
+        if n == 0 {
+            return out;
+        }
+        out.extend_from_slice(&b[end + 2..end + 2 + n]);
+        b = &b[end + 4 + n..];
+    }
+}
+
+/// Every recorded command, in file order against one fresh server (the files build on
+/// each other), each file in a session of its own. All differences are collected and
+/// shown together.
+#[test]
+fn reference_transcripts_replay_identically_over_http() {
+    let (_server, addr) = start();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/wi11");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 4, "transcripts in {dir:?}");
+    let (mut total, mut overridden, mut diffs) = (0, 0, Vec::new());
+    for path in &files {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let exchanges = transcript::parse(&std::fs::read_to_string(path).unwrap())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut jar = None;
+        for e in exchanges {
+            total += 1;
+            let r = post(addr, &mut jar, &e.command, e.file.as_deref());
+            assert_eq!(r.status, 200, "{name}:{} {}", e.line, e.command);
+            assert_eq!(r.header("x-webissues-version"), Some("1.1"));
+            assert_eq!(r.header("x-webissues-server"), None);
+            if let Some(expected) = &e.binary {
+                assert!(
+                    r.header("content-type")
+                        .is_some_and(|c| c.starts_with("application/octet-stream")),
+                    "{name}:{} binary reply",
+                    e.line
+                );
+                if &r.body != expected {
+                    diffs.push(format!(
+                        "{name}:{} {}: binary body differs",
+                        e.line, e.command
+                    ));
+                }
+                continue;
+            }
+            assert!(
+                r.header("content-type")
+                    .is_some_and(|c| c.starts_with("text/plain")),
+                "{name}:{} text reply",
+                e.line
+            );
+            let command = e.command.split(' ').take(2).collect::<Vec<_>>().join(" ");
+            let command = if e.command == "HELLO" {
+                "HELLO".into()
+            } else {
+                command
+            };
+            let expected = match &e.webissued {
+                Some(w) => {
+                    overridden += 1;
+                    w.clone()
+                }
+                None => e.reply.clone(),
+            };
+            let want = transcript::normalise(&command, &expected);
+            let got = transcript::normalise(&command, &r.lines());
+            if want != got {
+                diffs.push(format!(
+                    "{name}:{} {}\n  reference: {want:?}\n  webissued: {got:?}",
+                    e.line, e.command
+                ));
+            }
+        }
+    }
+    eprintln!(
+        "{total} commands replayed, {} differ, {overridden} with a documented webissued answer",
+        diffs.len()
+    );
+    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+}
+
+/// No cookie before LOGIN; LOGIN sets one; a failed LOGIN ends the session and expires
+/// the cookie; a cookie naming no session is not logged in.
+#[test]
+fn the_session_follows_the_1_1_rules() {
+    let (_server, addr) = start();
+    let mut jar = None;
+    let r = post(addr, &mut jar, "HELLO", None);
+    assert!(r.header("set-cookie").is_none());
+    let hello = &r.lines()[0];
+    assert!(
+        hello.starts_with("S 'WI11 Test' '") && hello.ends_with("' '1.1.5'"),
+        "{hello}"
+    );
+    let r = post(addr, &mut jar, "LOGIN 'admin' 'secret'", None);
+    assert_eq!(r.lines(), ["U 1 'Administrator' 2"]);
+    let sid = jar.clone().expect("LOGIN sets the cookie");
+    assert_eq!(post(addr, &mut jar, "LIST TYPES", None).lines(), ["NULL"]);
+    let r = post(addr, &mut jar, "LOGIN 'admin' 'wrong'", None);
+    assert_eq!(r.lines(), ["ERROR 302 'Incorrect Login'"]);
+    assert!(jar.is_none(), "the failed LOGIN expired the cookie");
+    let mut old = Some(sid);
+    let r = post(addr, &mut old, "LIST TYPES", None);
+    assert_eq!(
+        r.lines(),
+        ["ERROR 300 'Login Required'"],
+        "the old session is over"
+    );
+    assert!(old.is_none(), "a cookie naming no session is expired");
+    // A GET is a request without a command.
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(
+        b"GET /server/webissues/handler.php HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
+    assert!(raw.contains("ERROR 400 'Syntax Error'"), "{raw}");
+}
+
+/// One store, two dialects: an issue added over 1.1 is in LIST ISSUES over the 0.8 line
+/// protocol, and one added there appears in the 1.1 client's next update.
+#[test]
+fn both_dialects_share_the_store() {
+    let (server, addr) = start();
+    let mut tcp = server.admin();
+    assert!(tcp.id("ADD TYPE 'Bugs'") > 0);
+    let project = tcp.id("ADD PROJECT 'P'");
+    let folder = tcp.id(&format!("ADD FOLDER {project} 1 'F'"));
+    let mut jar = None;
+    post(addr, &mut jar, "LOGIN 'admin' 'secret'", None);
+    let r = post(
+        addr,
+        &mut jar,
+        &format!("ADD ISSUE {folder} 'From the desktop'"),
+        None,
+    );
+    let id: i64 = r.lines()[0].strip_prefix("ID ").unwrap().parse().unwrap();
+    let r = post(
+        addr,
+        &mut jar,
+        &format!("ADD DESCRIPTION {id} 'Text' 1"),
+        None,
+    );
+    assert_eq!(r.lines(), [format!("ID {}", id + 1)]);
+    let listed = tcp.send(&format!("LIST ISSUES {folder} 0"));
+    assert!(
+        listed.iter().any(|l| l.contains("'From the desktop'")),
+        "{listed:?}"
+    );
+    let from_tcp = tcp.id(&format!("ADD ISSUE {folder} 'From netcat'"));
+    let r = post(
+        addr,
+        &mut jar,
+        &format!("LIST ISSUES {folder} {}", id + 1),
+        None,
+    );
+    let lines = r.lines();
+    assert!(
+        lines[0].starts_with(&format!("F {folder} {project} 'F' 1 {from_tcp}")),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with(&format!("I {from_tcp} {folder} 'From netcat'")))
+    );
+    // The description is 1.1's alone: 0.8's GET DETAILS has no line for it.
+    let details = tcp.send(&format!("GET DETAILS {id} 0"));
+    assert!(!details.iter().any(|l| l.contains("Text")), "{details:?}");
+}
