@@ -4,7 +4,7 @@
 
 use super::command::Cmd11;
 use super::reply::{Code11, Out, Reply11};
-use crate::attributes::ValueError;
+use crate::attributes::{AttributeKind, ValueError};
 use crate::commands::{self, Cx};
 use crate::error::Code;
 use crate::protocol::{Command, Reply};
@@ -717,10 +717,27 @@ fn set_value(cx: &mut Cx, issue: i64, attribute: i64, value: String) -> R {
                 _ => false,
             }
         };
-        let value = match def.validate_value(&value, &user_ok) {
+        // 1.1's single-line rule holds for values too; and a number or date must come
+        // in its normal form already (`03` or `7.5` for 2 decimals is refused, not
+        // rewritten as 0.8 does).
+        if !value.is_empty()
+            && let Err(c) = check_name(&value, usize::MAX)
+        {
+            return Ok(Err(c));
+        }
+        let normal = match def.validate_value(&value, &user_ok) {
             Ok(v) => v,
             Err(e) => return Ok(Err(value_error(e))),
         };
+        if normal != value
+            && matches!(
+                def.kind,
+                AttributeKind::Numeric { .. } | AttributeKind::DateTime { .. }
+            )
+        {
+            return Ok(Err(Code11::InvalidFormat));
+        }
+        let value = normal;
         Ok(Ok(
             match issues::set_value(w, &mut i, &f, attr.id, &value, me.id)? {
                 Some(id) => Reply11::Id(id as i64),
