@@ -312,3 +312,169 @@ fn both_dialects_share_the_store() {
     let details = tcp.send(&format!("GET DETAILS {id} 0"));
     assert!(!details.iter().any(|l| l.contains("Text")), "{details:?}");
 }
+
+fn on_path(cmd: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(cmd).is_file()))
+}
+
+/// Kills a child started here (by its own handle) when the test ends, passing or not.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The real desktop client (Debian's `webissues` 1.1.5) under Xvfb: it connects, logs in,
+/// loads projects, folders and issues into its cache and shows no dialog besides its main
+/// window. Skipped (with a message) where the client or Xvfb is not installed
+/// (`scripts/test` installs them).
+#[test]
+fn the_real_desktop_client_logs_in_and_loads_everything() {
+    if !["webissues", "Xvfb", "xdotool", "python3"]
+        .iter()
+        .all(|c| on_path(c))
+    {
+        eprintln!("skipped: webissues, Xvfb, xdotool or python3 not installed");
+        return;
+    }
+    let (_server, addr) = start();
+    let mut jar = None;
+    for c in [
+        "LOGIN 'admin' 'secret'",
+        "ADD TYPE 'Bugs'",
+        "ADD ATTRIBUTE 1 'Status' 'ENUM items={\"Active\",\"Closed\"} default=\"Active\" required=1'",
+        "ADD USER 'jsmith' 'John Smith' 'jsmith1' 0",
+        "ADD PROJECT 'Demo'",
+        "GRANT MEMBER 2 1 1",
+        "ADD FOLDER 1 1 'Bugs'",
+        "ADD FOLDER 1 1 'More bugs'",
+        "ADD ISSUE 1 'First'",
+        "ADD DESCRIPTION 1 'Some **text**.' 1",
+        "ADD COMMENT 1 'A comment.' 0",
+        "ADD ISSUE 1 'Second'",
+        "ADD ISSUE 2 'Third'",
+    ] {
+        let r = post(addr, &mut jar, c, None);
+        assert!(!r.lines()[0].starts_with("ERROR"), "{c}: {:?}", r.lines());
+    }
+    let r = post(
+        addr,
+        &mut jar,
+        "ADD ATTACHMENT 1 'a.txt' ''",
+        Some(b"bytes"),
+    );
+    assert!(r.lines()[0].starts_with("ID "));
+    let hello = post(addr, &mut None, "HELLO", None).lines()[0].clone();
+    let uuid = hello.split('\'').nth(3).unwrap().to_string();
+
+    let tmp = tempfile::tempdir().unwrap();
+    let p = |s: &str| tmp.path().join(s);
+    for d in ["home", "runtime"] {
+        std::fs::create_dir_all(p(d)).unwrap();
+    }
+    let profile = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/support/wi11_client_profile.py"
+        ))
+        .arg(p("data"))
+        .arg(format!("http://{addr}/"))
+        .args(["WI11 Test", &uuid, "jsmith", "jsmith1"])
+        .status()
+        .unwrap();
+    assert!(profile.success());
+    let display = (150..250)
+        .map(|n| format!(":{n}"))
+        .find(|d| !std::path::Path::new(&format!("/tmp/.X11-unix/X{}", &d[1..])).exists())
+        .unwrap();
+    let _xvfb = Killed(
+        std::process::Command::new("Xvfb")
+            .args([&display, "-screen", "0", "1280x900x24", "-nolisten", "tcp"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let _client = Killed(
+        std::process::Command::new("webissues")
+            .arg("-data")
+            .arg(p("data"))
+            .arg("-cache")
+            .arg(p("cache"))
+            .arg("-shared")
+            .arg(p("shared"))
+            .env("DISPLAY", &display)
+            .env("HOME", p("home"))
+            .env("XDG_RUNTIME_DIR", p("runtime"))
+            .env("QT_QPA_PLATFORM", "xcb")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let windows = || -> Vec<String> {
+        let out = std::process::Command::new("xdotool")
+            .args(["search", "--onlyvisible", "--name", "."])
+            .env("DISPLAY", &display)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|id| {
+                let n = std::process::Command::new("xdotool")
+                    .args(["getwindowname", id])
+                    .env("DISPLAY", &display)
+                    .output()
+                    .ok()?;
+                Some(String::from_utf8_lossy(&n.stdout).trim().to_string())
+            })
+            .filter(|n| !n.is_empty())
+            .collect()
+    };
+    // What the client cached, counted with python3's sqlite3: (projects, folders, issues).
+    let cached = || -> String {
+        let out = std::process::Command::new("python3")
+            .arg("-c")
+            .arg(
+                // The client holds the database locked: read a copy.
+                "import glob,shutil,sqlite3,sys\n\
+                 for db in glob.glob(sys.argv[1] + '/*/cache.db'):\n\
+                 \x20   shutil.copy(db, sys.argv[1] + '/copy.db')\n\
+                 \x20   c = sqlite3.connect(sys.argv[1] + '/copy.db')\n\
+                 \x20   print(*[c.execute('select count(*) from ' + t).fetchone()[0] for t in ('projects','folders','issues','comments','files')])",
+            )
+            .arg(p("cache"))
+            .output()
+            .unwrap();
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout).trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )
+    };
+    let main = "WI11 Test - WebIssues Desktop Client".to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let (mut seen, mut counts) = (Vec::new(), String::new());
+    while std::time::Instant::now() < deadline {
+        seen = windows();
+        counts = cached();
+        if seen.contains(&main) && counts.starts_with("1 2 3") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    eprintln!("windows {seen:?}, cached {counts:?}");
+    assert_eq!(
+        counts.split(' ').take(3).collect::<Vec<_>>(),
+        ["1", "2", "3"],
+        "projects, folders, issues cached"
+    );
+    // A moment more for any error dialog of the load to show.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(windows(), [main], "only the main window, no error dialog");
+}
