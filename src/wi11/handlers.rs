@@ -441,16 +441,18 @@ fn value_lines(out: &mut Vec<u8>, r: &impl Read, issue: u64) -> crate::error::Re
 }
 
 /// `F` (exactly one), then `I` and `V` of the issues changed after `since`. Issues never
-/// leave a folder in webissued (no MOVE or DELETE ISSUE), so no `X` stub is ever due.
+/// leave a folder in webissued (no MOVE or DELETE ISSUE), so no `X` stub is ever sent.
+/// The `I` and `V` lines are 0.8's, byte for byte (no name or value holds a TAB, the one
+/// character 1.1 escapes and 0.8 does not), so 0.8's cache of encoded lines serves both.
 fn list_issues(cx: &mut Cx, folder: i64, since: i64) -> R {
     let me = cx.user()?;
-    cx.read(|r| {
+    let mut out = Vec::new();
+    let changed = cx.read(|r| {
         let (f, _) = projects::visible_folder(r, &me, folder)?;
         let stamp = r.folder_stamp(f.id);
         if stamp as i64 <= since {
-            return Ok(Vec::new());
+            return Ok(false);
         }
-        let mut out = Vec::new();
         Out::line(&mut out, "F")
             .int(f.id as i64)
             .int(f.project as i64)
@@ -458,18 +460,16 @@ fn list_issues(cx: &mut Cx, folder: i64, since: i64) -> R {
             .int(f.type_id as i64)
             .int(stamp as i64)
             .end();
-        let mut values = Vec::new();
-        for (id, _) in issues::in_folder_since(r, f.id, since)? {
-            if let Some(i) = issues::get(r, id as i64)? {
-                issue_line(&mut out, &i);
-                value_lines(&mut values, r, id)?;
-            }
-        }
-        out.extend_from_slice(&values);
-        Ok(out)
-    })
-    .map(Reply11::Lines)
-    .map_err(Code11::from)
+        Ok(true)
+    })?;
+    if !changed {
+        return Ok(Reply11::Null);
+    }
+    match commands::issues::list_issues(cx, folder, since)? {
+        Reply::Encoded(lines) => out.extend_from_slice(&lines),
+        _ => return Err(Code11::ServerError),
+    }
+    Ok(Reply11::Lines(out))
 }
 
 /// The 13-field history line.
