@@ -192,6 +192,29 @@ mod tests {
         assert_eq!(t.args.last(), Some(&Arg::File(f)));
     }
 
+    proptest::proptest! {
+        /// Any bytes get tokens or one of the tokenizer's codes, never a panic; and any
+        /// string survives encoding and tokenizing.
+        #[test]
+        fn arbitrary_input_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
+            let r = tokenize(Some(&bytes), None);
+            if let Err(c) = r {
+                proptest::prop_assert!(matches!(c, Code11::SyntaxError | Code11::InvalidString));
+            }
+        }
+
+        #[test]
+        fn any_string_round_trips(s in "\\PC*") {
+            let mut out = b"X ".to_vec();
+            write_string(&mut out, &s);
+            if s.chars().any(|c| c.is_ascii_control() && c != '\n' && c != '\t') {
+                return Ok(());
+            }
+            let t = tokenize(Some(&out), None).unwrap();
+            proptest::prop_assert_eq!(t.args, vec![Arg::Str(s)]);
+        }
+    }
+
     #[test]
     fn strings_round_trip() {
         for s in [
