@@ -16,6 +16,7 @@ pub mod checkpoint;
 pub mod commit;
 pub mod descriptions;
 pub mod groups;
+pub mod installer_types;
 pub mod issues;
 pub mod keys;
 pub mod mem;
