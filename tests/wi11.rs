@@ -362,10 +362,10 @@ impl Drop for Killed {
 
 /// The real desktop client (Debian's `webissues` 1.1.5) under Xvfb: it connects, logs in,
 /// loads projects, folders and issues into its cache and shows no dialog besides its main
-/// window. Skipped (with a message) where the client or Xvfb is not installed
+/// window; then an issue added in its Add Issue dialog lands in the store. Skipped (with a message) where the client or Xvfb is not installed
 /// (`scripts/test` installs them).
 #[test]
-fn the_real_desktop_client_logs_in_and_loads_everything() {
+fn the_real_desktop_client_logs_in_loads_and_adds_an_issue() {
     if !["webissues", "Xvfb", "xdotool", "python3"]
         .iter()
         .all(|c| on_path(c))
@@ -373,7 +373,7 @@ fn the_real_desktop_client_logs_in_and_loads_everything() {
         eprintln!("skipped: webissues, Xvfb, xdotool or python3 not installed");
         return;
     }
-    let (_server, addr) = start();
+    let (server, addr) = start();
     let mut jar = None;
     for c in [
         "LOGIN 'admin' 'secret'",
@@ -508,5 +508,78 @@ fn the_real_desktop_client_logs_in_and_loads_everything() {
     );
     // A moment more for any error dialog of the load to show.
     std::thread::sleep(std::time::Duration::from_secs(2));
-    assert_eq!(windows(), [main], "only the main window, no error dialog");
+    assert_eq!(windows(), [main.clone()], "only the main window, no error dialog");
+
+    // Writing: the first folder, the Add Issue dialog, a name, OK. The client sends ADD
+    // ISSUE then refreshes the folder and opens the issue; the issue must be in the store
+    // (seen here over the 0.8 line protocol) and no dialog may be left.
+    let xdo = |args: &[&str]| {
+        let ok = std::process::Command::new("xdotool")
+            .args(args)
+            .env("DISPLAY", &display)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "xdotool {args:?}");
+    };
+    let pause = |ms| std::thread::sleep(std::time::Duration::from_millis(ms));
+    let out = std::process::Command::new("xdotool")
+        .args(["search", "--onlyvisible", "--name", &format!("^{main}$")])
+        .env("DISPLAY", &display)
+        .output()
+        .unwrap();
+    let id = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    xdo(&["windowmove", "--sync", &id, "0", "0"]);
+    xdo(&["windowsize", "--sync", &id, "1280", "900"]);
+    pause(1000);
+    xdo(&["mousemove", "80", "124", "click", "1"]);
+    pause(500);
+    xdo(&["key", "Down", "Right"]);
+    pause(500);
+    xdo(&["key", "Down"]);
+    pause(2000);
+    xdo(&["mousemove", "700", "155", "click", "1"]);
+    pause(1000);
+    xdo(&["mousemove", "27", "40", "click", "1"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !windows().iter().any(|w| w == "Add Issue") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no Add Issue dialog: {:?}",
+            windows()
+        );
+        pause(300);
+    }
+    pause(500);
+    xdo(&["mousemove", "640", "196", "click", "1"]);
+    xdo(&["type", "--delay", "10", "Added in the desktop client"]);
+    pause(300);
+    xdo(&["mousemove", "864", "666", "click", "1"]);
+    let mut tcp = server.admin();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let listed = tcp.send("LIST ISSUES 1 0");
+        if listed
+            .iter()
+            .any(|l| l.contains("'Added in the desktop client'"))
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not added: {listed:?} {:?}",
+            windows()
+        );
+        pause(500);
+    }
+    pause(2000);
+    let left: Vec<String> = windows()
+        .into_iter()
+        .filter(|w| !w.ends_with("WebIssues Desktop Client"))
+        .collect();
+    assert!(left.is_empty(), "dialogs left: {left:?}");
 }
