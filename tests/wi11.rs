@@ -508,7 +508,11 @@ fn the_real_desktop_client_logs_in_loads_and_adds_an_issue() {
     );
     // A moment more for any error dialog of the load to show.
     std::thread::sleep(std::time::Duration::from_secs(2));
-    assert_eq!(windows(), [main.clone()], "only the main window, no error dialog");
+    assert_eq!(
+        windows(),
+        std::slice::from_ref(&main),
+        "only the main window, no error dialog"
+    );
 
     // Writing: the first folder, the Add Issue dialog, a name, OK. The client sends ADD
     // ISSUE then refreshes the folder and opens the issue; the issue must be in the store
