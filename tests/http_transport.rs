@@ -1175,3 +1175,91 @@ fn tls_needs_both_files() {
         "{err}"
     );
 }
+
+#[test]
+fn a_chunked_body_is_read_only_up_to_the_limit() {
+    let mut server =
+        Server::start_with("[server]\nmax_attachment_bytes = 1000\nmax_line_bytes = 200\n");
+    let mut s = TcpStream::connect(server.http_addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=q\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .unwrap();
+    // 1000 + 200 + 64 KiB is the limit; send 80 KiB in chunks, then keep the request open.
+    let chunk = [b'z'; 8192];
+    for _ in 0..10 {
+        s.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+            .unwrap();
+        s.write_all(&chunk).unwrap();
+        s.write_all(b"\r\n").unwrap();
+    }
+    let mut conn = BufReader::new(s);
+    let r = read_response(&mut conn);
+    assert!(
+        r.one().starts_with(
+            "ERROR 403 'Upload Error: request body larger than the limit of 66736 bytes'"
+        ),
+        "{:?}",
+        r.lines()
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// The load generator's HTTP read mix (scripts/bench measures; this only checks it works)
+
+#[test]
+fn bench_http_read_mix_runs_without_errors() {
+    let mut server = Server::start();
+    let bench = |addr: String, args: &[&str]| -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_webissued"))
+            .arg("bench")
+            .args(args)
+            .args(["--addr", &addr, "--password", ADMIN_PASSWORD])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{args:?}: {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    bench(
+        server.addr.to_string(),
+        &[
+            "seed",
+            "--users",
+            "3",
+            "--projects",
+            "2",
+            "--folders-per-project",
+            "2",
+            "--issues",
+            "40",
+            "-c",
+            "2",
+        ],
+    );
+    let json = bench(
+        server.http_addr().to_string(),
+        &[
+            "run",
+            "--mix",
+            "http-read",
+            "-c",
+            "4",
+            "--duration",
+            "1",
+            "--json",
+        ],
+    );
+    assert!(json.contains("\"errors\":0"), "{json}");
+    let ops_at = json.find("\"ops\":").map(|i| &json[i + 6..]).unwrap_or("0");
+    let ops: u64 = ops_at
+        .split([',', '}'])
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap_or(0);
+    assert!(ops > 10, "{json}");
+}
