@@ -1263,3 +1263,32 @@ fn bench_http_read_mix_runs_without_errors() {
         .unwrap_or(0);
     assert!(ops > 10, "{json}");
 }
+
+#[test]
+fn a_password_change_ends_the_users_other_sessions() {
+    let mut server = Server::start();
+    let addr = server.http_addr();
+    let mut tcp = server.admin();
+    assert_eq!(tcp.id("ADD USER 'ann' 'Ann' 'pw'"), 2);
+    let (mut one, mut two, mut admin) = (Http::new(addr), Http::new(addr), Http::new(addr));
+    one.login("ann", "pw");
+    two.login("ann", "pw");
+    admin.login("admin", ADMIN_PASSWORD);
+    // Another user's record changing leaves Ann's sessions alone.
+    assert_eq!(tcp.one("RENAME USER 1 'Root'"), "OK");
+    assert!(one.send("LIST USERS")[0].starts_with("U 1 "));
+    // Ann changes her password in session one: one stays, two ends.
+    assert_eq!(one.one("SET PASSWORD 2 'new'"), "OK");
+    assert!(one.send("LIST USERS")[0].starts_with("U 1 "));
+    assert_eq!(two.one("LIST USERS"), "ERROR 300 'Login Required'");
+    assert!(
+        two.cookie.is_none(),
+        "the ended session's cookie is cleared"
+    );
+    // An administrator setting it (over TCP) ends session one as well; theirs stays.
+    assert_eq!(tcp.one("SET PASSWORD 2 'newer'"), "OK");
+    assert_eq!(one.one("LIST USERS"), "ERROR 300 'Login Required'");
+    assert!(admin.send("LIST USERS")[0].starts_with("U 1 "));
+    one.login("ann", "newer");
+    assert!(one.send("LIST USERS")[0].starts_with("U 1 "));
+}

@@ -228,7 +228,8 @@ async fn post_08(
         }),
         _ => None,
     };
-    let (reply, cookie) = t.run(peer, sid, frame).await;
+    let span = tracing::info_span!("http", %peer);
+    let (reply, cookie) = tracing::Instrument::instrument(t.run(peer, sid, frame), span).await;
     match reply {
         Reply::Data(bytes) => data_reply(bytes, attachment.unwrap_or_default(), cookie),
         reply => text_reply(reply, cookie),
@@ -302,6 +303,7 @@ impl Transport {
             let reply = run_in(app, &mut state, frame).await;
             return match (state.session.user, &reply) {
                 (Some(user), Reply::Lines(_)) => {
+                    state.users_seen = app.store.generation(crate::store::Generation::Users);
                     state.generation = session::generation(app, user);
                     let new = self.sessions.insert(state);
                     (reply, Some(session::set_cookie(&new, self.secure)))
@@ -316,9 +318,7 @@ impl Transport {
             return (reply, sid.map(|_| session::clear_cookie(self.secure)));
         };
         let mut state = entry.lock().await;
-        if let Some(user) = state.session.user
-            && session::generation(app, user) != state.generation
-        {
+        if !session::still_valid(app, &mut state) {
             // The user's sessions were ended (password change, account disabled).
             drop(state);
             if let Some(s) = &sid {
@@ -329,7 +329,16 @@ impl Transport {
             return (reply, Some(session::clear_cookie(self.secure)));
         }
         state.session.peer = peer;
+        let own_password = line.starts_with(b"SET PASSWORD ");
         let reply = run_in(app, &mut state, frame).await;
+        if own_password
+            && reply == Reply::Ok
+            && let Some(user) = state.session.user
+        {
+            // A password changed in this session keeps this session (others end).
+            state.users_seen = app.store.generation(crate::store::Generation::Users);
+            state.generation = session::generation(app, user);
+        }
         if state.session.quit {
             drop(state);
             if let Some(s) = &sid {
