@@ -118,6 +118,9 @@ fn serve(
     if let Some(h) = http_listen {
         cfg.server.http_listen = h;
     }
+    // A TLS setting that cannot work stops the start with its own message (App::open
+    // loads the files again).
+    webissued::tls::Tls::from_config(&cfg.server)?;
     // Before anything in the directory is read or written; held until serve returns.
     let _lock = webissued::datadir::lock(&cfg.server.data_dir)?;
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
