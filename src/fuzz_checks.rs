@@ -208,6 +208,7 @@ pub fn codec(data: &[u8]) {
             }
             Frame::TooLong => {}
             Frame::DataTooLarge(size) => assert!(*size > max_data),
+            Frame::Literal(..) => panic!("only gated codecs announce literals"),
         }
     }
 }
