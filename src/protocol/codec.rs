@@ -398,8 +398,10 @@ mod tests {
     #[test]
     fn gated_literal_is_announced_before_its_bytes_are_read() {
         let mut c = LineCodec::new(100, 100).gated();
-        let mut buf = BytesMut::from(&b"ADD ATTACHMENT 1 'a' '' {4}
-ab"[..]);
+        let mut buf = BytesMut::from(
+            &b"ADD ATTACHMENT 1 'a' '' {4}
+ab"[..],
+        );
         assert_eq!(
             c.decode(&mut buf).unwrap(),
             Some(Frame::Literal(
@@ -411,8 +413,10 @@ ab"[..]);
         c.accept_literal();
         assert_eq!(c.decode(&mut buf).unwrap(), None);
         assert_eq!(c.progress(&buf), Progress::Literal(2));
-        buf.extend_from_slice(b"cdHELLO
-");
+        buf.extend_from_slice(
+            b"cdHELLO
+",
+        );
         assert_eq!(
             c.decode(&mut buf).unwrap(),
             Some(Frame::WithData(
@@ -426,9 +430,14 @@ ab"[..]);
     #[test]
     fn refused_literal_is_skipped_without_being_buffered() {
         let mut c = LineCodec::new(100, 1 << 20).gated();
-        let mut buf = BytesMut::from(&b"HELLO {100000}
-"[..]);
-        assert!(matches!(c.decode(&mut buf).unwrap(), Some(Frame::Literal(_, 100000))));
+        let mut buf = BytesMut::from(
+            &b"HELLO {100000}
+"[..],
+        );
+        assert!(matches!(
+            c.decode(&mut buf).unwrap(),
+            Some(Frame::Literal(_, 100000))
+        ));
         c.refuse_literal();
         for _ in 0..99 {
             buf.extend_from_slice(&[b'x'; 1000]);
@@ -437,18 +446,25 @@ ab"[..]);
         }
         assert_eq!(c.progress(&buf), Progress::Literal(1000));
         buf.extend_from_slice(&[b'x'; 1000]);
-        buf.extend_from_slice(b"HELLO
-");
+        buf.extend_from_slice(
+            b"HELLO
+",
+        );
         assert_eq!(c.decode(&mut buf).unwrap(), Some(line("HELLO")));
     }
 
     #[test]
     fn an_unanswered_literal_is_refused() {
         let mut c = LineCodec::new(100, 100).gated();
-        let mut buf = BytesMut::from(&b"HELLO {3}
+        let mut buf = BytesMut::from(
+            &b"HELLO {3}
 abcHELLO
-"[..]);
-        assert!(matches!(c.decode(&mut buf).unwrap(), Some(Frame::Literal(..))));
+"[..],
+        );
+        assert!(matches!(
+            c.decode(&mut buf).unwrap(),
+            Some(Frame::Literal(..))
+        ));
         assert_eq!(c.decode(&mut buf).unwrap(), Some(line("HELLO")));
     }
 

@@ -404,7 +404,11 @@ fn admit(cx: &mut Cx<'_>, budget: &LiteralBudget, line: &[u8], size: u64) -> Res
     parse_command(line, Some(Bytes::new()))?;
     cx.user()?;
     budget.take(size).ok_or_else(|| {
-        tracing::warn!(size, in_use = budget.used(), "literal refused: memory budget spent");
+        tracing::warn!(
+            size,
+            in_use = budget.used(),
+            "literal refused: memory budget spent"
+        );
         Error::with(
             Code::UploadError,
             "the server is receiving too many uploads; try again later",

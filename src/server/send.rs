@@ -68,7 +68,9 @@ impl<'a> Writer<'a> {
                 continue;
             };
             let (rate, now) = (self.min_rate, Instant::now());
-            let pace = self.pace.get_or_insert_with(|| Pace::start(now, window, rate));
+            let pace = self
+                .pace
+                .get_or_insert_with(|| Pace::start(now, window, rate));
             match tokio::time::timeout_at(pace.deadline(), self.stream.writable()).await {
                 Ok(r) => r?,
                 Err(_) => return Err(Cut::Stalled),
