@@ -43,6 +43,10 @@ pub struct OutgoingMail {
     pub list_unsubscribe: Option<String>,
     /// `Date:` as Unix seconds.
     pub date: i64,
+    /// When not empty, the only envelope recipients (instead of To, Cc and Bcc): one copy of
+    /// a subscription's mail per recipient, each with its own unsubscribe link, while the
+    /// headers still show the same To and Cc.
+    pub envelope: Vec<String>,
 }
 
 /// Why an [`OutgoingMail`] could not become a MIME message. None of these get better by
@@ -183,10 +187,44 @@ fn mailbox(field: &'static str, value: &str) -> Result<Mailbox, MailError> {
             value: value.to_owned(),
         });
     }
-    value.parse().map_err(|_| MailError::InvalidAddress {
+    let mut m: Mailbox = value.parse().map_err(|_| MailError::InvalidAddress {
         field,
         value: value.to_owned(),
-    })
+    })?;
+    m.name = m.name.map(|n| header_text(&n));
+    Ok(m)
+}
+
+/// Whether a character may change how the text around it is shown: bidirectional
+/// embeddings, overrides and isolates (U+202E shows `gpj.exe` as `exe.jpg`) and the marks.
+fn is_bidi_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+    )
+}
+
+/// Text that becomes a header (subjects, display names), made inert: bidi controls are
+/// dropped, line and paragraph separators (U+2028, U+2029) and other control characters
+/// become spaces, and `=?` gets a U+200B ZERO WIDTH SPACE between its two characters, so
+/// nothing the user typed is ever read as an RFC 2047 encoded word: the word is encoded by
+/// lettre instead and shows as typed. CR and LF are refused before this is called.
+pub fn header_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if is_bidi_control(c) {
+            continue;
+        }
+        if c.is_control() || c == '\u{2028}' || c == '\u{2029}' {
+            out.push(' ');
+            continue;
+        }
+        if c == '?' && out.ends_with('=') {
+            out.push('\u{200B}');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn unix_to_system_time(secs: i64) -> SystemTime {
@@ -218,9 +256,21 @@ impl OutgoingMail {
             return Err(MailError::NoRecipient);
         }
 
+        if !self.envelope.is_empty() {
+            let from = mailbox("from", &self.from)?.email;
+            let to = self
+                .envelope
+                .iter()
+                .map(|a| mailbox("envelope", a).map(|m| m.email))
+                .collect::<Result<Vec<_>, _>>()?;
+            let envelope = lettre::address::Envelope::new(Some(from), to)
+                .map_err(|e| MailError::Build(e.into()))?;
+            builder = builder.envelope(envelope);
+        }
+
         reject_line_breaks("Subject", &self.subject)?;
         builder = builder
-            .subject(self.subject.clone())
+            .subject(header_text(&self.subject))
             .header(MessageId::from(bracketed_id(
                 "Message-ID",
                 &self.message_id,
@@ -281,6 +331,7 @@ mod tests {
             list_id: Some("website.webissued.localhost".into()),
             list_unsubscribe: Some("https://tracker.example.org/unsubscribe?t=abc123".into()),
             date: 1_700_000_000,
+            envelope: vec![],
         }
     }
 

@@ -308,7 +308,10 @@ pub fn fan_out(w: &mut Writer, event: &IssueEvent, cfg: &FanoutConfig) -> Result
         let Some(user) = users::get(w, user_id as i64)? else {
             continue;
         };
-        if pref(w, user_id, PREF_EMAIL)?.is_none() || !can_see(w, &user, event.project)? {
+        // Only a confirmed address collects changes (protocol-spec/notifications.md).
+        if crate::subscribe::email::confirmed_email(w, user_id)?.is_none()
+            || !can_see(w, &user, event.project)?
+        {
             continue;
         }
         add_pending(w, user_id, event.stamp, event.time, cfg)?;
@@ -576,6 +579,7 @@ mod tests {
                 projects::set_member(w, 1, 2, 1)?;
                 for u in [1, 2, 3] {
                     set_pref(w, u, PREF_EMAIL, "x@example.org", 0)?;
+                    crate::subscribe::email::mark_confirmed(w, u, "x@example.org")?;
                 }
                 Ok(())
             })
@@ -649,6 +653,7 @@ mod tests {
             list_id: None,
             list_unsubscribe: None,
             date,
+            envelope: vec![],
         }
     }
 
