@@ -264,7 +264,7 @@ impl OutgoingMail {
                 .map(|a| mailbox("envelope", a).map(|m| m.email))
                 .collect::<Result<Vec<_>, _>>()?;
             let envelope = lettre::address::Envelope::new(Some(from), to)
-                .map_err(|e| MailError::Build(e.into()))?;
+                .map_err(MailError::Build)?;
             builder = builder.envelope(envelope);
         }
 
@@ -566,6 +566,42 @@ mod tests {
         assert_eq!(
             msg.envelope().from().map(|a| a.to_string()).as_deref(),
             Some("tracker@example.org")
+        );
+    }
+
+    #[test]
+    fn an_explicit_envelope_replaces_the_header_recipients() {
+        let mut mail = sample();
+        mail.bcc.clear();
+        mail.envelope = vec!["hidden@example.org".into()];
+        let msg = mail.to_message().unwrap();
+        let rcpt: Vec<String> = msg.envelope().to().iter().map(|a| a.to_string()).collect();
+        assert_eq!(rcpt, ["hidden@example.org"]);
+        let head = headers(&String::from_utf8(msg.formatted()).unwrap());
+        assert_eq!(header(&head, "Cc"), Some("cc@example.org"));
+        assert_eq!(header(&head, "Bcc"), None);
+    }
+
+    #[test]
+    fn header_text_defuses_encoded_words_bidi_and_separators() {
+        assert_eq!(
+            header_text("a =?utf-8?b?SGk=?= b"),
+            "a =\u{200B}?utf-8?b?SGk=\u{200B}?= b"
+        );
+        assert_eq!(header_text("x\u{202E}gpj.exe\u{2066}"), "xgpj.exe");
+        assert_eq!(header_text("a\u{2028}b\u{2029}c\u{0007}d"), "a b c d");
+        let mut mail = sample();
+        mail.subject = "=?utf-8?b?SGFja2Vk?=".into();
+        mail.to = vec!["\"\u{202E}evil\" <zoe@example.org>".into()];
+        let head = headers(&formatted(&mail));
+        let subject = header(&head, "Subject").unwrap();
+        assert!(
+            subject.starts_with("=?utf-8?b?") && !subject.contains("SGFja2Vk"),
+            "the word is encoded by us, not passed through: {subject}"
+        );
+        assert!(
+            !head.contains("4oCu"),
+            "U+202E (base64 4oCu) in a display name"
         );
     }
 
