@@ -45,7 +45,9 @@ pub struct OutgoingMail {
     pub date: i64,
     /// When not empty, the only envelope recipients (instead of To, Cc and Bcc): one copy of
     /// a subscription's mail per recipient, each with its own unsubscribe link, while the
-    /// headers still show the same To and Cc.
+    /// headers still show the same To and Cc. Not part of the stored form: the outbox keeps
+    /// it under a key of its own (`store::notify`), so entries of older versions still read.
+    #[serde(skip)]
     pub envelope: Vec<String>,
 }
 
@@ -263,8 +265,8 @@ impl OutgoingMail {
                 .iter()
                 .map(|a| mailbox("envelope", a).map(|m| m.email))
                 .collect::<Result<Vec<_>, _>>()?;
-            let envelope = lettre::address::Envelope::new(Some(from), to)
-                .map_err(MailError::Build)?;
+            let envelope =
+                lettre::address::Envelope::new(Some(from), to).map_err(MailError::Build)?;
             builder = builder.envelope(envelope);
         }
 
@@ -611,5 +613,9 @@ mod tests {
         let bytes = postcard::to_allocvec(&mail).unwrap();
         let back: OutgoingMail = postcard::from_bytes(&bytes).unwrap();
         assert_eq!(back, mail);
+        // The envelope is stored apart, so the layout is that of earlier versions.
+        let mut copy = mail.clone();
+        copy.envelope = vec!["one@example.org".into()];
+        assert_eq!(postcard::to_allocvec(&copy).unwrap(), bytes);
     }
 }

@@ -34,6 +34,7 @@
 //! | `due/<unix time>/<user>` | `()`: the due index the digest pass scans up to now |
 //! | `outbox/<id>` | [`super::notify::OutboxEntry`]: a queued or failed message |
 //! | `outbox-queue/<next attempt>/<id>` | `()`: queued messages by next attempt |
+//! | `outbox-rcpt/<id>` | `Vec<String>`: the explicit envelope of a message (one copy per subscription recipient) |
 //! | `sub/<id>` | [`super::subscriptions::Subscription`] (recipients with hashed confirm tokens) |
 //! | `user-sub/<user>/<sub>` | `()` (subscriptions a user created) |
 //! | `folder-sub/<folder>/<sub>`, `issue-sub/<issue>/<sub>` | `()` (subscriptions by target: fan-out) |
