@@ -349,10 +349,34 @@ fn each_recipient_gets_its_own_unsubscribe_link_naming_only_itself() {
     let addr = w.server.http_addr();
     w.ann
         .id("SUBSCRIBE FOLDER 1 'mailto:team@example.org?bcc=secret@example.org' 0 ''");
-    for m in w.new_mail(2) {
-        let t = token_of(&m);
-        assert_eq!(w.ann.one(&format!("CONFIRM SUBSCRIPTION 1 '{t}'")), "OK");
-    }
+    let confirmations = w.new_mail(2);
+    let token_for = |who: &str| {
+        token_of(
+            confirmations
+                .iter()
+                .find(|m| rcpt(m) == [who])
+                .expect("a confirmation per address"),
+        )
+    };
+    let (team_token, secret_token) = (
+        token_for("team@example.org"),
+        token_for("secret@example.org"),
+    );
+    // Only the Bcc address confirmed: its copy has no To at all, and still arrives.
+    assert_eq!(
+        w.ann
+            .one(&format!("CONFIRM SUBSCRIPTION 1 '{secret_token}'")),
+        "OK"
+    );
+    w.ann.id("ADD ISSUE 1 'Bcc only'");
+    let mails = w.run();
+    assert_eq!(mails.len(), 1);
+    assert_eq!(rcpt(&mails[0]), ["secret@example.org"]);
+    assert!(mails[0].all("To").is_empty() && mails[0].all("Bcc").is_empty());
+    assert_eq!(
+        w.ann.one(&format!("CONFIRM SUBSCRIPTION 1 '{team_token}'")),
+        "OK"
+    );
     w.ann.id("ADD ISSUE 1 'Disclosure'");
     let mails = w.run();
     assert_eq!(mails.len(), 2);

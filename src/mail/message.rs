@@ -254,7 +254,11 @@ impl OutgoingMail {
         for addr in &self.bcc {
             builder = builder.bcc(mailbox("bcc", addr)?);
         }
-        if self.to.is_empty() && self.cc.is_empty() && self.bcc.is_empty() {
+        if self.to.is_empty()
+            && self.cc.is_empty()
+            && self.bcc.is_empty()
+            && self.envelope.is_empty()
+        {
             return Err(MailError::NoRecipient);
         }
 
@@ -582,6 +586,13 @@ mod tests {
         let head = headers(&String::from_utf8(msg.formatted()).unwrap());
         assert_eq!(header(&head, "Cc"), Some("cc@example.org"));
         assert_eq!(header(&head, "Bcc"), None);
+        // A copy for a Bcc recipient alone (no confirmed To or Cc) has no destination header.
+        mail.to.clear();
+        mail.cc.clear();
+        let msg = mail.to_message().unwrap();
+        assert_eq!(msg.envelope().to().len(), 1);
+        let head = headers(&String::from_utf8(msg.formatted()).unwrap());
+        assert_eq!(header(&head, "To"), None);
     }
 
     #[test]
