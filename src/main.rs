@@ -130,9 +130,9 @@ fn serve(
     }
     let runtime = runtime.build().map_err(|e| e.to_string())?;
     runtime.block_on(async move {
-        // The WebIssues HTTP transport and the subscription pages. Bound before the store
-        // opens so that the links in mails can name the port actually chosen when
-        // listening on port 0.
+        // The WebIssues HTTP transport, and the pages that confirm subscriptions and `email`
+        // preferences. Bound before the store opens so that the links in mails can name the
+        // port chosen when listening on port 0.
         let http = {
             let l = tokio::net::TcpListener::bind(&cfg.server.http_listen)
                 .await

@@ -389,7 +389,7 @@ fn curl_drives_every_command_family_with_a_cookie_jar() {
     assert!(body == upload, "attachment differs after the round trip");
     // Notifications and preferences (feature `notify`), subscriptions (`subscribe`).
     assert_eq!(c("SET PREFERENCE 1 'email' 'admin@example.org'"), ["OK"]);
-    assert_eq!(c("LIST PREFERENCES 1"), ["P 'email' 'admin@example.org'"]);
+    assert_eq!(c("LIST PREFERENCES 1")[0], "P 'email' 'admin@example.org'");
     assert_eq!(c("NOTIFY FOLDER 1 1"), ["OK"]);
     assert_eq!(c("LIST NOTIFICATIONS"), ["F 1"]);
     assert_eq!(
@@ -1176,31 +1176,103 @@ fn tls_needs_both_files() {
     );
 }
 
+/// Sends a chunked body of 80 KiB (more than the 66 736-byte limit below) with `cookie`.
+fn chunked_upload(addr: SocketAddr, cookie: Option<&str>) -> Resp {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let cookie = cookie.map_or(String::new(), |c| format!("Cookie: WebIssuesSID={c}\r\n"));
+    s.write_all(
+        format!(
+            "POST / HTTP/1.1\r\nHost: x\r\n{cookie}Content-Type: multipart/form-data; boundary=q\r\n\
+             Transfer-Encoding: chunked\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let chunk = [b'z'; 8192];
+    for _ in 0..10 {
+        if s.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+            .is_err()
+            || s.write_all(&chunk).is_err()
+            || s.write_all(b"\r\n").is_err()
+        {
+            break; // the server answered and closed early
+        }
+    }
+    read_response(&mut BufReader::new(s))
+}
+
 #[test]
 fn a_chunked_body_is_read_only_up_to_the_limit() {
     let mut server =
         Server::start_with("[server]\nmax_attachment_bytes = 1000\nmax_line_bytes = 200\n");
-    let mut s = TcpStream::connect(server.http_addr()).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=q\r\nTransfer-Encoding: chunked\r\n\r\n")
-        .unwrap();
-    // 1000 + 200 + 64 KiB is the limit; send 80 KiB in chunks, then keep the request open.
-    let chunk = [b'z'; 8192];
-    for _ in 0..10 {
-        s.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
-            .unwrap();
-        s.write_all(&chunk).unwrap();
-        s.write_all(b"\r\n").unwrap();
-    }
-    let mut conn = BufReader::new(s);
-    let r = read_response(&mut conn);
-    assert!(
-        r.one().starts_with(
-            "ERROR 403 'Upload Error: request body larger than the limit of 66736 bytes'"
-        ),
-        "{:?}",
-        r.lines()
+    let addr = server.http_addr();
+    // Without a session, no more than a command line's worth (200 + 64 KiB) is taken.
+    let r = chunked_upload(addr, None);
+    assert_eq!(
+        r.one(),
+        "ERROR 300 'Login Required: log in before sending more than 65736 bytes'"
     );
+    // With one, the whole limit (1000 + 200 + 64 KiB), and no more.
+    let mut a = Http::new(addr);
+    a.login("admin", ADMIN_PASSWORD);
+    let r = chunked_upload(addr, a.cookie.as_deref());
+    assert_eq!(
+        r.one(),
+        "ERROR 403 'Upload Error: request body larger than the limit of 66736 bytes'"
+    );
+}
+
+#[test]
+fn large_bodies_need_a_session_and_room_in_the_upload_budget() {
+    let mut server = Server::start_with(
+        "[server]\nmax_line_bytes = 1000\n[limits]\nliteral_memory_bytes = 1000000\n",
+    );
+    let addr = server.http_addr();
+    // A 16 MB body without a session is refused from its headers, unread, at once.
+    let started = std::time::Instant::now();
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=q\r\n\
+          Content-Length: 16000000\r\n\r\n--q\r\n",
+    )
+    .unwrap();
+    let r = read_response(&mut BufReader::new(s));
+    assert_eq!(
+        r.one(),
+        "ERROR 300 'Login Required: log in before sending more than 66536 bytes'"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // Logged in: an 800 000-byte upload in progress holds most of the 1 000 000-byte
+    // budget, so a 300 000-byte one is refused at once with a clear error...
+    let mut a = Http::new(addr);
+    a.login("admin", ADMIN_PASSWORD);
+    let cookie = a.cookie.clone().unwrap();
+    let mut slow = TcpStream::connect(addr).unwrap();
+    slow.write_all(
+        format!(
+            "POST / HTTP/1.1\r\nHost: x\r\nCookie: WebIssuesSID={cookie}\r\n\
+             Content-Type: multipart/form-data; boundary=q\r\nContent-Length: 800000\r\n\r\n--q"
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let (body, ct) = multipart(b"ADD ATTACHMENT 1 'a' ''", Some(&vec![1; 300_000]));
+    let r = a.request("POST", "/", &[("Content-Type", &ct)], &body);
+    assert_eq!(
+        r.one(),
+        "ERROR 403 'Upload Error: the server is receiving too many uploads; try again later'"
+    );
+    // ...and taken once the first one is gone.
+    drop(slow);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(a.id_of("ADD PROJECT 'P'"), 1);
+    assert_eq!(a.id_of("ADD FOLDER 1 1 'F'"), 1);
+    assert_eq!(a.id_of("ADD ISSUE 1 'I'"), 1);
+    let r = a.request("POST", "/", &[("Content-Type", &ct)], &body);
+    assert_eq!(r.one(), "ID 2");
 }
 
 // ---------------------------------------------------------------------------------------

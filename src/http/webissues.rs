@@ -11,6 +11,7 @@ use crate::app::App;
 use crate::commands::Cx;
 use crate::error::{Code, Error};
 use crate::protocol::{Frame, Reply, codec::literal_marker};
+use crate::server::LiteralBudget;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
@@ -57,6 +58,9 @@ pub struct Transport {
     pub sessions: Sessions,
     /// Cookies get `Secure`: the public URL is https, or this listener speaks TLS.
     secure: bool,
+    /// Memory for request bodies being received, all requests together
+    /// (`[limits] literal_memory_bytes`, a budget of its own beside the TCP listener's).
+    budget: LiteralBudget,
 }
 
 impl Transport {
@@ -68,10 +72,17 @@ impl Transport {
             .is_some_and(|u| u.to_ascii_lowercase().starts_with("https:"))
             || cfg.tls_cert.is_some();
         Transport {
+            budget: LiteralBudget::new(app.config.limits.literal_memory_bytes),
             sessions: Sessions::new(cfg.http_session_idle_secs, cfg.http_max_sessions),
             secure,
             app,
         }
+    }
+
+    /// Largest body taken without a session or the upload budget: a command line and its
+    /// form, as much as a TCP client may send before LOGIN.
+    fn small_body(&self) -> u64 {
+        (self.app.config.server.max_line_bytes as u64).saturating_add(FORM_OVERHEAD)
     }
 
     /// Largest request body: the largest attachment, the longest line, the form around them.
@@ -161,39 +172,75 @@ async fn post_08(
     req: Request,
 ) -> Response {
     let (parts, body) = req.into_parts();
-    let limit = t.body_limit();
-    let too_large = || {
-        let e = Error::with(
-            Code::UploadError,
-            format!("request body larger than the limit of {limit} bytes"),
-        );
-        closing(text_reply(Reply::Error(e), None))
+    let sid = session::sid_from_cookies(
+        parts
+            .headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+    );
+    // Decided before a byte of the body is read, as for a TCP literal: a body larger than
+    // a command line needs a live session and room in the upload budget.
+    let logged_in = sid.as_deref().is_some_and(|s| t.sessions.get(s).is_some());
+    let small = t.small_body();
+    let cap = if logged_in { t.body_limit() } else { small };
+    let refuse = |e: Error| closing(text_reply(Reply::Error(e), None));
+    let over = |cap: u64| {
+        if logged_in {
+            Error::with(
+                Code::UploadError,
+                format!("request body larger than the limit of {cap} bytes"),
+            )
+        } else {
+            Error::with(
+                Code::LoginRequired,
+                format!("log in before sending more than {cap} bytes"),
+            )
+        }
     };
     let declared = parts
         .headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        tracing::info!(%peer, limit, "http request body over the limit: refused");
-        return too_large();
+    if declared.is_some_and(|n| n > cap) {
+        tracing::info!(%peer, cap, logged_in, "http request body over the limit: refused unread");
+        return refuse(over(cap));
     }
+    let expected = declared.unwrap_or(cap);
+    let _held = if expected > small {
+        match t.budget.take(expected) {
+            Some(h) => Some(h),
+            None => {
+                tracing::warn!(
+                    size = expected,
+                    in_use = t.budget.used(),
+                    "http upload refused: memory budget spent"
+                );
+                return refuse(Error::with(
+                    Code::UploadError,
+                    "the server is receiving too many uploads; try again later",
+                ));
+            }
+        }
+    } else {
+        None
+    };
     let secs = t.app.config.server.http_body_timeout_secs.max(1);
     let body = match tokio::time::timeout(
         Duration::from_secs(secs),
-        axum::body::to_bytes(body, limit as usize),
+        axum::body::to_bytes(body, cap as usize),
     )
     .await
     {
         Ok(Ok(b)) => b,
-        Ok(Err(_)) => return too_large(),
+        Ok(Err(_)) => return refuse(over(cap)),
         Err(_) => {
             tracing::warn!(%peer, limit_secs = secs, "http request body timeout");
-            let e = Error::with(
+            return refuse(Error::with(
                 Code::IdleTimeout,
                 format!("request body not received within {secs} s"),
-            );
-            return closing(text_reply(Reply::Error(e), None));
+            ));
         }
     };
     let content_type = parts
@@ -212,13 +259,6 @@ async fn post_08(
         Ok(f) => f,
         Err(e) => return text_reply(Reply::Error(e), None),
     };
-    let sid = session::sid_from_cookies(
-        parts
-            .headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok()),
-    );
     let attachment = match &frame {
         Frame::Line(l) => l.strip_prefix(b"GET ATTACHMENT ").map(|id| {
             String::from_utf8_lossy(id)
@@ -230,10 +270,40 @@ async fn post_08(
     };
     let span = tracing::info_span!("http", %peer);
     let (reply, cookie) = tracing::Instrument::instrument(t.run(peer, sid, frame), span).await;
+    let id = attachment.unwrap_or_default();
     match reply {
-        Reply::Data(bytes) => data_reply(bytes, attachment.unwrap_or_default(), cookie),
+        Reply::Data(bytes) => {
+            let len = bytes.len() as u64;
+            data_reply(Body::from(bytes), len, id, cookie)
+        }
+        Reply::File(f) => {
+            let len = f.size;
+            data_reply(file_body(f), len, id, cookie)
+        }
         reply => text_reply(reply, cookie),
     }
+}
+
+/// A large attachment sent from its open file in pieces, never held whole.
+fn file_body(f: crate::protocol::reply::FileBody) -> Body {
+    const PIECE: u64 = 64 * 1024;
+    let stream = futures::stream::unfold((f.file, 0u64, f.size), |(file, at, size)| async move {
+        if at >= size {
+            return None;
+        }
+        let n = (size - at).min(PIECE);
+        let f2 = file.clone();
+        let piece = tokio::task::spawn_blocking(move || {
+            let mut buf = vec![0; n as usize];
+            std::os::unix::fs::FileExt::read_exact_at(&*f2, &mut buf, at).map(|_| Bytes::from(buf))
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        // After an error the stream ends (the client sees a short body).
+        let next = if piece.is_ok() { at + n } else { size };
+        Some((piece, (file, next, size)))
+    });
+    Body::from_stream(stream)
 }
 
 /// The command line (one line; a trailing line end is allowed) with its upload, as the
@@ -392,9 +462,8 @@ pub fn text_reply(reply: Reply, cookie: Option<String>) -> Response {
 }
 
 /// GET ATTACHMENT's bytes as they are.
-fn data_reply(bytes: bytes::Bytes, id: String, cookie: Option<String>) -> Response {
-    let len = bytes.len();
-    let mut r = Response::new(Body::from(bytes));
+fn data_reply(body: Body, len: u64, id: String, cookie: Option<String>) -> Response {
+    let mut r = Response::new(body);
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
