@@ -545,10 +545,17 @@ fn session_cookie_rules() {
     let mut replayed = Http::new(addr);
     replayed.cookie = Some(sid);
     assert_eq!(replayed.one("LIST USERS"), "ERROR 300 'Login Required'");
-    // Disabling an account ends its access at once (the session stays, unusable).
+    // Disabling an account ends its sessions for good: enabling it again does not
+    // revive them.
     let mut tcp = server.admin();
+    let bob = b.cookie.clone().unwrap();
     assert_eq!(tcp.one("GRANT USER 2 0"), "OK");
     assert_eq!(b.one("LIST USERS"), "ERROR 300 'Login Required'");
+    assert!(b.cookie.is_none());
+    assert_eq!(tcp.one("GRANT USER 2 1"), "OK");
+    b.cookie = Some(bob);
+    assert_eq!(b.one("LIST USERS"), "ERROR 300 'Login Required'");
+    assert_eq!(tcp.one("GRANT USER 2 0"), "OK");
     // The throttle counts HTTP failures too: the account locks after five.
     for _ in 0..5 {
         assert_eq!(a.one("LOGIN 'admin' 'bad'"), "ERROR 302 'Incorrect Login'");

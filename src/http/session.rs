@@ -44,17 +44,18 @@ struct Map {
 }
 
 /// The hook for per-user session generations: a value that changes when the user's
-/// password changes or the account goes away, so every session bound before ends. Today it
+/// password changes, the account is disabled (access 0) or goes away, so every session
+/// bound before ends for good (enabling the account again does not revive them). Today it
 /// is a fingerprint of the stored password hash (a new password, even the same one, gets a
-/// new salt); a per-user counter in the store (ending sessions on disable as well) can
-/// replace it here without touching the transport. A disabled account already loses access
-/// at once: every command re-reads the user record (`Cx::user`).
+/// new salt), 0 for a disabled or missing account; a per-user counter in the store can
+/// replace it here without touching the transport.
 pub fn generation(app: &App, user: u64) -> u64 {
     let hash = app
         .store
         .read(|r| crate::store::users::get(r, user as i64))
         .ok()
         .flatten()
+        .filter(|u| u.access != crate::store::users::ACCESS_NONE)
         .map(|u| u.password);
     match hash {
         Some(h) => {

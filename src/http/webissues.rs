@@ -113,11 +113,13 @@ async fn fallback(state: State<Arc<Transport>>, peer: ConnectInfo<Peer>, req: Re
     if req.method() == Method::POST {
         post_08(state, peer, req).await
     } else {
-        super::page(
+        let mut r = super::page(
             StatusCode::NOT_FOUND,
             "Not found",
             "<p>There is no page here.</p>",
-        )
+        );
+        protocol_headers(r.headers_mut());
+        r
     }
 }
 
