@@ -384,7 +384,10 @@ fn curl_drives_every_command_family_with_a_cookie_jar() {
         "{head}"
     );
     assert!(lower.contains("content-length: 70000"), "{head}");
-    assert!(lower.contains("content-disposition: attachment"), "{head}");
+    assert!(
+        lower.contains("content-disposition: attachment; filename=\"dump.bin\""),
+        "{head}"
+    );
     assert!(lower.contains("x-webissues-version: 0.8"), "{head}");
     assert!(body == upload, "attachment differs after the round trip");
     // Notifications and preferences (feature `notify`), subscriptions (`subscribe`).

@@ -272,15 +272,18 @@ async fn post_08(
     };
     let span = tracing::info_span!("http", %peer);
     let (reply, cookie) = tracing::Instrument::instrument(t.run(peer, sid, frame), span).await;
-    let id = attachment.unwrap_or_default();
+    let name = match (&reply, attachment) {
+        (Reply::Data(_) | Reply::File(_), Some(id)) => attachment_name(&t.app, &id),
+        _ => String::new(),
+    };
     match reply {
         Reply::Data(bytes) => {
             let len = bytes.len() as u64;
-            data_reply(Body::from(bytes), len, id, cookie)
+            data_reply(Body::from(bytes), len, &name, cookie)
         }
         Reply::File(f) => {
             let len = f.size;
-            data_reply(file_body(f), len, id, cookie)
+            data_reply(file_body(f), len, &name, cookie)
         }
         reply => text_reply(reply, cookie),
     }
@@ -464,7 +467,7 @@ pub fn text_reply(reply: Reply, cookie: Option<String>) -> Response {
 }
 
 /// GET ATTACHMENT's bytes as they are.
-fn data_reply(body: Body, len: u64, id: String, cookie: Option<String>) -> Response {
+fn data_reply(body: Body, len: u64, name: &str, cookie: Option<String>) -> Response {
     let mut r = Response::new(body);
     let h = r.headers_mut();
     h.insert(
@@ -472,7 +475,7 @@ fn data_reply(body: Body, len: u64, id: String, cookie: Option<String>) -> Respo
         HeaderValue::from_static("application/octet-stream"),
     );
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"attachment-{id}\"")) {
+    if let Ok(v) = HeaderValue::from_str(&content_disposition(name)) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     protocol_headers(h);
@@ -480,9 +483,67 @@ fn data_reply(body: Body, len: u64, id: String, cookie: Option<String>) -> Respo
     r
 }
 
+/// The attachment's name as GET DETAILS lists it (the command already checked access).
+fn attachment_name(app: &App, id: &str) -> String {
+    let id: i64 = id.parse().unwrap_or(0);
+    app.store
+        .read(|r| crate::store::issues::attachment(r, id))
+        .ok()
+        .flatten()
+        .map(|a| a.name)
+        .unwrap_or_default()
+}
+
+/// `attachment; filename="…"` with an ASCII stand-in (RFC 6266), and the real name in
+/// `filename*` (RFC 8187) when it is not plain ASCII.
+pub fn content_disposition(name: &str) -> String {
+    let plain: String = name
+        .chars()
+        .map(|c| match c {
+            ' '..='~' if c != '"' && c != '\\' => c,
+            _ => '_',
+        })
+        .collect();
+    let plain = if plain.is_empty() {
+        "attachment".to_string()
+    } else {
+        plain
+    };
+    let mut v = format!("attachment; filename=\"{plain}\"");
+    if plain != name && !name.is_empty() {
+        v.push_str("; filename*=UTF-8''");
+        for b in name.bytes() {
+            if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+                v.push(b as char);
+            } else {
+                v.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    v
+}
+
 /// Asks the client to close the connection (its body may not have been read).
 fn closing(mut r: Response) -> Response {
     r.headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));
     r
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn content_disposition_names() {
+        use super::content_disposition as cd;
+        assert_eq!(cd("log.txt"), "attachment; filename=\"log.txt\"");
+        assert_eq!(
+            cd("zrzut ekranu ż.png"),
+            "attachment; filename=\"zrzut ekranu _.png\"; filename*=UTF-8''zrzut%20ekranu%20%C5%BC.png"
+        );
+        assert_eq!(
+            cd("a\"b"),
+            "attachment; filename=\"a_b\"; filename*=UTF-8''a%22b"
+        );
+        assert_eq!(cd(""), "attachment; filename=\"attachment\"");
+    }
 }
