@@ -183,7 +183,8 @@ async fn post_08(
     );
     // Decided before a byte of the body is read, as for a TCP literal: a body larger than
     // a command line needs a live session and room in the upload budget.
-    let logged_in = sid.as_deref().is_some_and(|s| t.sessions.get(s).is_some());
+    let existing = sid.as_deref().and_then(|s| t.sessions.get(s));
+    let logged_in = existing.is_some();
     let small = t.small_body();
     let cap = if logged_in { t.body_limit() } else { small };
     let refuse = |e: Error| closing(text_reply(Reply::Error(e), None));
@@ -271,7 +272,7 @@ async fn post_08(
         _ => None,
     };
     let span = tracing::info_span!("http", %peer);
-    let (reply, cookie) = tracing::Instrument::instrument(t.run(peer, sid, frame), span).await;
+    let (reply, cookie) = tracing::Instrument::instrument(t.run(peer, sid, existing, frame), span).await;
     let name = match (&reply, attachment) {
         (Reply::Data(_) | Reply::File(_), Some(id)) => attachment_name(&t.app, &id),
         _ => String::new(),
@@ -353,12 +354,14 @@ fn frame_of(app: &App, command: Bytes, file: Option<Bytes>) -> Result<Frame, Err
 }
 
 impl Transport {
-    /// Runs `frame` in the session `sid` names (or in none); returns the reply and the
+    /// Runs `frame` in the session `sid` names (`existing`, when it is live, or in none);
+    /// returns the reply and the
     /// `Set-Cookie` value to send, if the session started or ended.
     async fn run(
         &self,
         peer: SocketAddr,
         sid: Option<String>,
+        existing: Option<Arc<tokio::sync::Mutex<SessionState>>>,
         frame: Frame,
     ) -> (Reply, Option<String>) {
         let app = &*self.app;
@@ -367,7 +370,6 @@ impl Transport {
             _ => b"",
         };
         let is_login = line.starts_with(b"LOGIN ");
-        let existing = sid.as_deref().and_then(|s| self.sessions.get(s));
         if is_login {
             // A fresh session for every LOGIN: the old one ends whatever the outcome (a
             // failed LOGIN ends the session; a successful one gets a new identifier).
