@@ -118,6 +118,9 @@ fn serve(
     if let Some(h) = http_listen {
         cfg.server.http_listen = h;
     }
+    // A TLS setting that cannot work stops the start with its own message (App::open
+    // loads the files again).
+    webissued::tls::Tls::from_config(&cfg.server)?;
     // Before anything in the directory is read or written; held until serve returns.
     let _lock = webissued::datadir::lock(&cfg.server.data_dir)?;
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
@@ -127,9 +130,9 @@ fn serve(
     }
     let runtime = runtime.build().map_err(|e| e.to_string())?;
     runtime.block_on(async move {
-        // The WebIssues HTTP transport and the subscription pages. Bound before the store
-        // opens so that the links in mails can name the port actually chosen when
-        // listening on port 0.
+        // The WebIssues HTTP transport, and the pages that confirm subscriptions and `email`
+        // preferences. Bound before the store opens so that the links in mails can name the
+        // port chosen when listening on port 0.
         let http = {
             let l = tokio::net::TcpListener::bind(&cfg.server.http_listen)
                 .await

@@ -384,12 +384,15 @@ fn curl_drives_every_command_family_with_a_cookie_jar() {
         "{head}"
     );
     assert!(lower.contains("content-length: 70000"), "{head}");
-    assert!(lower.contains("content-disposition: attachment"), "{head}");
+    assert!(
+        lower.contains("content-disposition: attachment; filename=\"dump.bin\""),
+        "{head}"
+    );
     assert!(lower.contains("x-webissues-version: 0.8"), "{head}");
     assert!(body == upload, "attachment differs after the round trip");
     // Notifications and preferences (feature `notify`), subscriptions (`subscribe`).
     assert_eq!(c("SET PREFERENCE 1 'email' 'admin@example.org'"), ["OK"]);
-    assert_eq!(c("LIST PREFERENCES 1"), ["P 'email' 'admin@example.org'"]);
+    assert_eq!(c("LIST PREFERENCES 1")[0], "P 'email' 'admin@example.org'");
     assert_eq!(c("NOTIFY FOLDER 1 1"), ["OK"]);
     assert_eq!(c("LIST NOTIFICATIONS"), ["F 1"]);
     assert_eq!(
@@ -545,10 +548,17 @@ fn session_cookie_rules() {
     let mut replayed = Http::new(addr);
     replayed.cookie = Some(sid);
     assert_eq!(replayed.one("LIST USERS"), "ERROR 300 'Login Required'");
-    // Disabling an account ends its access at once (the session stays, unusable).
+    // Disabling an account ends its sessions for good: enabling it again does not
+    // revive them.
     let mut tcp = server.admin();
+    let bob = b.cookie.clone().unwrap();
     assert_eq!(tcp.one("GRANT USER 2 0"), "OK");
     assert_eq!(b.one("LIST USERS"), "ERROR 300 'Login Required'");
+    assert!(b.cookie.is_none());
+    assert_eq!(tcp.one("GRANT USER 2 1"), "OK");
+    b.cookie = Some(bob);
+    assert_eq!(b.one("LIST USERS"), "ERROR 300 'Login Required'");
+    assert_eq!(tcp.one("GRANT USER 2 0"), "OK");
     // The throttle counts HTTP failures too: the account locks after five.
     for _ in 0..5 {
         assert_eq!(a.one("LOGIN 'admin' 'bad'"), "ERROR 302 'Incorrect Login'");
@@ -1174,4 +1184,193 @@ fn tls_needs_both_files() {
         err.contains("tls_cert and tls_key must be set together"),
         "{err}"
     );
+}
+
+/// Sends a chunked body of 80 KiB (more than the 66 736-byte limit below) with `cookie`.
+fn chunked_upload(addr: SocketAddr, cookie: Option<&str>) -> Resp {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let cookie = cookie.map_or(String::new(), |c| format!("Cookie: WebIssuesSID={c}\r\n"));
+    s.write_all(
+        format!(
+            "POST / HTTP/1.1\r\nHost: x\r\n{cookie}Content-Type: multipart/form-data; boundary=q\r\n\
+             Transfer-Encoding: chunked\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let chunk = [b'z'; 8192];
+    for _ in 0..10 {
+        if s.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+            .is_err()
+            || s.write_all(&chunk).is_err()
+            || s.write_all(b"\r\n").is_err()
+        {
+            break; // the server answered and closed early
+        }
+    }
+    read_response(&mut BufReader::new(s))
+}
+
+#[test]
+fn a_chunked_body_is_read_only_up_to_the_limit() {
+    let mut server =
+        Server::start_with("[server]\nmax_attachment_bytes = 1000\nmax_line_bytes = 200\n");
+    let addr = server.http_addr();
+    // Without a session, no more than a command line's worth (200 + 64 KiB) is taken.
+    let r = chunked_upload(addr, None);
+    assert_eq!(
+        r.one(),
+        "ERROR 300 'Login Required: log in before sending more than 65736 bytes'"
+    );
+    // With one, the whole limit (1000 + 200 + 64 KiB), and no more.
+    let mut a = Http::new(addr);
+    a.login("admin", ADMIN_PASSWORD);
+    let r = chunked_upload(addr, a.cookie.as_deref());
+    assert_eq!(
+        r.one(),
+        "ERROR 403 'Upload Error: request body larger than the limit of 66736 bytes'"
+    );
+}
+
+#[test]
+fn large_bodies_need_a_session_and_room_in_the_upload_budget() {
+    let mut server = Server::start_with(
+        "[server]\nmax_line_bytes = 1000\n[limits]\nliteral_memory_bytes = 1000000\n",
+    );
+    let addr = server.http_addr();
+    // A 16 MB body without a session is refused from its headers, unread, at once.
+    let started = std::time::Instant::now();
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=q\r\n\
+          Content-Length: 16000000\r\n\r\n--q\r\n",
+    )
+    .unwrap();
+    let r = read_response(&mut BufReader::new(s));
+    assert_eq!(
+        r.one(),
+        "ERROR 300 'Login Required: log in before sending more than 66536 bytes'"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // Logged in: an 800 000-byte upload in progress holds most of the 1 000 000-byte
+    // budget, so a 300 000-byte one is refused at once with a clear error...
+    let mut a = Http::new(addr);
+    a.login("admin", ADMIN_PASSWORD);
+    let cookie = a.cookie.clone().unwrap();
+    let mut slow = TcpStream::connect(addr).unwrap();
+    slow.write_all(
+        format!(
+            "POST / HTTP/1.1\r\nHost: x\r\nCookie: WebIssuesSID={cookie}\r\n\
+             Content-Type: multipart/form-data; boundary=q\r\nContent-Length: 800000\r\n\r\n--q"
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let (body, ct) = multipart(b"ADD ATTACHMENT 1 'a' ''", Some(&vec![1; 300_000]));
+    let r = a.request("POST", "/", &[("Content-Type", &ct)], &body);
+    assert_eq!(
+        r.one(),
+        "ERROR 403 'Upload Error: the server is receiving too many uploads; try again later'"
+    );
+    // ...and taken once the first one is gone.
+    drop(slow);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(a.id_of("ADD PROJECT 'P'"), 1);
+    assert_eq!(a.id_of("ADD FOLDER 1 1 'F'"), 1);
+    assert_eq!(a.id_of("ADD ISSUE 1 'I'"), 1);
+    let r = a.request("POST", "/", &[("Content-Type", &ct)], &body);
+    assert_eq!(r.one(), "ID 2");
+}
+
+// ---------------------------------------------------------------------------------------
+// The load generator's HTTP read mix (scripts/bench measures; this only checks it works)
+
+#[test]
+fn bench_http_read_mix_runs_without_errors() {
+    let mut server = Server::start();
+    let bench = |addr: String, args: &[&str]| -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_webissued"))
+            .arg("bench")
+            .args(args)
+            .args(["--addr", &addr, "--password", ADMIN_PASSWORD])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{args:?}: {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    bench(
+        server.addr.to_string(),
+        &[
+            "seed",
+            "--users",
+            "3",
+            "--projects",
+            "2",
+            "--folders-per-project",
+            "2",
+            "--issues",
+            "40",
+            "-c",
+            "2",
+        ],
+    );
+    let json = bench(
+        server.http_addr().to_string(),
+        &[
+            "run",
+            "--mix",
+            "http-read",
+            "-c",
+            "4",
+            "--duration",
+            "1",
+            "--json",
+        ],
+    );
+    assert!(json.contains("\"errors\":0"), "{json}");
+    let ops_at = json.find("\"ops\":").map(|i| &json[i + 6..]).unwrap_or("0");
+    let ops: u64 = ops_at
+        .split([',', '}'])
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap_or(0);
+    assert!(ops > 10, "{json}");
+}
+
+#[test]
+fn a_password_change_ends_the_users_other_sessions() {
+    let mut server = Server::start();
+    let addr = server.http_addr();
+    let mut tcp = server.admin();
+    assert_eq!(tcp.id("ADD USER 'ann' 'Ann' 'pw'"), 2);
+    let (mut one, mut two, mut admin) = (Http::new(addr), Http::new(addr), Http::new(addr));
+    one.login("ann", "pw");
+    two.login("ann", "pw");
+    admin.login("admin", ADMIN_PASSWORD);
+    // Another user's record changing leaves Ann's sessions alone.
+    assert_eq!(tcp.one("RENAME USER 1 'Root'"), "OK");
+    assert!(one.send("LIST USERS")[0].starts_with("U 1 "));
+    // Ann changes her password in session one: one stays, two ends.
+    assert_eq!(one.one("SET PASSWORD 2 'new'"), "OK");
+    assert!(one.send("LIST USERS")[0].starts_with("U 1 "));
+    assert_eq!(two.one("LIST USERS"), "ERROR 300 'Login Required'");
+    assert!(
+        two.cookie.is_none(),
+        "the ended session's cookie is cleared"
+    );
+    // An administrator setting it (over TCP) ends session one as well; theirs stays.
+    assert_eq!(tcp.one("SET PASSWORD 2 'newer'"), "OK");
+    assert_eq!(one.one("LIST USERS"), "ERROR 300 'Login Required'");
+    assert!(admin.send("LIST USERS")[0].starts_with("U 1 "));
+    one.login("ann", "newer");
+    assert!(one.send("LIST USERS")[0].starts_with("U 1 "));
 }

@@ -281,6 +281,18 @@ fn the_session_follows_the_1_1_rules() {
         "the old session is over"
     );
     assert!(old.is_none(), "a cookie naming no session is expired");
+    // More than a command line without a session is refused before the body is read.
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(
+        b"POST /server/webissues/handler.php HTTP/1.1\r\nHost: x\r\n\
+          Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 900000000\r\n\r\n",
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
+    assert!(raw.contains("ERROR 300 'Login Required'"), "{raw}");
+    assert!(raw.to_ascii_lowercase().contains("x-webissues-version: 1.1"), "{raw}");
     // A GET is a request without a command.
     let mut s = TcpStream::connect(addr).unwrap();
     s.write_all(

@@ -23,6 +23,8 @@ pub struct State {
     pub session: Session,
     /// The user's session generation when LOGIN bound this session (see [`generation`]).
     pub generation: u64,
+    /// The store's users generation when [`generation`] was last compared.
+    pub users_seen: u64,
 }
 
 struct Entry {
@@ -41,12 +43,41 @@ struct Map {
     last_sweep: Instant,
 }
 
-/// The hook for per-user session generations: a counter that moves when the user's
-/// password changes or the account is disabled, so every session bound before ends. Until
-/// the store keeps such a counter this is 0 for everyone (a disabled account still loses
-/// access at once: every command re-reads the user record, see `Cx::user`).
-pub fn generation(_app: &App, _user: u64) -> u64 {
-    0
+/// The hook for per-user session generations: a value that changes when the user's
+/// password changes, the account is disabled (access 0) or goes away, so every session
+/// bound before ends for good (enabling the account again does not revive them). Today it
+/// is a fingerprint of the stored password hash (a new password, even the same one, gets a
+/// new salt), 0 for a disabled or missing account; a per-user counter in the store can
+/// replace it here without touching the transport.
+pub fn generation(app: &App, user: u64) -> u64 {
+    let hash = app
+        .store
+        .read(|r| crate::store::users::get(r, user as i64))
+        .ok()
+        .flatten()
+        .filter(|u| u.access != crate::store::users::ACCESS_NONE)
+        .map(|u| u.password);
+    match hash {
+        Some(h) => {
+            let d = ring::digest::digest(&ring::digest::SHA256, h.as_bytes());
+            u64::from_le_bytes(d.as_ref()[..8].try_into().unwrap_or([0; 8])) | 1
+        }
+        None => 0,
+    }
+}
+
+/// Whether the session still stands for its user; checked again only after some user
+/// record changed (the store's users generation moved), so a request costs no lookup.
+pub fn still_valid(app: &App, state: &mut State) -> bool {
+    let Some(user) = state.session.user else {
+        return true;
+    };
+    let users = app.store.generation(crate::store::Generation::Users);
+    if users == state.users_seen {
+        return true;
+    }
+    state.users_seen = users;
+    generation(app, user) == state.generation
 }
 
 impl Sessions {
@@ -134,6 +165,7 @@ impl State {
         State {
             session: Session::new(peer),
             generation: 0,
+            users_seen: 0,
         }
     }
 }

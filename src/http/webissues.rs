@@ -11,6 +11,7 @@ use crate::app::App;
 use crate::commands::Cx;
 use crate::error::{Code, Error};
 use crate::protocol::{Frame, Reply, codec::literal_marker};
+use crate::server::LiteralBudget;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
@@ -57,6 +58,9 @@ pub struct Transport {
     pub sessions: Sessions,
     /// Cookies get `Secure`: the public URL is https, or this listener speaks TLS.
     pub(super) secure: bool,
+    /// Memory for request bodies being received, all requests together
+    /// (`[limits] literal_memory_bytes`, a budget of its own beside the TCP listener's).
+    pub(super) budget: LiteralBudget,
 }
 
 impl Transport {
@@ -68,10 +72,17 @@ impl Transport {
             .is_some_and(|u| u.to_ascii_lowercase().starts_with("https:"))
             || cfg.tls_cert.is_some();
         Transport {
+            budget: LiteralBudget::new(app.config.limits.literal_memory_bytes),
             sessions: Sessions::new(cfg.http_session_idle_secs, cfg.http_max_sessions),
             secure,
             app,
         }
+    }
+
+    /// Largest body taken without a session or the upload budget: a command line and its
+    /// form, as much as a TCP client may send before LOGIN.
+    pub(super) fn small_body(&self) -> u64 {
+        (self.app.config.server.max_line_bytes as u64).saturating_add(FORM_OVERHEAD)
     }
 
     /// Largest request body: the largest attachment, the longest line, the form around them.
@@ -105,11 +116,13 @@ async fn fallback(state: State<Arc<Transport>>, peer: ConnectInfo<Peer>, req: Re
     if req.method() == Method::POST {
         post_08(state, peer, req).await
     } else {
-        super::page(
+        let mut r = super::page(
             StatusCode::NOT_FOUND,
             "Not found",
             "<p>There is no page here.</p>",
-        )
+        );
+        protocol_headers(r.headers_mut());
+        r
     }
 }
 
@@ -153,39 +166,76 @@ async fn post_08(
     req: Request,
 ) -> Response {
     let (parts, body) = req.into_parts();
-    let limit = t.body_limit();
-    let too_large = || {
-        let e = Error::with(
-            Code::UploadError,
-            format!("request body larger than the limit of {limit} bytes"),
-        );
-        closing(text_reply(Reply::Error(e), None))
+    let sid = session::sid_from_cookies(
+        parts
+            .headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+    );
+    // Decided before a byte of the body is read, as for a TCP literal: a body larger than
+    // a command line needs a live session and room in the upload budget.
+    let existing = sid.as_deref().and_then(|s| t.sessions.get(s));
+    let logged_in = existing.is_some();
+    let small = t.small_body();
+    let cap = if logged_in { t.body_limit() } else { small };
+    let refuse = |e: Error| closing(text_reply(Reply::Error(e), None));
+    let over = |cap: u64| {
+        if logged_in {
+            Error::with(
+                Code::UploadError,
+                format!("request body larger than the limit of {cap} bytes"),
+            )
+        } else {
+            Error::with(
+                Code::LoginRequired,
+                format!("log in before sending more than {cap} bytes"),
+            )
+        }
     };
     let declared = parts
         .headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        tracing::info!(%peer, limit, "http request body over the limit: refused");
-        return too_large();
+    if declared.is_some_and(|n| n > cap) {
+        tracing::info!(%peer, cap, logged_in, "http request body over the limit: refused unread");
+        return refuse(over(cap));
     }
+    let expected = declared.unwrap_or(cap);
+    let _held = if expected > small {
+        match t.budget.take(expected) {
+            Some(h) => Some(h),
+            None => {
+                tracing::warn!(
+                    size = expected,
+                    in_use = t.budget.used(),
+                    "http upload refused: memory budget spent"
+                );
+                return refuse(Error::with(
+                    Code::UploadError,
+                    "the server is receiving too many uploads; try again later",
+                ));
+            }
+        }
+    } else {
+        None
+    };
     let secs = t.app.config.server.http_body_timeout_secs.max(1);
     let body = match tokio::time::timeout(
         Duration::from_secs(secs),
-        axum::body::to_bytes(body, limit as usize),
+        axum::body::to_bytes(body, cap as usize),
     )
     .await
     {
         Ok(Ok(b)) => b,
-        Ok(Err(_)) => return too_large(),
+        Ok(Err(_)) => return refuse(over(cap)),
         Err(_) => {
             tracing::warn!(%peer, limit_secs = secs, "http request body timeout");
-            let e = Error::with(
+            return refuse(Error::with(
                 Code::IdleTimeout,
                 format!("request body not received within {secs} s"),
-            );
-            return closing(text_reply(Reply::Error(e), None));
+            ));
         }
     };
     let content_type = parts
@@ -204,13 +254,6 @@ async fn post_08(
         Ok(f) => f,
         Err(e) => return text_reply(Reply::Error(e), None),
     };
-    let sid = session::sid_from_cookies(
-        parts
-            .headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok()),
-    );
     let attachment = match &frame {
         Frame::Line(l) => l.strip_prefix(b"GET ATTACHMENT ").map(|id| {
             String::from_utf8_lossy(id)
@@ -220,11 +263,46 @@ async fn post_08(
         }),
         _ => None,
     };
-    let (reply, cookie) = t.run(peer, sid, frame).await;
+    let span = tracing::info_span!("http", %peer);
+    let (reply, cookie) =
+        tracing::Instrument::instrument(t.run(peer, sid, existing, frame), span).await;
+    let name = match (&reply, attachment) {
+        (Reply::Data(_) | Reply::File(_), Some(id)) => attachment_name(&t.app, &id),
+        _ => String::new(),
+    };
     match reply {
-        Reply::Data(bytes) => data_reply(bytes, attachment.unwrap_or_default(), cookie),
+        Reply::Data(bytes) => {
+            let len = bytes.len() as u64;
+            data_reply(Body::from(bytes), len, &name, cookie)
+        }
+        Reply::File(f) => {
+            let len = f.size;
+            data_reply(file_body(f), len, &name, cookie)
+        }
         reply => text_reply(reply, cookie),
     }
+}
+
+/// A large attachment sent from its open file in pieces, never held whole.
+fn file_body(f: crate::protocol::reply::FileBody) -> Body {
+    const PIECE: u64 = 64 * 1024;
+    let stream = futures::stream::unfold((f.file, 0u64, f.size), |(file, at, size)| async move {
+        if at >= size {
+            return None;
+        }
+        let n = (size - at).min(PIECE);
+        let f2 = file.clone();
+        let piece = tokio::task::spawn_blocking(move || {
+            let mut buf = vec![0; n as usize];
+            std::os::unix::fs::FileExt::read_exact_at(&*f2, &mut buf, at).map(|_| Bytes::from(buf))
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        // After an error the stream ends (the client sees a short body).
+        let next = if piece.is_ok() { at + n } else { size };
+        Some((piece, (file, next, size)))
+    });
+    Body::from_stream(stream)
 }
 
 /// The command line (one line; a trailing line end is allowed) with its upload, as the
@@ -269,12 +347,14 @@ fn frame_of(app: &App, command: Bytes, file: Option<Bytes>) -> Result<Frame, Err
 }
 
 impl Transport {
-    /// Runs `frame` in the session `sid` names (or in none); returns the reply and the
+    /// Runs `frame` in the session `sid` names (`existing`, when it is live, or in none);
+    /// returns the reply and the
     /// `Set-Cookie` value to send, if the session started or ended.
     async fn run(
         &self,
         peer: SocketAddr,
         sid: Option<String>,
+        existing: Option<Arc<tokio::sync::Mutex<SessionState>>>,
         frame: Frame,
     ) -> (Reply, Option<String>) {
         let app = &*self.app;
@@ -283,7 +363,6 @@ impl Transport {
             _ => b"",
         };
         let is_login = line.starts_with(b"LOGIN ");
-        let existing = sid.as_deref().and_then(|s| self.sessions.get(s));
         if is_login {
             // A fresh session for every LOGIN: the old one ends whatever the outcome (a
             // failed LOGIN ends the session; a successful one gets a new identifier).
@@ -294,6 +373,7 @@ impl Transport {
             let reply = run_in(app, &mut state, frame).await;
             return match (state.session.user, &reply) {
                 (Some(user), Reply::Lines(_)) => {
+                    state.users_seen = app.store.generation(crate::store::Generation::Users);
                     state.generation = session::generation(app, user);
                     let new = self.sessions.insert(state);
                     (reply, Some(session::set_cookie(&new, self.secure)))
@@ -308,9 +388,7 @@ impl Transport {
             return (reply, sid.map(|_| session::clear_cookie(self.secure)));
         };
         let mut state = entry.lock().await;
-        if let Some(user) = state.session.user
-            && session::generation(app, user) != state.generation
-        {
+        if !session::still_valid(app, &mut state) {
             // The user's sessions were ended (password change, account disabled).
             drop(state);
             if let Some(s) = &sid {
@@ -321,7 +399,16 @@ impl Transport {
             return (reply, Some(session::clear_cookie(self.secure)));
         }
         state.session.peer = peer;
+        let own_password = line.starts_with(b"SET PASSWORD ");
         let reply = run_in(app, &mut state, frame).await;
+        if own_password
+            && reply == Reply::Ok
+            && let Some(user) = state.session.user
+        {
+            // A password changed in this session keeps this session (others end).
+            state.users_seen = app.store.generation(crate::store::Generation::Users);
+            state.generation = session::generation(app, user);
+        }
         if state.session.quit {
             drop(state);
             if let Some(s) = &sid {
@@ -375,16 +462,15 @@ pub fn text_reply(reply: Reply, cookie: Option<String>) -> Response {
 }
 
 /// GET ATTACHMENT's bytes as they are.
-fn data_reply(bytes: bytes::Bytes, id: String, cookie: Option<String>) -> Response {
-    let len = bytes.len();
-    let mut r = Response::new(Body::from(bytes));
+fn data_reply(body: Body, len: u64, name: &str, cookie: Option<String>) -> Response {
+    let mut r = Response::new(body);
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/octet-stream"),
     );
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"attachment-{id}\"")) {
+    if let Ok(v) = HeaderValue::from_str(&content_disposition(name)) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     protocol_headers(h);
@@ -392,9 +478,67 @@ fn data_reply(bytes: bytes::Bytes, id: String, cookie: Option<String>) -> Respon
     r
 }
 
+/// The attachment's name as GET DETAILS lists it (the command already checked access).
+fn attachment_name(app: &App, id: &str) -> String {
+    let id: i64 = id.parse().unwrap_or(0);
+    app.store
+        .read(|r| crate::store::issues::attachment(r, id))
+        .ok()
+        .flatten()
+        .map(|a| a.name)
+        .unwrap_or_default()
+}
+
+/// `attachment; filename="…"` with an ASCII stand-in (RFC 6266), and the real name in
+/// `filename*` (RFC 8187) when it is not plain ASCII.
+pub fn content_disposition(name: &str) -> String {
+    let plain: String = name
+        .chars()
+        .map(|c| match c {
+            ' '..='~' if c != '"' && c != '\\' => c,
+            _ => '_',
+        })
+        .collect();
+    let plain = if plain.is_empty() {
+        "attachment".to_string()
+    } else {
+        plain
+    };
+    let mut v = format!("attachment; filename=\"{plain}\"");
+    if plain != name && !name.is_empty() {
+        v.push_str("; filename*=UTF-8''");
+        for b in name.bytes() {
+            if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+                v.push(b as char);
+            } else {
+                v.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    v
+}
+
 /// Asks the client to close the connection (its body may not have been read).
 fn closing(mut r: Response) -> Response {
     r.headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));
     r
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn content_disposition_names() {
+        use super::content_disposition as cd;
+        assert_eq!(cd("log.txt"), "attachment; filename=\"log.txt\"");
+        assert_eq!(
+            cd("zrzut ekranu ż.png"),
+            "attachment; filename=\"zrzut ekranu _.png\"; filename*=UTF-8''zrzut%20ekranu%20%C5%BC.png"
+        );
+        assert_eq!(
+            cd("a\"b"),
+            "attachment; filename=\"a_b\"; filename*=UTF-8''a%22b"
+        );
+        assert_eq!(cd(""), "attachment; filename=\"attachment\"");
+    }
 }

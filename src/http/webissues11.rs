@@ -28,36 +28,6 @@ pub async fn post(
     req: Request,
 ) -> Response {
     let (parts, body) = req.into_parts();
-    let limit = t.body_limit();
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let upload_error = || {
-        let mut r = reply(Reply11::Error(Code11::UploadError), None);
-        r.headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        r
-    };
-    if declared.is_some_and(|n| n > limit) {
-        return upload_error();
-    }
-    let secs = t.app.config.server.http_body_timeout_secs.max(1);
-    let body = match tokio::time::timeout(
-        Duration::from_secs(secs),
-        axum::body::to_bytes(body, limit as usize),
-    )
-    .await
-    {
-        Ok(Ok(b)) => b,
-        Ok(Err(_)) | Err(_) => return upload_error(),
-    };
-    let content_type = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    let form = multipart::parse(content_type, body).unwrap_or_default();
     let sid = session::sid_from_cookies(
         parts
             .headers
@@ -65,9 +35,63 @@ pub async fn post(
             .iter()
             .filter_map(|v| v.to_str().ok()),
     );
+    // As on the 0.8 routes (http.md), decided before a byte of the body is read: more
+    // than a command line needs a live session and room in the upload budget.
+    let existing = sid.as_deref().and_then(|s| t.sessions.get(s));
+    let logged_in = existing.is_some();
+    let small = t.small_body();
+    let cap = if logged_in { t.body_limit() } else { small };
+    let refuse = |code| {
+        let mut r = reply(Reply11::Error(code), None);
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        r
+    };
+    let over = if logged_in {
+        Code11::UploadError
+    } else {
+        Code11::LoginRequired
+    };
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > cap) {
+        tracing::info!(%peer, cap, logged_in, "1.1 request body over the limit: refused unread");
+        return refuse(over);
+    }
+    let expected = declared.unwrap_or(cap);
+    let _held = if expected > small {
+        match t.budget.take(expected) {
+            Some(h) => Some(h),
+            None => {
+                tracing::warn!(size = expected, "1.1 upload refused: memory budget spent");
+                return refuse(Code11::UploadError);
+            }
+        }
+    } else {
+        None
+    };
+    let secs = t.app.config.server.http_body_timeout_secs.max(1);
+    let body = match tokio::time::timeout(
+        Duration::from_secs(secs),
+        axum::body::to_bytes(body, cap as usize),
+    )
+    .await
+    {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => return refuse(over),
+        // 1.1 has no code for a slow client: the upload failed.
+        Err(_) => return refuse(Code11::UploadError),
+    };
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let form = multipart::parse(content_type, body).unwrap_or_default();
     let command = form.command.as_deref().map(strip_line_end);
     let is_login = command.is_some_and(|c| c.starts_with(b"LOGIN "));
-    let existing = sid.as_deref().and_then(|s| t.sessions.get(s));
     let secure = t.secure;
 
     if is_login || existing.is_none() {

@@ -2,9 +2,13 @@
 //! connection, and shuts down gracefully (stop accepting, let commands in flight finish,
 //! flush the store).
 
+mod budget;
 mod connection;
+mod pace;
+mod send;
 mod throttle;
 
+pub use budget::{Held, LiteralBudget};
 pub use connection::process;
 pub use throttle::{LoginThrottle, Throttled};
 
@@ -26,6 +30,7 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let limit = Arc::new(Semaphore::new(app.config.server.max_connections));
     let per_ip = PerIp::new(app.config.limits.max_connections_per_ip);
+    let budget = budget::LiteralBudget::new(app.config.limits.literal_memory_bytes);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let notify_task = tokio::spawn(crate::notify::service::run(app.clone(), stop_rx.clone()));
@@ -61,14 +66,15 @@ pub async fn run(
                 };
                 let app = app.clone();
                 let stop = stop_rx.clone();
+                let budget = budget.clone();
                 tasks.spawn(async move {
                     match app.tls.clone() {
                         // Implicit TLS: the loop runs on the decrypted side of a relay.
                         Some(tls) => if let Some((plain, relay)) = tls.bridge(stream).await {
-                            connection::serve(app, plain, peer, stop).await;
+                            connection::serve(app, budget, plain, peer, stop).await;
                             relay.finish().await;
                         },
-                        None => connection::serve(app, stream, peer, stop).await,
+                        None => connection::serve(app, budget, stream, peer, stop).await,
                     }
                     drop((permit, per_ip));
                 });
