@@ -292,7 +292,11 @@ fn the_session_follows_the_1_1_rules() {
     s.read_to_string(&mut raw).unwrap();
     assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
     assert!(raw.contains("ERROR 300 'Login Required'"), "{raw}");
-    assert!(raw.to_ascii_lowercase().contains("x-webissues-version: 1.1"), "{raw}");
+    assert!(
+        raw.to_ascii_lowercase()
+            .contains("x-webissues-version: 1.1"),
+        "{raw}"
+    );
     // A GET is a request without a command.
     let mut s = TcpStream::connect(addr).unwrap();
     s.write_all(

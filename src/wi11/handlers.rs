@@ -629,7 +629,11 @@ fn set_folder_read(cx: &mut Cx, folder: i64, read: i64) -> R {
         if read < 0 || read as u64 > w.folder_stamp(f.id) {
             return Ok(Err(Code11::InvalidValue));
         }
-        for (issue, _) in issues::in_folder_since(w, f.id, 0)? {
+        // New states in the order of the issues' last changes: the order in which the
+        // reference's database returns the rows (updated rows move to its end).
+        let mut all = issues::in_folder_since(w, f.id, 0)?;
+        all.sort_unstable_by_key(|&(_, stamp)| stamp);
+        for (issue, _) in all {
             read_state::set(w, me.id, issue, read as u64)?;
         }
         Ok(Ok(Reply11::Ok))
