@@ -77,6 +77,15 @@ pub enum Cmd11 {
         name: String,
     },
     // Administration, with the same meaning as in 0.8 (served by the shared handlers).
+    ChangePassword {
+        password: String,
+        new_password: String,
+    },
+    SetPassword {
+        user: i64,
+        password: String,
+        temporary: i64,
+    },
     AddUser {
         login: String,
         name: String,
@@ -144,6 +153,8 @@ pub const SIGNATURES: &[(&str, &str)] = &[
     ("ADD COMMENT", "isi"),
     ("ADD ATTACHMENT", "issa"),
     ("RENAME ISSUE", "is"),
+    ("CHANGE PASSWORD", "ss"),
+    ("SET PASSWORD", "isi"),
     ("ADD USER", "sssi"),
     ("RENAME USER", "is"),
     ("GRANT USER", "ii"),
@@ -272,6 +283,15 @@ fn build(name: &str, mut a: Args) -> Result<Cmd11, Code11> {
             issue: a.i(),
             name: a.s(),
         },
+        "CHANGE PASSWORD" => C::ChangePassword {
+            password: a.s(),
+            new_password: a.s(),
+        },
+        "SET PASSWORD" => C::SetPassword {
+            user: a.i(),
+            password: a.s(),
+            temporary: a.i(),
+        },
         "ADD USER" => C::AddUser {
             login: a.s(),
             name: a.s(),
@@ -391,6 +411,21 @@ impl Cmd11 {
             C::RenameIssue { issue, name } => {
                 ("RENAME ISSUE", vec![Arg::Int(issue), Arg::Str(name)])
             }
+            C::ChangePassword {
+                password,
+                new_password,
+            } => (
+                "CHANGE PASSWORD",
+                vec![Arg::Str(password), Arg::Str(new_password)],
+            ),
+            C::SetPassword {
+                user,
+                password,
+                temporary,
+            } => (
+                "SET PASSWORD",
+                vec![Arg::Int(user), Arg::Str(password), Arg::Int(temporary)],
+            ),
             C::AddUser {
                 login,
                 name,
@@ -547,6 +582,15 @@ mod tests {
             Cmd11::RenameIssue {
                 issue: 1,
                 name: "n".into(),
+            },
+            Cmd11::ChangePassword {
+                password: "old".into(),
+                new_password: "new".into(),
+            },
+            Cmd11::SetPassword {
+                user: 2,
+                password: "p".into(),
+                temporary: 0,
             },
             Cmd11::AddUser {
                 login: "l".into(),

@@ -147,6 +147,27 @@ async fn dispatch(cx: &mut Cx<'_>, cmd: Cmd11) -> R {
             check_name(&name, ISSUE_NAME_MAX)?;
             shared(cx, Command::RenameIssue { issue, name }).await
         }
+        C::ChangePassword {
+            password,
+            new_password,
+        } => change_password(cx, password, new_password).await,
+        C::SetPassword {
+            user,
+            password,
+            temporary,
+        } => {
+            let me = cx.admin()?;
+            if me.id as i64 == user {
+                // 1.1: an administrator changes their own password with CHANGE PASSWORD.
+                return Err(Code11::AccessDenied);
+            }
+            cx.read(|r| users::require(r, user))?;
+            check_name(&password, NAME_MAX)?;
+            if temporary != 0 {
+                return Err(Code11::InvalidValue);
+            }
+            shared(cx, Command::SetPassword { user, password }).await
+        }
         C::AddUser {
             login,
             name,
@@ -797,4 +818,24 @@ impl From<Code> for Code11 {
     fn from(c: Code) -> Self {
         Code11::from_08(c)
     }
+}
+
+/// The caller's own password: the old one must match (302), the new one differ (353).
+async fn change_password(cx: &mut Cx<'_>, password: String, new_password: String) -> R {
+    let me = cx.user()?;
+    check_name(&new_password, NAME_MAX)?;
+    if !crate::password::verify_async(password.clone(), me.password.clone()).await {
+        return Err(Code11::IncorrectLogin);
+    }
+    if password == new_password {
+        return Err(Code11::CannotReusePassword);
+    }
+    shared(
+        cx,
+        Command::SetPassword {
+            user: me.id as i64,
+            password: new_password,
+        },
+    )
+    .await
 }

@@ -56,6 +56,7 @@ codes11! {
     NoMatchingItem = 336, "No Matching Item";
     DuplicateItems = 337, "Duplicate Items";
     ItemNotFound = 354, "Item Not Found";
+    CannotReusePassword = 353, "Cannot Reuse Password";
     DescriptionExists = 362, "Description Already Exists";
     InvalidTextFormat = 363, "Invalid Text Format";
     SyntaxError = 400, "Syntax Error";
