@@ -196,7 +196,13 @@ async fn dispatch(cx: &mut Cx<'_>, cmd: Cmd11) -> R {
             check_name(&name, NAME_MAX)?;
             shared(cx, Command::RenameUser { user, name }).await
         }
-        C::GrantUser { user, access } => shared(cx, Command::GrantUser { user, access }).await,
+        C::GrantUser { user, access } => {
+            // 1.1: nobody changes their own access level.
+            if cx.admin()?.id as i64 == user {
+                return Err(Code11::AccessDenied);
+            }
+            shared(cx, Command::GrantUser { user, access }).await
+        }
         C::GrantMember {
             user,
             project,
