@@ -21,6 +21,9 @@ use tokio_rustls::server::TlsStream;
 
 /// A client must finish the TLS handshake within this time.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// HTTPS connections still in their handshake; more are closed at once (each costs a task
+/// and a socket for up to [`HANDSHAKE_TIMEOUT`]).
+const MAX_PENDING_HANDSHAKES: usize = 1024;
 
 pub struct Tls {
     cert: PathBuf,
@@ -183,6 +186,7 @@ impl Listener {
     pub fn new(listener: TcpListener, tls: Arc<Tls>) -> Self {
         let local = listener.local_addr();
         let (tx, rx) = mpsc::channel(64);
+        let pending = Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_HANDSHAKES));
         let task = tokio::spawn(async move {
             loop {
                 let (stream, peer) = match listener.accept().await {
@@ -194,9 +198,15 @@ impl Listener {
                     }
                 };
                 let _ = stream.set_nodelay(true);
+                let Ok(permit) = pending.clone().try_acquire_owned() else {
+                    tracing::warn!(%peer, "https connection dropped: too many handshakes in progress");
+                    continue;
+                };
                 let (tls, tx) = (tls.clone(), tx.clone());
                 tokio::spawn(async move {
-                    if let Some(s) = tls.handshake(stream, true).await {
+                    let done = tls.handshake(stream, true).await;
+                    drop(permit);
+                    if let Some(s) = done {
                         let _ = tx.send((s, peer)).await;
                     }
                 });

@@ -272,7 +272,8 @@ async fn post_08(
         _ => None,
     };
     let span = tracing::info_span!("http", %peer);
-    let (reply, cookie) = tracing::Instrument::instrument(t.run(peer, sid, existing, frame), span).await;
+    let (reply, cookie) =
+        tracing::Instrument::instrument(t.run(peer, sid, existing, frame), span).await;
     let name = match (&reply, attachment) {
         (Reply::Data(_) | Reply::File(_), Some(id)) => attachment_name(&t.app, &id),
         _ => String::new(),
