@@ -20,10 +20,15 @@ pub fn hello(cx: &mut Cx) -> Result<Reply> {
 /// 350 without checking the password (protocol-spec/limits.md).
 pub async fn login(cx: &mut Cx<'_>, login: String, password: String) -> Result<Reply> {
     let ip = cx.session.peer.ip();
-    if let Err(why) = cx.app.throttle.check(ip, &login) {
-        tracing::info!(%login, %ip, ?why, "login refused: throttled");
-        return Err(Error::new(Code::TooManyAttempts));
-    }
+    let app = cx.app;
+    // Reserved before the hash and settled after it: simultaneous LOGINs cannot all pass.
+    let attempt = match app.throttle.begin(ip, &login) {
+        Ok(a) => a,
+        Err(refusal) => {
+            tracing::info!(%login, %ip, why = ?refusal.why, "login refused: throttled");
+            return Err(refusal.error());
+        }
+    };
     let user = cx.read(|r| users::by_login(r, &login))?;
     let hash = user
         .as_ref()
@@ -33,15 +38,16 @@ pub async fn login(cx: &mut Cx<'_>, login: String, password: String) -> Result<R
     match user {
         Some(u) if ok && u.access > users::ACCESS_NONE => {
             tracing::info!(user = %u.login, "login");
-            cx.app.throttle.succeeded(&login);
-            cx.session.user = Some(u.id);
+            attempt.succeeded();
+            let epoch = cx.read(|r| crate::sessions::epoch(r, u.id))?;
+            cx.session.log_in(u.id, epoch);
             Ok(Reply::Lines(vec![
                 Line::new("USER").int(u.id as i64).int(u.access),
             ]))
         }
         _ => {
             tracing::warn!(%login, peer = %cx.session.peer, "failed login");
-            cx.app.throttle.failed(ip, &login);
+            attempt.failed();
             Err(Error::new(Code::IncorrectLogin))
         }
     }

@@ -8,6 +8,8 @@
 //! Every value shown is HTML-escaped, pages load nothing from elsewhere, and the token in
 //! the URL is kept out of `Referer` headers and caches.
 
+mod accept;
+
 use crate::app::App;
 use crate::error::{Code, Error, Result};
 use crate::store::issues::now;
@@ -32,9 +34,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     // Requests wait in the listen queue while the store loads at start-up.
     app.store.ready().await;
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(shutdown)
-        .await
+    accept::serve(app.clone(), listener, router(app), shutdown).await
 }
 
 pub fn router(app: Arc<App>) -> Router {

@@ -1,0 +1,89 @@
+//! Descriptor budget: the soft `RLIMIT_NOFILE` is raised to the hard limit at start-up and
+//! the connection caps are lowered to fit in it, so that running out of descriptors
+//! answers `503` at the caps instead of failing accepts, log writes and uploads.
+
+use crate::config::Config;
+
+/// Descriptors kept for everything but client sockets: the store's files, the log, the
+/// listeners, attachment files being written or read, mail connections.
+pub const RESERVED: u64 = 64;
+
+/// Raises the soft descriptor limit to the hard one; returns the soft limit in force.
+pub fn raise_nofile() -> u64 {
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 1024;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim.rlim_cur = lim.rlim_max;
+            }
+        }
+        #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 everywhere
+        let soft = lim.rlim_cur as u64;
+        soft
+    }
+}
+
+/// The connection caps that fit in `nofile` descriptors: HTTP gets at most a quarter, the
+/// protocol port what is left after [`RESERVED`]. Each is at least 1.
+pub fn caps(nofile: u64, max_connections: usize, http_max: usize) -> (usize, usize) {
+    let http = (http_max as u64).min(nofile / 4).max(1);
+    let tcp = (max_connections as u64)
+        .min(nofile.saturating_sub(RESERVED + http))
+        .max(1);
+    (tcp as usize, http as usize)
+}
+
+/// Raises the limit and lowers `[server] max_connections` and `[limits]
+/// http_max_connections` to what fits; logs the result.
+pub fn apply(cfg: &mut Config) {
+    let nofile = raise_nofile();
+    let (tcp, http) = caps(
+        nofile,
+        cfg.server.max_connections,
+        cfg.limits.http_max_connections,
+    );
+    if tcp < cfg.server.max_connections || http < cfg.limits.http_max_connections {
+        tracing::warn!(
+            nofile,
+            max_connections = tcp,
+            http_max_connections = http,
+            configured_max_connections = cfg.server.max_connections,
+            configured_http_max_connections = cfg.limits.http_max_connections,
+            "descriptor limit: connection caps lowered to fit"
+        );
+    } else {
+        tracing::info!(
+            nofile,
+            max_connections = tcp,
+            http_max_connections = http,
+            "descriptor limit"
+        );
+    }
+    cfg.server.max_connections = tcp;
+    cfg.limits.http_max_connections = http;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::caps;
+
+    #[test]
+    fn caps_fit_the_limit() {
+        assert_eq!(caps(1024, 20_000, 1024), (704, 256));
+        assert_eq!(caps(1_048_576, 20_000, 1024), (20_000, 1024));
+        let (tcp, http) = caps(100, 20_000, 1024);
+        assert!(tcp + http <= 100 && tcp >= 1 && http >= 1);
+        assert_eq!(caps(10, 5, 5), (1, 2));
+    }
+}
