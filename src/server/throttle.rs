@@ -139,6 +139,8 @@ impl<K: Hash + Eq + Clone> Table<K> {
 pub enum Throttled {
     Address,
     Account,
+    /// The address's or the name's limit is taken up by checks still running.
+    InFlight,
     /// Too many password checks already waiting or running, from this address or in all.
     Busy,
 }
@@ -155,10 +157,10 @@ impl Refusal {
     pub fn error(&self) -> crate::error::Error {
         let secs = self.retry_after.as_secs_f64().ceil().max(1.0) as u64;
         let detail = match self.why {
-            Throttled::Address | Throttled::Account if self.retry_after > IN_FLIGHT_RETRY => {
-                format!("retry in {secs} s")
+            Throttled::Address | Throttled::Account => format!("retry in {secs} s"),
+            Throttled::InFlight | Throttled::Busy => {
+                format!("too many logins in progress; retry in {secs} s")
             }
-            _ => format!("too many logins in progress; retry in {secs} s"),
         };
         crate::error::Error::with(crate::error::Code::TooManyAttempts, detail)
     }
@@ -224,11 +226,14 @@ impl LoginThrottle {
         let now = Instant::now();
         let mut st = self.lock();
         let login_key = login.to_string();
-        let refusal = |why, r: Refused| Refusal {
-            why,
-            retry_after: match r {
-                Refused::Until(until) => until - now,
-                Refused::InFlight => IN_FLIGHT_RETRY,
+        let refusal = |why, r: Refused| match r {
+            Refused::Until(until) => Refusal {
+                why,
+                retry_after: until - now,
+            },
+            Refused::InFlight => Refusal {
+                why: Throttled::InFlight,
+                retry_after: IN_FLIGHT_RETRY,
             },
         };
         st.ips
@@ -353,7 +358,7 @@ mod tests {
     fn simultaneous_attempts_reserve_the_limit() {
         let t = LoginThrottle::new(&limits(100, 5));
         let held: Vec<_> = (0..5).map(|_| t.begin(A, "bob").unwrap()).collect();
-        assert_eq!(why(t.begin(B, "bob")), Some(Throttled::Account));
+        assert_eq!(why(t.begin(B, "bob")), Some(Throttled::InFlight));
         for a in held {
             a.failed();
         }
