@@ -35,9 +35,15 @@ pub fn raise_nofile() -> u64 {
 }
 
 /// The connection caps that fit in `nofile` descriptors: HTTP gets at most a quarter, the
-/// protocol port what is left after [`RESERVED`]. Each is at least 1.
+/// protocol port what is left after [`RESERVED`]. Each is at least 1; an HTTP cap of 0
+/// (no configured cap) gets the quarter.
 pub fn caps(nofile: u64, max_connections: usize, http_max: usize) -> (usize, usize) {
-    let http = (http_max as u64).min(nofile / 4).max(1);
+    let http_max = if http_max == 0 {
+        u64::MAX
+    } else {
+        http_max as u64
+    };
+    let http = http_max.min(nofile / 4).max(1);
     let tcp = (max_connections as u64)
         .min(nofile.saturating_sub(RESERVED + http))
         .max(1);
@@ -85,5 +91,6 @@ mod tests {
         let (tcp, http) = caps(100, 20_000, 1024);
         assert!(tcp + http <= 100 && tcp >= 1 && http >= 1);
         assert_eq!(caps(10, 5, 5), (1, 2));
+        assert_eq!(caps(1024, 20_000, 0), (704, 256));
     }
 }

@@ -263,17 +263,19 @@ fn http_connections_are_capped_per_address() {
 }
 
 /// A request whose headers never finish is closed after `http_header_timeout_secs`, even
-/// while it trickles header lines.
+/// while it trickles header lines, and so is a connection that sends nothing.
 #[test]
 fn http_headers_that_never_finish_are_closed_after_the_timeout() {
     let mut server = Server::start_with("[limits]\nhttp_header_timeout_secs = 1\n");
     let http = server.http_addr();
-    for trickle in [false, true] {
+    for (silent, trickle) in [(false, false), (false, true), (true, false)] {
         let mut s = TcpStream::connect(http).unwrap();
         s.set_read_timeout(Some(Duration::from_millis(100)))
             .unwrap();
         let started = Instant::now();
-        s.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+        if !silent {
+            s.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+        }
         let closed_after = loop {
             let mut buf = [0u8; 512];
             match s.read(&mut buf) {
@@ -286,7 +288,7 @@ fn http_headers_that_never_finish_are_closed_after_the_timeout() {
             }
             assert!(started.elapsed() < Duration::from_secs(10), "never closed");
         };
-        eprintln!("trickle={trickle}: closed after {closed_after:?}");
+        eprintln!("silent={silent} trickle={trickle}: closed after {closed_after:?}");
         assert!(
             closed_after >= Duration::from_millis(900) && closed_after < Duration::from_secs(4),
             "closed after {closed_after:?}"
