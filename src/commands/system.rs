@@ -29,7 +29,16 @@ pub async fn login(cx: &mut Cx<'_>, login: String, password: String) -> Result<R
             return Err(refusal.error());
         }
     };
-    let user = cx.read(|r| users::by_login(r, &login))?;
+    // The epoch is read with the record: a password change made while this check runs
+    // ends the new session too.
+    let (user, epoch) = cx.read(|r| {
+        let user = users::by_login(r, &login)?;
+        let epoch = match &user {
+            Some(u) => crate::sessions::epoch(r, u.id)?,
+            None => 0,
+        };
+        Ok((user, epoch))
+    })?;
     let hash = user
         .as_ref()
         .map(|u| u.password.clone())
@@ -39,7 +48,6 @@ pub async fn login(cx: &mut Cx<'_>, login: String, password: String) -> Result<R
         Some(u) if ok && u.access > users::ACCESS_NONE => {
             tracing::info!(user = %u.login, "login");
             attempt.succeeded();
-            let epoch = cx.read(|r| crate::sessions::epoch(r, u.id))?;
             cx.session.log_in(u.id, epoch);
             Ok(Reply::Lines(vec![
                 Line::new("USER").int(u.id as i64).int(u.access),

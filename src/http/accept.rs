@@ -179,3 +179,73 @@ where
         self.inner.size_hint()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Yields a frame every `every`, `left` times, then ends; or never, with `every` None.
+    struct Drip {
+        every: Option<Duration>,
+        left: usize,
+        sleep: Option<Pin<Box<Sleep>>>,
+    }
+
+    impl http_body::Body for Drip {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            let Some(every) = self.every else {
+                return Poll::Pending;
+            };
+            if self.left == 0 {
+                return Poll::Ready(None);
+            }
+            let sleep = self
+                .sleep
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(every)));
+            if sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            self.sleep = None;
+            self.left -= 1;
+            Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"x")))))
+        }
+    }
+
+    async fn drain(
+        body: impl http_body::Body<Error = BoxError> + Unpin,
+    ) -> Result<usize, BoxError> {
+        let mut body = body;
+        let mut frames = 0;
+        while let Some(f) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+            f?;
+            frames += 1;
+        }
+        Ok(frames)
+    }
+
+    #[tokio::test]
+    async fn a_stalled_body_fails_and_a_slow_steady_one_does_not() {
+        let limit = Some(Duration::from_millis(100));
+        let never = Drip {
+            every: None,
+            left: 1,
+            sleep: None,
+        };
+        let started = std::time::Instant::now();
+        assert!(drain(StallLimit::new(never, limit)).await.is_err());
+        assert!(started.elapsed() >= Duration::from_millis(100));
+        // Ten frames 40 ms apart take 400 ms in all, four times the limit: no stall.
+        let steady = Drip {
+            every: Some(Duration::from_millis(40)),
+            left: 10,
+            sleep: None,
+        };
+        assert_eq!(drain(StallLimit::new(steady, limit)).await.unwrap(), 10);
+    }
+}
