@@ -217,10 +217,33 @@ fn stalled_http_connections_do_not_exhaust_descriptors() {
         &data,
     );
     assert!(r[0].starts_with("ID "), "{r:?}");
-    let many: Vec<Client> = (0..200).map(|_| Client::connect(server.addr)).collect();
-    for mut c in many {
-        assert!(c.one("HELLO").starts_with("SERVER "));
+    // The protocol port fills up to its derived cap and answers 503 beyond it, instead of
+    // running out of descriptors: 710 more connections from 4 addresses (the admin's is open).
+    let mut many: Vec<Client> = (0..710u32)
+        .map(|i| Client::from_stream(stream_from([127, 0, 3, 1 + (i % 4) as u8], server.addr)))
+        .collect();
+    for c in &mut many {
+        c.write_raw(b"HELLO\n");
     }
+    let (mut served, mut full) = (0, 0);
+    for c in &mut many {
+        let r = c.read_reply();
+        if r[0].starts_with("SERVER ") {
+            served += 1;
+        } else {
+            assert_eq!(r[0], "ERROR 503 'Too Many Connections'");
+            full += 1;
+        }
+    }
+    eprintln!("710 more protocol connections: {served} served, {full} refused with 503");
+    assert_eq!((served, full), (703, 7));
+    drop(many);
+    let r = attach(
+        &mut admin,
+        &format!("ADD ATTACHMENT {issue} 'b.bin' 'at the cap'"),
+        &data,
+    );
+    assert!(r[0].starts_with("ID "), "{r:?}");
     // Once the stalled clients go away, pages are served again.
     drop(stalled);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -368,12 +391,21 @@ fn simultaneous_logins_get_at_most_the_allowed_guesses() {
 #[test]
 fn a_flood_of_unknown_user_logins_does_not_delay_a_real_login() {
     let server = Server::start_with("[limits]\nlogin_failures_per_ip = 0\n");
+    // One LOGIN alone, for scale: on a loaded machine a password check itself is slow.
+    let alone = {
+        let mut c = connect_from(&server, [127, 0, 0, 2]);
+        let started = Instant::now();
+        c.login("admin", ADMIN_PASSWORD);
+        started.elapsed()
+    };
     let (delay, checked, busy) = flood_and_login(&server, 200);
     eprintln!(
-        "real LOGIN under a flood from 200 connections: {delay:?} \
+        "real LOGIN under a flood from 200 connections: {delay:?}, alone {alone:?} \
          ({checked} flood LOGINs checked, {busy} refused busy)"
     );
-    assert!(delay < Duration::from_secs(1), "real LOGIN took {delay:?}");
+    // At most 4 checks of the flood wait ahead of it on 2 cores: a few checks' time.
+    let bound = Duration::from_secs(1).max(alone * 5);
+    assert!(delay < bound, "real LOGIN took {delay:?} (alone {alone:?})");
     assert!(busy > 0, "the flood was never refused");
 }
 
