@@ -426,12 +426,25 @@ fn flood_without_the_queue_bound() {
 /// meanwhile; returns the time the real LOGIN took and how many flood LOGINs were checked
 /// (302) and refused as busy (350).
 fn flood_and_login(server: &Server, conns: usize) -> (Duration, usize, usize) {
+    let (delay, reply, checked, busy) = flood_from(server, conns, 1);
+    assert!(reply.starts_with("USER "), "{reply}");
+    (delay, checked, busy)
+}
+
+/// Floods on `conns` connections spread over `addresses` source addresses (127.0.4.x) and
+/// sends a real LOGIN from 127.0.0.2 meanwhile: its time, its reply, and the flood's
+/// checked and busy counts.
+fn flood_from(server: &Server, conns: usize, addresses: u8) -> (Duration, String, usize, usize) {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
     let stop = Arc::new(AtomicBool::new(false));
     let mut handles = Vec::new();
     for n in 0..conns {
-        let mut c = server.connect();
+        let mut c = if addresses == 1 {
+            server.connect()
+        } else {
+            connect_from(server, [127, 0, 4, 1 + (n % addresses as usize) as u8])
+        };
         let stop = stop.clone();
         handles.push(std::thread::spawn(move || {
             let (mut checked, mut busy) = (0, 0);
@@ -456,12 +469,34 @@ fn flood_and_login(server: &Server, conns: usize) -> (Duration, usize, usize) {
     let r = real.one(&format!("LOGIN 'admin' '{ADMIN_PASSWORD}'"));
     let delay = started.elapsed();
     stop.store(true, Ordering::Relaxed);
-    assert!(r.starts_with("USER "), "{r}");
     let (checked, busy) = handles
         .into_iter()
         .map(|h| h.join().unwrap())
         .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
-    (delay, checked, busy)
+    (delay, r, checked, busy)
+}
+
+/// A flood from 8 addresses (4 checks each would be 32) meets the total bound of 16: a real
+/// LOGIN from elsewhere is answered at once, logged in or told to retry in 1 s.
+#[test]
+fn a_flood_from_many_addresses_meets_the_total_bound() {
+    let server = Server::start_with("[limits]\nlogin_failures_per_ip = 0\n");
+    let mut answered = Vec::new();
+    for _ in 0..3 {
+        let (delay, reply, checked, busy) = flood_from(&server, 160, 8);
+        eprintln!(
+            "real LOGIN under a flood from 8 addresses: {delay:?} {reply} ({checked} checked, {busy} busy)"
+        );
+        assert!(
+            reply.starts_with("USER ")
+                || reply
+                    == "ERROR 350 'Too Many Attempts: too many logins in progress; retry in 1 s'",
+            "{reply}"
+        );
+        answered.push(delay);
+    }
+    let slowest = answered.iter().max().unwrap();
+    assert!(*slowest < Duration::from_secs(2), "{answered:?}");
 }
 
 /// After SET PASSWORD, the user's other sessions get 300 at their next command and stay
