@@ -150,11 +150,20 @@ impl Default for SubscribeConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     /// A started command line must end within this many seconds, and a literal must not
-    /// stall (no byte) for longer; slow-drip clients otherwise hold a connection for free.
+    /// stall for longer (see `min_transfer_bytes_per_sec`); slow-drip clients otherwise
+    /// hold a connection for free.
     pub line_timeout_secs: u64,
-    /// Replies must be taken by the client within this many seconds; a client that sends
-    /// but never reads is closed instead of holding its buffers forever.
+    /// Replies must make progress: a reply the client takes no byte of (or takes more
+    /// slowly than `min_transfer_bytes_per_sec`) for this many seconds closes the
+    /// connection, instead of holding its buffers forever. Slow but steady readers are
+    /// never cut off.
     pub write_timeout_secs: u64,
+    /// The rate below which a literal or a reply counts as stalled: each byte moved buys
+    /// `1 / rate` s, at most one timeout ahead. 0: any byte counts as progress.
+    pub min_transfer_bytes_per_sec: u64,
+    /// Bytes all connections together may hold for literals being received; a literal
+    /// that does not fit is refused (ERROR 403) and skipped unread.
+    pub literal_memory_bytes: u64,
     /// Open connections from one IP address before new ones are refused with 503.
     pub max_connections_per_ip: usize,
     /// Failed logins from one IP address within `login_window_secs` before LOGIN from it
@@ -189,6 +198,8 @@ impl Default for LimitsConfig {
         LimitsConfig {
             line_timeout_secs: 60,
             write_timeout_secs: 60,
+            min_transfer_bytes_per_sec: 1024,
+            literal_memory_bytes: 256 * 1024 * 1024,
             max_connections_per_ip: 256,
             login_failures_per_ip: 20,
             login_failures_per_account: 5,
