@@ -131,6 +131,13 @@ pub struct SubscribeConfig {
     /// Most subscriptions one user may have (pending, active or expired); a server
     /// administrator is not limited. Bounds the confirmation mail one account can cause.
     pub max_per_user: usize,
+    /// Confirmation mails (subscriptions and `email` preferences) one address may receive
+    /// within `confirm_mail_window_secs`, whoever asks; counted in the store, so deleting
+    /// and re-subscribing does not reset it. 0 turns the limit off.
+    pub confirm_mails_per_address: u32,
+    /// Confirmation mails one user may cause within the window (administrators included).
+    pub confirm_mails_per_user: u32,
+    pub confirm_mail_window_secs: u64,
 }
 
 impl Default for SubscribeConfig {
@@ -140,6 +147,9 @@ impl Default for SubscribeConfig {
             confirm_token_ttl_secs: 48 * 3600,
             unsubscribe_token_ttl_secs: 180 * 24 * 3600,
             max_per_user: 100,
+            confirm_mails_per_address: 3,
+            confirm_mails_per_user: 20,
+            confirm_mail_window_secs: 24 * 3600,
         }
     }
 }

@@ -128,9 +128,9 @@ fn serve(
     }
     let runtime = runtime.build().map_err(|e| e.to_string())?;
     runtime.block_on(async move {
-        // The pages exist for subscriptions only. Bound before the store opens so that the
-        // links in mails can name the port actually chosen when listening on port 0.
-        let http = if cfg.subscribe.enabled {
+        // The pages confirm subscriptions and `email` preferences. Bound before the store
+        // opens so that the links in mails can name the port chosen when listening on port 0.
+        let http = if cfg.subscribe.enabled || cfg.notify.enabled {
             let l = tokio::net::TcpListener::bind(&cfg.server.http_listen)
                 .await
                 .map_err(|e| format!("cannot listen on {}: {e}", cfg.server.http_listen))?;
