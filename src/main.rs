@@ -123,6 +123,7 @@ fn serve(
     webissued::tls::Tls::from_config(&cfg.server)?;
     // Before anything in the directory is read or written; held until serve returns.
     let _lock = webissued::datadir::lock(&cfg.server.data_dir)?;
+    webissued::fdlimit::apply(&mut cfg);
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.enable_all();
     if cfg.server.workers > 0 {

@@ -9,6 +9,8 @@
 //! Every value shown is HTML-escaped, pages load nothing from elsewhere, and the token in
 //! the URL is kept out of `Referer` headers and caches.
 
+mod accept;
+
 use crate::app::App;
 use crate::error::{Code, Error, Result};
 use crate::store::issues::now;
@@ -38,20 +40,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     // Requests wait in the listen queue while the store loads at start-up.
     app.store.ready().await;
-    // The peer address feeds the login throttle, as on the TCP listener.
-    let service = router(app.clone()).into_make_service_with_connect_info::<webissues::Peer>();
-    match app.tls.clone() {
-        Some(tls) => {
-            axum::serve(crate::tls::Listener::new(listener, tls), service)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
-        None => {
-            axum::serve(listener, service)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
-    }
+    accept::serve(app.clone(), listener, router(app), shutdown).await
 }
 
 pub fn router(app: Arc<App>) -> Router {

@@ -223,6 +223,33 @@ mod tests {
         assert!(parse(ct, twice).is_err());
     }
 
+    proptest::proptest! {
+        /// Any body parses or is refused, never panics; a form built by the rules parses
+        /// back to its command and file, whatever bytes the file holds.
+        #[test]
+        fn never_panics_and_round_trips(
+            junk in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            command in "[ -~]{0,60}",
+            file in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+        ) {
+            let _ = parse(Some("multipart/form-data; boundary=b"), Bytes::from(junk.clone()));
+            let _ = parse(Some("application/x-www-form-urlencoded"), Bytes::from(junk));
+            let boundary = "----b0undary";
+            let mut body = format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"command\"\r\n\r\n{command}\r\n\
+                 --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"file\"\r\n\r\n"
+            )
+            .into_bytes();
+            body.extend_from_slice(&file);
+            body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+            if !file.windows(boundary.len()).any(|w| w == boundary.as_bytes()) {
+                let f = parse(Some(&format!("multipart/form-data; boundary={boundary}")), Bytes::from(body)).unwrap();
+                proptest::prop_assert_eq!(f.command.unwrap(), Bytes::from(command));
+                proptest::prop_assert_eq!(f.file.unwrap(), Bytes::from(file));
+            }
+        }
+    }
+
     #[test]
     fn urlencoded_command() {
         let f = parse(

@@ -31,27 +31,10 @@ pub const HANDLER_11: &str = "/server/webissues/handler.php";
 /// Room in a body beyond the attachment and the command line: multipart headers.
 const FORM_OVERHEAD: u64 = 64 * 1024;
 
-/// The client's address, for the login throttle and logs (axum's connect info, for plain
-/// and TLS listeners alike).
+/// The client's address, for the login throttle and logs (put in each request's
+/// extensions by the accept loop, for plain and TLS connections alike).
 #[derive(Clone, Copy, Debug)]
 pub struct Peer(pub SocketAddr);
-
-impl
-    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
-    for Peer
-{
-    fn connect_info(s: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
-        Peer(*s.remote_addr())
-    }
-}
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, crate::tls::Listener>>
-    for Peer
-{
-    fn connect_info(s: axum::serve::IncomingStream<'_, crate::tls::Listener>) -> Self {
-        Peer(*s.remote_addr())
-    }
-}
 
 pub struct Transport {
     pub(super) app: Arc<App>,
@@ -221,7 +204,7 @@ async fn post_08(
     } else {
         None
     };
-    let secs = t.app.config.server.http_body_timeout_secs.max(1);
+    let secs = t.app.config.server.http_body_max_secs.max(1);
     let body = match tokio::time::timeout(
         Duration::from_secs(secs),
         axum::body::to_bytes(body, cap as usize),
@@ -229,6 +212,13 @@ async fn post_08(
     .await
     {
         Ok(Ok(b)) => b,
+        Ok(Err(e)) if stalled(&e) => {
+            let secs = t.app.config.limits.http_body_timeout_secs;
+            return refuse(Error::with(
+                Code::IdleTimeout,
+                format!("request body stalled: no data for {secs} s"),
+            ));
+        }
         Ok(Err(_)) => return refuse(over(cap)),
         Err(_) => {
             tracing::warn!(%peer, limit_secs = secs, "http request body timeout");
@@ -281,6 +271,19 @@ async fn post_08(
         }
         reply => text_reply(reply, cookie),
     }
+}
+
+/// Whether reading the body failed because it stalled (the accept loop's limit) rather
+/// than because it was too long.
+fn stalled(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.to_string().contains("stalled") {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// A large attachment sent from its open file in pieces, never held whole.
