@@ -73,7 +73,7 @@ pub async fn post(
     } else {
         None
     };
-    let secs = t.app.config.server.http_body_timeout_secs.max(1);
+    let secs = t.app.config.server.http_body_max_secs.max(1);
     let body = match tokio::time::timeout(
         Duration::from_secs(secs),
         axum::body::to_bytes(body, cap as usize),
