@@ -20,6 +20,7 @@ pub mod keys;
 pub mod mem;
 pub mod notify;
 pub mod projects;
+pub mod recovery;
 pub mod stamps;
 pub mod subscriptions;
 pub mod types;
@@ -440,8 +441,6 @@ impl Store {
         let wal_dir = dir.join("wal");
         std::fs::create_dir_all(&wal_dir)?;
         let files = wal::files(&wal_dir)?;
-        let next_gen = files.last().map_or(1, |(g, _)| g + 1);
-        let log = wal::LogFile::create(&wal_dir, next_gen)?;
         tracing::info!(ms = started.elapsed().as_millis() as u64, "sled open");
 
         let mem = Arc::new(RwLock::new(Mem::default()));
@@ -457,7 +456,6 @@ impl Store {
             sled_dir: dir.join("db"),
             wal_dir,
             files,
-            log,
             options,
             mem: mem.clone(),
             commit: commit.clone(),
@@ -645,7 +643,6 @@ struct Loader {
     sled_dir: PathBuf,
     wal_dir: PathBuf,
     files: Vec<(u64, PathBuf)>,
-    log: wal::LogFile,
     options: Options,
     mem: Arc<RwLock<Mem>>,
     commit: Arc<commit::GroupCommit>,
@@ -664,6 +661,7 @@ impl Loader {
         *mem = load_tree(&self.tree)?;
         let sled_ms = started.elapsed().as_millis() as u64;
         let mut last = folded;
+        let mut scanned = Vec::with_capacity(self.files.len());
         for (_, path) in &self.files {
             let summary = wal::read_file(path, |seq, ops| {
                 if seq > folded {
@@ -671,14 +669,46 @@ impl Loader {
                     last = last.max(seq);
                 }
             })?;
-            if summary.torn {
-                tracing::warn!(
-                    file = %path.display(),
-                    intact = summary.records,
-                    "log file ends in an unfinished record (a crash before its flush); it was never acknowledged"
-                );
+            scanned.push(recovery::Scanned {
+                path: path.clone(),
+                summary,
+            });
+        }
+        for finding in recovery::judge(&scanned, folded) {
+            match finding {
+                recovery::Finding::TornTail(i) => {
+                    let f = &scanned[i];
+                    tracing::warn!(
+                        file = %f.path.display(),
+                        intact = f.summary.records,
+                        at = f.summary.valid_bytes,
+                        "the newest log file ends in an unfinished record (a crash before its flush); it was never acknowledged and is cut off"
+                    );
+                    recovery::cut_torn_tail(f)?;
+                }
+                recovery::Finding::Harmless(i) => {
+                    let f = &scanned[i];
+                    let kept = recovery::set_aside(f)?;
+                    tracing::warn!(
+                        file = %f.path.display(),
+                        at = f.summary.valid_bytes,
+                        kept = %kept.display(),
+                        "log file damaged after its last record; nothing lost (the next file goes on at the next sequence)"
+                    );
+                }
+                recovery::Finding::Damaged(i) => {
+                    let data_dir = self.wal_dir.parent().unwrap_or(Path::new("."));
+                    let refusal = recovery::refusal(&scanned[i], data_dir);
+                    tracing::error!("{refusal}");
+                    eprintln!("webissued: {refusal}");
+                    std::process::exit(1);
+                }
             }
         }
+        // The next generation only now: a file created before the cut above would make the
+        // torn file look closed, and its tail like damage, after another crash.
+        let next_gen = self.files.last().map_or(1, |(g, _)| g + 1);
+        let log = wal::LogFile::create(&self.wal_dir, next_gen)?;
         if mem.sizes().1 > 0 {
             mem.compact_now();
         }
@@ -728,7 +758,7 @@ impl Loader {
                 .spawn(move || compactor(compact_mem, min, compact_stop))?,
         );
         threads.committer = Some(self.commit.start(
-            self.log,
+            log,
             self.wal_dir,
             last,
             commit::Rotation {
