@@ -250,3 +250,293 @@ fn a_torn_tail_of_the_newest_log_file_still_recovers() {
     assert_eq!(texts.last().unwrap(), "after the crash", "{}", s.log());
     assert!(!s.log().contains("damaged"), "{}", s.log());
 }
+
+/// A tmpfs of `size` mounted at `dir`, unmounted (lazily) when dropped.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &std::path::Path, size: &str) -> Result<Tmpfs, String> {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+        }
+        Ok(Tmpfs(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// A server on `data` (config `webissued.toml` and log `server.log` in `outside`); killed
+/// with SIGKILL when dropped.
+struct OnDir {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+}
+
+impl OnDir {
+    fn start(data: &std::path::Path, outside: &std::path::Path) -> OnDir {
+        use std::io::BufRead;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(outside.join("server.log"))
+            .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_webissued"))
+            .args(["serve", "--config"])
+            .arg(outside.join("webissued.toml"))
+            .args(["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+            .arg("--data")
+            .arg(data)
+            .env("WEBISSUED_ADMIN_PASSWORD", support::ADMIN_PASSWORD)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let line = lines.next().expect("server output").unwrap();
+        let addr = line
+            .strip_prefix("webissued listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .parse()
+            .unwrap();
+        std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+        OnDir { child, addr }
+    }
+
+    fn admin(&self) -> support::Client {
+        let mut c = support::Client::connect(self.addr);
+        c.login("admin", support::ADMIN_PASSWORD);
+        c
+    }
+}
+
+impl Drop for OnDir {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Fills the file system holding `dir` with `dir/filler` until a write fails.
+fn fill_disk(dir: &std::path::Path) -> u64 {
+    use std::io::Write;
+    let mut f = std::fs::File::create(dir.join("filler")).unwrap();
+    let chunk = vec![0x5au8; 64 << 10];
+    let mut written = 0;
+    while f.write_all(&chunk).is_ok() {
+        written += chunk.len() as u64;
+    }
+    let _ = f.sync_all();
+    written
+}
+
+/// Disk full (a 48 MiB tmpfs the test mounts, then fills): the writer gets `ERROR 500 '…disk
+/// full…'` within seconds instead of waiting forever, reads go on being served, no reply
+/// ever shows a comment that was not acknowledged (a reader polls GET DETAILS throughout),
+/// later writes are refused at once; once space is freed writes resume by themselves, and
+/// everything acknowledged survives kill -9 and a restart.
+#[test]
+fn a_full_disk_fails_writes_quickly_keeps_reads_and_recovers() {
+    let root = tempfile::tempdir().unwrap();
+    let mnt = root.path().join("mnt");
+    let _fs = match Tmpfs::mount(&mnt, "48m") {
+        Ok(fs) => fs,
+        Err(e) => {
+            println!(
+                "SKIPPED a_full_disk_fails_writes_quickly_keeps_reads_and_recovers: cannot mount a tmpfs ({e}); run as root to test disk full"
+            );
+            return;
+        }
+    };
+    let data = mnt.join("data");
+    // Small log files, so the writes soon need a new one.
+    std::fs::write(
+        root.path().join("webissued.toml"),
+        "[server]\ncheckpoint_wal_mb = 1\n",
+    )
+    .unwrap();
+    let server = OnDir::start(&data, root.path());
+    let log = || std::fs::read_to_string(root.path().join("server.log")).unwrap_or_default();
+    let mut admin = server.admin();
+    let issue = one_issue(&mut admin);
+    let mut acked: Vec<String> = Vec::new();
+    for i in 0..20 {
+        let text = format!("before-{i}");
+        admin.id(&format!("ADD COMMENT {issue} '{text}'"));
+        acked.push(text);
+    }
+    // Past the first log file: its successors are prepared (filled with zeros) ahead, so
+    // the writes while the disk is full first use that room, then fail.
+    let pad = "x".repeat(16 << 10);
+    for i in 0..80 {
+        let text = format!("early-{i}");
+        admin.id(&format!("ADD COMMENT {issue} '{text} {pad}'"));
+        acked.push(text);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let filled = fill_disk(&mnt);
+    println!("disk filled with {} MiB", filled >> 20);
+
+    // A reader polling the issue all along: what it sees.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let stop = stop.clone();
+        let mut c = server.admin();
+        std::thread::spawn(move || {
+            let (mut seen, mut replies, mut errors) = (std::collections::HashSet::new(), 0, 0);
+            while !stop.load(std::sync::atomic::Ordering::Acquire) {
+                let reply = c.send(&format!("GET DETAILS {issue} 0"));
+                replies += 1;
+                if reply[0].starts_with("ERROR") {
+                    errors += 1;
+                    continue;
+                }
+                for l in reply.iter().filter(|l| l.starts_with("C ")) {
+                    let text = l.split('\'').nth(1).unwrap().to_string();
+                    seen.insert(text.split(' ').next().unwrap().to_string());
+                }
+            }
+            (seen, replies, errors)
+        })
+    };
+
+    // A second writer with short comments, so more than one batch is in flight.
+    let parallel = {
+        let mut c = server.admin();
+        std::thread::spawn(move || {
+            let (mut acked, mut failed) = (Vec::new(), Vec::new());
+            for i in 0..100_000 {
+                let text = format!("par-{i}");
+                let reply = c.one(&format!("ADD COMMENT {issue} '{text}'"));
+                if reply.starts_with("ID ") {
+                    acked.push(text);
+                } else {
+                    assert!(reply.contains("disk full"), "{reply}");
+                    failed.push(text);
+                    break;
+                }
+            }
+            (acked, failed)
+        })
+    };
+    // Comments of 16 KB until one fails.
+    let mut failed = None;
+    let mut slowest = Duration::ZERO;
+    for i in 0..2000 {
+        let text = format!("during-{i}");
+        let started = Instant::now();
+        let reply = admin.one(&format!("ADD COMMENT {issue} '{text} {pad}'"));
+        let took = started.elapsed();
+        slowest = slowest.max(took);
+        if reply.starts_with("ID ") {
+            acked.push(text);
+            continue;
+        }
+        assert!(
+            reply.starts_with("ERROR 500 ") && reply.contains("disk full"),
+            "{reply}"
+        );
+        println!("write {i} answered {reply:?} after {took:?}");
+        assert!(took < Duration::from_secs(5), "took {took:?} to fail");
+        failed = Some(text);
+        break;
+    }
+    let failed = failed.unwrap_or_else(|| panic!("no write failed on a full disk: {}", log()));
+    let (par_acked, par_failed) = parallel.join().unwrap();
+    assert_eq!(
+        par_failed.len(),
+        1,
+        "the parallel writer stopped at its error"
+    );
+    // Comments of both writers, in id order: merge by asking the server, then check sets.
+    let mut expect_sets: std::collections::HashSet<String> = acked.iter().cloned().collect();
+    expect_sets.extend(par_acked.iter().cloned());
+    // While the disk stays full: writes are refused at once, reads answer.
+    let started = Instant::now();
+    let reply = admin.one(&format!("ADD COMMENT {issue} 'refused'"));
+    let refused_in = started.elapsed();
+    assert!(
+        reply.starts_with("ERROR 500 ") && reply.contains("disk full"),
+        "{reply}"
+    );
+    assert!(refused_in < Duration::from_secs(1), "{refused_in:?}");
+    let mut other = server.admin();
+    let started = Instant::now();
+    let texts: Vec<String> = comment_texts(&mut other, issue)
+        .into_iter()
+        .map(|t| t.split(' ').next().unwrap().to_string())
+        .collect();
+    let read_in = started.elapsed();
+    let shown: std::collections::HashSet<String> = texts.iter().cloned().collect();
+    assert_eq!(shown.len(), texts.len());
+    assert_eq!(
+        shown, expect_sets,
+        "reads show exactly the acknowledged comments"
+    );
+    assert!(other.send("LIST PROJECTS")[0].starts_with("P "));
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    let (seen, replies, read_errors) = reader.join().unwrap();
+    for text in &seen {
+        assert!(
+            expect_sets.contains(text),
+            "a reply showed {text}, never acknowledged"
+        );
+    }
+    assert!(!seen.contains(&failed) && !seen.contains(&par_failed[0]));
+    println!(
+        "while full: {} large and {} small writes acknowledged, slowest {slowest:?}; refused in {refused_in:?}; read in {read_in:?}; poller: {replies} replies, {read_errors} ERROR",
+        acked.len() - 100,
+        par_acked.len()
+    );
+
+    // Space comes back: writes resume by themselves.
+    std::fs::remove_file(mnt.join("filler")).unwrap();
+    let freed = Instant::now();
+    let recovered = loop {
+        let reply = admin.one(&format!("ADD COMMENT {issue} 'after-space'"));
+        if reply.starts_with("ID ") {
+            acked.push("after-space".into());
+            break freed.elapsed();
+        }
+        assert!(
+            freed.elapsed() < Duration::from_secs(10),
+            "no recovery: {reply} {}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    println!("writes resumed {recovered:?} after space was freed");
+    for i in 0..5 {
+        let text = format!("later-{i}");
+        admin.id(&format!("ADD COMMENT {issue} '{text}'"));
+        acked.push(text);
+    }
+    // Everything acknowledged survives kill -9.
+    drop(server);
+    let server = OnDir::start(&data, root.path());
+    let mut admin = server.admin();
+    let texts: Vec<String> = comment_texts(&mut admin, issue)
+        .into_iter()
+        .map(|t| t.split(' ').next().unwrap().to_string())
+        .collect();
+    expect_sets.extend(acked.iter().cloned());
+    let shown: std::collections::HashSet<String> = texts.iter().cloned().collect();
+    assert_eq!(shown.len(), texts.len());
+    assert_eq!(shown, expect_sets, "{}", log());
+    // The large writer's comments in its order (ids increase).
+    let large: Vec<&String> = texts.iter().filter(|t| !t.starts_with("par-")).collect();
+    assert_eq!(large, acked.iter().collect::<Vec<_>>());
+    admin.id(&format!("ADD COMMENT {issue} 'after restart'"));
+    drop(server);
+    drop(_fs);
+}

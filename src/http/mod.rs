@@ -239,7 +239,9 @@ async fn confirm_post(
     });
     match result {
         Ok(((address, target), seq)) => {
-            app.store.durable(seq).await;
+            if !app.store.saved(seq).await {
+                return server_error();
+            }
             tracing::info!(subscription = id, "subscription confirmed by link");
             page(
                 StatusCode::OK,
@@ -319,7 +321,9 @@ async fn unsubscribe_post(
     });
     match result {
         Ok((target, seq)) => {
-            app.store.durable(seq).await;
+            if !app.store.saved(seq).await {
+                return server_error();
+            }
             tracing::info!(
                 subscription = id,
                 "subscription cancelled by unsubscribe link"

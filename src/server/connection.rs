@@ -67,6 +67,7 @@ async fn run(
     let mut partial: Option<(Progress, Instant)> = None;
     let mut buf = BytesMut::new();
     let mut out = Vec::new();
+    let mut deps: Vec<Dep> = Vec::new();
     let mut eof = false;
     // Armed once per connection and re-armed only when they fire: a new timer and a new
     // stop listener for every read cost about a tenth of a small command's CPU.
@@ -79,6 +80,8 @@ async fn run(
         // Run every complete command already received, up to the batch limit.
         let mut durable_at = 0;
         let mut ran = 0;
+        let discards = app.store.discards();
+        deps.clear();
         while ran < MAX_BATCH && !session.quit {
             let frame = match if eof {
                 codec.decode_eof(&mut buf)
@@ -92,6 +95,7 @@ async fn run(
                     return;
                 }
             };
+            let settled_before = app.store.settled();
             let mut cx = Cx {
                 app: &app,
                 session: &mut session,
@@ -99,11 +103,29 @@ async fn run(
                 me: None,
             };
             process(&mut cx, frame).await.encode(&mut out);
-            durable_at = durable_at.max(cx.wrote);
+            // A write's reply waits for its batch; any other reply for every batch applied
+            // by the time it was built, so it shows nothing that is not on disk (a load and
+            // a compare when nothing is in flight).
+            let wrote = cx.wrote;
+            let needs = if wrote > 0 {
+                wrote
+            } else {
+                app.store.last_applied()
+            };
+            durable_at = durable_at.max(needs);
+            deps.push(Dep {
+                end: out.len(),
+                settled_before,
+                needs,
+                wrote: wrote > 0,
+            });
             ran += 1;
         }
         if !out.is_empty() {
             app.store.durable(durable_at).await;
+            if app.store.discards() != discards {
+                out = replace_discarded(&app, &out, &deps);
+            }
             // A client that pipelines without reading fills its socket buffer; the write
             // then waits here, blocking this connection only (it reads nothing meanwhile,
             // so TCP pushes back on the client), and the write limit closes it if it
@@ -166,6 +188,38 @@ async fn run(
     }
     let _ = stream.shutdown().await;
     tracing::debug!("closed");
+}
+
+/// What one reply in `out` rests on.
+struct Dep {
+    /// Where the reply ends in `out`.
+    end: usize,
+    /// The settled sequence before the command ran: what it read up to there was on disk.
+    settled_before: u64,
+    /// Its own batch (a write), or the newest batch it may have read.
+    needs: u64,
+    wrote: bool,
+}
+
+/// Replies after the log could not be written: a write whose batch was discarded, and any
+/// other reply that may have read a discarded batch, become the failure's `ERROR 500`.
+fn replace_discarded(app: &App, out: &[u8], deps: &[Dep]) -> Vec<u8> {
+    let mut fixed = Vec::with_capacity(out.len());
+    let mut start = 0;
+    for d in deps {
+        let lost = if d.wrote {
+            app.store.discarded_in(d.needs, d.needs)
+        } else {
+            app.store.discarded_in(d.settled_before + 1, d.needs)
+        };
+        if lost {
+            Reply::Error(app.store.failure_error()).encode(&mut fixed);
+        } else {
+            fixed.extend_from_slice(&out[start..d.end]);
+        }
+        start = d.end;
+    }
+    fixed
 }
 
 /// Restarts the line clock when a frame completed or a literal moved on; a line keeps its

@@ -27,7 +27,7 @@ pub mod types;
 pub mod users;
 pub mod wal;
 
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 use serde::{Serialize, de::DeserializeOwned};
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -113,7 +113,7 @@ pub struct Store {
     stop_checkpoints: Arc<std::sync::atomic::AtomicBool>,
     /// Counters bumped by the batches that touch a kind of record, so what is cached from
     /// those records knows when to read them again ([`Generation`]).
-    generations: [std::sync::atomic::AtomicU64; Generation::COUNT],
+    generations: Arc<[std::sync::atomic::AtomicU64; Generation::COUNT]>,
     /// Set when notifications are enabled: every recorded event then fans out to watchers.
     fanout: std::sync::OnceLock<notify::FanoutConfig>,
 }
@@ -449,7 +449,10 @@ impl Store {
         let stop_checkpoints = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (loaded_tx, loaded) = tokio::sync::watch::channel(false);
         let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+        let generations: Arc<[std::sync::atomic::AtomicU64; Generation::COUNT]> =
+            Default::default();
         let loader = Loader {
+            generations: generations.clone(),
             db,
             tree,
             early: early.clone(),
@@ -493,7 +496,7 @@ impl Store {
             commit,
             threads,
             stop_checkpoints,
-            generations: Default::default(),
+            generations,
             fanout: std::sync::OnceLock::new(),
         })
     }
@@ -537,6 +540,10 @@ impl Store {
     /// batch's sequence number (0 if it wrote nothing), for [`Store::durable`].
     pub fn write<T>(&self, f: impl FnOnce(&mut Writer) -> Result<T>) -> Result<(T, u64)> {
         let mut guard = self.mem.write().map_err(Error::internal)?;
+        // Checked under the write lock: a discard holds it while it sets the flag.
+        if self.commit.failed() {
+            return Err(self.failure_error());
+        }
         let mut w = Writer {
             reader: Reader { mem: &guard },
             pending: BTreeMap::new(),
@@ -566,8 +573,40 @@ impl Store {
         let seq = self
             .commit
             .append(pending.iter().map(|(k, v)| (k.as_slice(), v.as_deref())));
-        apply(&mut guard, seq, pending);
+        guard.forget_undo(self.commit.settled());
+        for (k, v) in pending {
+            guard.write_undoable(seq, k, v);
+        }
         Ok((value, seq))
+    }
+
+    /// The reply to a command whose batch was discarded, or that is refused, because the
+    /// log cannot be written (protocol-spec/errors.md).
+    pub fn failure_error(&self) -> Error {
+        Error::with(Code::ServerError, self.commit.failure())
+    }
+
+    /// The newest settled sequence: every batch up to it is on disk or was discarded.
+    #[inline]
+    pub fn settled(&self) -> u64 {
+        self.commit.settled()
+    }
+
+    /// Waits until batch `seq` is settled; false when it was discarded.
+    pub async fn saved(&self, seq: u64) -> bool {
+        self.durable(seq).await;
+        !self.commit.is_discarded(seq)
+    }
+
+    /// How many times batches were discarded; while it stays the same, none was.
+    #[inline]
+    pub fn discards(&self) -> usize {
+        self.commit.discards()
+    }
+
+    /// Whether any batch in `from..=to` was discarded (once they are settled).
+    pub fn discarded_in(&self, from: u64, to: u64) -> bool {
+        self.commit.discarded_in(from, to)
     }
 
     /// Changes whenever a batch touches records of kind `g`. Read it inside [`Store::read`]
@@ -586,7 +625,8 @@ impl Store {
         self.generation(Generation::Attributes)
     }
 
-    /// Waits until the batch with sequence `seq` is on disk.
+    /// Waits until the batch with sequence `seq` is on disk, or was discarded because the
+    /// log could not be written ([`Store::discarded_in`] tells which).
     pub async fn durable(&self, seq: u64) {
         if seq != 0 && !self.commit.is_durable(seq) {
             self.commit.durable(seq).await;
@@ -608,7 +648,11 @@ impl Store {
 
     /// Blocks until everything written so far is durable (start-up, tools).
     pub fn flush_now(&self) -> Result<()> {
-        self.commit.wait_durable(self.commit.last_applied());
+        let last = self.commit.last_applied();
+        self.commit.wait_durable(last);
+        if self.commit.is_discarded(last) {
+            return Err(self.failure_error());
+        }
         Ok(())
     }
 
@@ -649,6 +693,7 @@ struct Loader {
     threads: Arc<std::sync::Mutex<Threads>>,
     stop_checkpoints: Arc<std::sync::atomic::AtomicBool>,
     after_load: AfterLoad,
+    generations: Arc<[std::sync::atomic::AtomicU64; Generation::COUNT]>,
 }
 
 /// Work on the freshly loaded data that must finish before anything else reads or writes.
@@ -766,6 +811,7 @@ impl Loader {
                 max_age: self.options.checkpoint_age,
             },
             closed_tx,
+            rollback(self.mem.clone(), self.generations.clone()),
         )?);
         Ok(())
     }
@@ -800,6 +846,29 @@ fn load_tree(tree: &sled::Tree) -> Result<Mem> {
     let mut packed = low?;
     packed.append(high.map_err(|_| Error::internal("load thread panicked"))??);
     Ok(Mem::new(packed))
+}
+
+/// What the committer runs when the log cannot be written: under the write lock (no batch
+/// is applied meanwhile), every batch not on disk is taken back out of memory and
+/// discarded, and every cache built from records is told to read them again (a discarded
+/// batch may have filled one, and its stamps are handed out again).
+fn rollback(
+    mem: Arc<RwLock<Mem>>,
+    generations: Arc<[std::sync::atomic::AtomicU64; Generation::COUNT]>,
+) -> commit::Rollback {
+    Box::new(move |commit: &commit::GroupCommit, reason: &str| {
+        let started = std::time::Instant::now();
+        let mut m = mem.write().unwrap_or_else(|e| e.into_inner());
+        commit.discard_unwritten(reason, |durable| m.rollback(durable));
+        for g in generations.iter() {
+            g.fetch_add(1, std::sync::atomic::Ordering::Release);
+        }
+        drop(m);
+        tracing::warn!(
+            us = started.elapsed().as_micros() as u64,
+            "writes not on disk taken back"
+        );
+    })
 }
 
 /// Merges the in-memory overlay into the packed base whenever it has grown (see [`mem`]):

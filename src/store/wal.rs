@@ -303,6 +303,11 @@ impl LogFile {
         })
     }
 
+    /// Cuts the file back to what was written and synced.
+    pub fn cut_back(&self) -> io::Result<()> {
+        self.file.set_len(self.len)
+    }
+
     /// Appends `bytes` and waits until they are on disk. On failure the file is cut back to
     /// its last synced length, so a retry does not leave a damaged record in the middle.
     pub fn append_durable(&mut self, bytes: &[u8]) -> io::Result<()> {
