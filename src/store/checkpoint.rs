@@ -280,3 +280,58 @@ impl Checkpointer {
         Ok(None)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A closed file with a bad record is neither folded nor removed, and folding stops
+    /// there (the file after it stays too); an intact file before it is folded and removed.
+    #[test]
+    fn a_damaged_file_is_never_folded_nor_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal_dir = dir.path().join("wal");
+        std::fs::create_dir_all(&wal_dir).unwrap();
+        let mut paths = Vec::new();
+        for (g, seq) in [(1u64, 1u64), (2, 3), (3, 5)] {
+            let mut log = wal::LogFile::create(&wal_dir, g).unwrap();
+            let mut bytes = Vec::new();
+            for s in seq..seq + 2 {
+                let k = format!("k{s}");
+                wal::encode(&mut bytes, s, [(k.as_bytes(), Some(&b"v"[..]))].into_iter());
+            }
+            log.append_durable(&bytes).unwrap();
+            paths.push(log.path.clone());
+        }
+        let mut bad = std::fs::read(&paths[1]).unwrap();
+        bad[20] ^= 1;
+        std::fs::write(&paths[1], &bad).unwrap();
+        let checkpointer = Checkpointer {
+            sled_dir: dir.path().join("db"),
+            cache_bytes: 1 << 20,
+            wal_dir: wal_dir.clone(),
+            stop: Default::default(),
+            activity: Box::new(|| 0),
+            schedule: Schedule {
+                quiet: Duration::ZERO,
+                backlog_bytes: 0,
+                max_wait: Duration::ZERO,
+            },
+        };
+        let (tx, rx) = mpsc::channel();
+        for p in &paths {
+            tx.send(p.clone()).unwrap();
+        }
+        drop(tx);
+        checkpointer.run(rx);
+        assert!(!paths[0].exists(), "the intact file is folded and removed");
+        assert_eq!(
+            std::fs::read(&paths[1]).unwrap(),
+            bad,
+            "the damaged file stays"
+        );
+        assert!(paths[2].exists(), "no fold past the damage");
+        let (_db, tree) = open_sled(&dir.path().join("db"), 1 << 20).unwrap();
+        assert_eq!(folded_seq(&tree).unwrap(), 2);
+    }
+}
