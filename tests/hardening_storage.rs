@@ -146,6 +146,18 @@ fn a_damaged_closed_log_file_stops_the_start_until_salvaged() {
     for i in 0..60 {
         admin.id(&format!("ADD COMMENT {issue} 'comment-{i:03}'"));
     }
+    // Never beside a running server: salvage takes the data directory's lock.
+    let out = Command::new(env!("CARGO_BIN_EXE_webissued"))
+        .arg("salvage")
+        .arg("--data")
+        .arg(s.data_dir())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("in use"),
+        "{stderr}"
+    );
     s.kill9();
     let data = s.data_dir();
     let files = log_files(&data);
@@ -210,6 +222,19 @@ fn a_damaged_closed_log_file_stops_the_start_until_salvaged() {
     let kept = std::path::PathBuf::from(format!("{}.damaged", newest.display()));
     assert_eq!(std::fs::read(&kept).unwrap(), bytes, "damaged copy kept");
     assert!(!next.exists(), "the file after the damage is moved aside");
+
+    // Salvage again: nothing left to do.
+    let out = Command::new(env!("CARGO_BIN_EXE_webissued"))
+        .arg("salvage")
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .unwrap();
+    let again = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && again.contains("no damage"),
+        "{again}"
+    );
 
     s.restart();
     let mut admin = s.admin();

@@ -1184,6 +1184,38 @@ mod tests {
         store.close().unwrap();
     }
 
+    /// Junk after the last record of a closed file, where the next file goes on at the next
+    /// sequence, loses nothing: the start goes on, keeps a damaged copy and replays all.
+    #[test]
+    fn damage_after_the_last_record_of_a_closed_file_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal_dir = dir.path().join("wal");
+        std::fs::create_dir_all(&wal_dir).unwrap();
+        let record = |seq: u64| {
+            let mut b = Vec::new();
+            let k = key("x", &[seq]);
+            wal::encode(&mut b, seq, [(&k[..], Some(&b"\x01"[..]))].into_iter());
+            b
+        };
+        let mut first = [record(1), record(2)].concat();
+        let intact = first.len();
+        first.extend_from_slice(b"\x07junk");
+        wal::LogFile::create(&wal_dir, 1)
+            .unwrap()
+            .append_durable(&first)
+            .unwrap();
+        wal::LogFile::create(&wal_dir, 2)
+            .unwrap()
+            .append_durable(&record(3))
+            .unwrap();
+        let store = Store::open_with(dir.path(), small_logs()).unwrap();
+        assert_eq!(store.read(|r| Ok(r.scan_raw(b"x/")?.len())).unwrap(), 3);
+        assert_eq!(store.last_applied(), 3);
+        store.close().unwrap();
+        let kept = std::fs::read(wal_dir.join("0000000000000001.log.damaged")).unwrap();
+        assert_eq!(kept, first, "the damaged bytes are kept aside");
+    }
+
     #[test]
     fn start_up_replays_unfolded_log_records_up_to_a_damaged_one() {
         let dir = tempfile::tempdir().unwrap();
