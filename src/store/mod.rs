@@ -1198,7 +1198,6 @@ mod tests {
             b
         };
         let mut first = [record(1), record(2)].concat();
-        let intact = first.len();
         first.extend_from_slice(b"\x07junk");
         wal::LogFile::create(&wal_dir, 1)
             .unwrap()
