@@ -15,6 +15,7 @@ pub mod conformance;
 pub mod datadir;
 pub mod email_address;
 pub mod error;
+pub mod fdlimit;
 #[doc(hidden)]
 pub mod fuzz_checks;
 pub mod http;
@@ -23,5 +24,6 @@ pub mod notify;
 pub mod password;
 pub mod protocol;
 pub mod server;
+pub mod sessions;
 pub mod store;
 pub mod subscribe;

@@ -144,6 +144,7 @@ fn serve(
     }
     // Before anything in the directory is read or written; held until serve returns.
     let _lock = webissued::datadir::lock(&cfg.server.data_dir)?;
+    webissued::fdlimit::apply(&mut cfg);
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.enable_all();
     if cfg.server.workers > 0 {
@@ -151,9 +152,9 @@ fn serve(
     }
     let runtime = runtime.build().map_err(|e| e.to_string())?;
     runtime.block_on(async move {
-        // The pages exist for subscriptions only. Bound before the store opens so that the
-        // links in mails can name the port actually chosen when listening on port 0.
-        let http = if cfg.subscribe.enabled {
+        // The pages confirm subscriptions and `email` preferences. Bound before the store
+        // opens so that the links in mails can name the port chosen when listening on port 0.
+        let http = if cfg.subscribe.enabled || cfg.notify.enabled {
             let l = tokio::net::TcpListener::bind(&cfg.server.http_listen)
                 .await
                 .map_err(|e| format!("cannot listen on {}: {e}", cfg.server.http_listen))?;

@@ -2,10 +2,13 @@
 //! connection, and shuts down gracefully (stop accepting, let commands in flight finish,
 //! flush the store).
 
+mod budget;
 mod connection;
+mod pace;
+mod send;
 mod throttle;
 
-pub use throttle::{LoginThrottle, Throttled};
+pub use throttle::{Attempt, LoginThrottle, Refusal, Throttled};
 
 use crate::app::App;
 use std::collections::HashMap;
@@ -25,6 +28,7 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let limit = Arc::new(Semaphore::new(app.config.server.max_connections));
     let per_ip = PerIp::new(app.config.limits.max_connections_per_ip);
+    let budget = budget::LiteralBudget::new(app.config.limits.literal_memory_bytes);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let notify_task = tokio::spawn(crate::notify::service::run(app.clone(), stop_rx.clone()));
@@ -57,8 +61,9 @@ pub async fn run(
                 };
                 let app = app.clone();
                 let stop = stop_rx.clone();
+                let budget = budget.clone();
                 tasks.spawn(async move {
-                    connection::serve(app, stream, peer, stop).await;
+                    connection::serve(app, budget, stream, peer, stop).await;
                     drop((permit, per_ip));
                 });
             }
@@ -87,27 +92,27 @@ pub async fn run(
 
 /// Open connections per client address, so one address cannot take every connection slot.
 #[derive(Clone)]
-struct PerIp {
+pub(crate) struct PerIp {
     max: usize,
     open: Arc<Mutex<HashMap<IpAddr, usize>>>,
 }
 
 /// Holds one of an address's connection slots; gives it back on drop.
-struct PerIpSlot {
+pub(crate) struct PerIpSlot {
     ip: IpAddr,
     open: Arc<Mutex<HashMap<IpAddr, usize>>>,
 }
 
 impl PerIp {
     /// `max` 0 means no per-address limit.
-    fn new(max: usize) -> Self {
+    pub(crate) fn new(max: usize) -> Self {
         PerIp {
             max: if max == 0 { usize::MAX } else { max },
             open: Arc::default(),
         }
     }
 
-    fn acquire(&self, ip: IpAddr) -> Option<PerIpSlot> {
+    pub(crate) fn acquire(&self, ip: IpAddr) -> Option<PerIpSlot> {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         let n = open.entry(ip).or_insert(0);
         if *n >= self.max {

@@ -995,7 +995,7 @@ impl Generation {
         match self {
             Generation::Catalogue => k.starts_with(b"project") || k.starts_with(b"folder/"),
             Generation::Attributes => k.starts_with(b"attr"),
-            Generation::Users => k.starts_with(b"user/"),
+            Generation::Users => k.starts_with(b"user/") || k.starts_with(b"user-epoch/"),
         }
     }
 }
