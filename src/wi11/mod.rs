@@ -42,7 +42,8 @@ pub struct Outcome {
 }
 
 /// Runs one 1.1 request: the `command` field (None when missing) and the `file` upload.
-/// The reply is returned once what the command wrote is durable.
+/// The reply is returned once what the command wrote is durable; `500` if it was
+/// discarded instead (the log could not be written).
 pub async fn handle(
     app: &App,
     session: &mut Session,
@@ -65,9 +66,12 @@ pub async fn handle(
         wrote: 0,
         me: None,
     };
-    let reply = handlers::run(&mut cx, cmd).await;
+    let mut reply = handlers::run(&mut cx, cmd).await;
     let wrote = cx.wrote;
-    app.store.durable(wrote).await;
+    // A write whose batch could not be logged (disk full) was undone: say so.
+    if wrote != 0 && !app.store.saved(wrote).await {
+        reply = Reply11::Error(Code11::ServerError);
+    }
     let change = match (&reply, is_login) {
         (Reply11::Error(_), true) => {
             session.user = None;
