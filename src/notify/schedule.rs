@@ -27,6 +27,9 @@ pub enum Frequency {
     Daily { hour: u8, minute: u8 },
     /// Once a week; `day` is 0 = Sunday … 6 = Saturday.
     Weekly { day: u8, hour: u8, minute: u8 },
+    /// A 1.1 summary alert: on the hours (bit h of `hours`, 0–23) of the week days (bit d
+    /// of `days`, 0 = Sunday) chosen, at minute 0 local time.
+    Summary { days: u8, hours: u32 },
 }
 
 /// Why a `notify-frequency` value was rejected.
@@ -257,20 +260,24 @@ fn slots(
     around: DateTime<Utc>,
     days: std::ops::RangeInclusive<i64>,
 ) -> impl Iterator<Item = DateTime<Utc>> {
-    let (weekday, hour, minute) = match freq {
-        Frequency::Immediately => (None, 0, 0),
-        Frequency::Daily { hour, minute } => (None, hour, minute),
-        Frequency::Weekly { day, hour, minute } => (Some(day), hour, minute),
+    // (week days, hours of the day) as bit masks, and the minute.
+    let (weekdays, hours, minute): (u8, u32, u8) = match freq {
+        Frequency::Immediately => (0, 0, 0),
+        Frequency::Daily { hour, minute } => (0x7f, 1 << hour, minute),
+        Frequency::Weekly { day, hour, minute } => (1 << day, 1 << hour, minute),
+        Frequency::Summary { days, hours } => (days, hours, 0),
     };
     let active = freq != Frequency::Immediately && in_safe_range(around);
     let today = active.then(|| tz.to_local(around).date());
-    let time = NaiveTime::from_hms_opt(hour.into(), minute.into(), 0);
     days.filter_map(move |d| {
         let date: NaiveDate = today?.checked_add_signed(Duration::days(d))?;
-        if weekday.is_some_and(|w| date.weekday().num_days_from_sunday() != u32::from(w)) {
-            return None;
-        }
-        tz.resolve(date.and_time(time?))
+        (weekdays & (1 << date.weekday().num_days_from_sunday()) != 0).then_some(date)
+    })
+    .flat_map(move |date| {
+        (0..24u32).filter(move |h| hours & (1 << h) != 0).filter_map(move |h| {
+            let time = NaiveTime::from_hms_opt(h, minute.into(), 0)?;
+            tz.resolve(date.and_time(time))
+        })
     })
 }
 

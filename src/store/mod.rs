@@ -26,6 +26,8 @@ pub mod read_state;
 pub mod recovery;
 pub mod stamps;
 pub mod subscriptions;
+pub mod alerts;
+pub mod views;
 pub mod types;
 pub mod users;
 pub mod wal;

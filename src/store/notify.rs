@@ -115,8 +115,17 @@ impl Watch {
     }
 }
 
-/// Adds or removes a watch; repeating either is harmless.
+/// Adds or removes a watch (0.8's NOTIFY FOLDER/ISSUE); repeating either is harmless. A
+/// folder watch is a 1.1 alert, an issue watch a 1.1 subscription ([`super::alerts`]).
 pub fn set_watch(w: &mut Writer, user: u64, watch: Watch, on: bool) -> Result<()> {
+    match watch {
+        Watch::Folder(f) => super::alerts::set_folder_watch(w, user, f, on),
+        Watch::Issue(i) => super::alerts::set_subscription(w, user, i, on).map(drop),
+    }
+}
+
+/// Writes or removes the watch index keys only.
+pub fn set_watch_keys(w: &mut Writer, user: u64, watch: Watch, on: bool) -> Result<()> {
     let (by_object, by_user) = watch.keys(user);
     if on {
         w.put(by_object, &())?;
@@ -299,9 +308,12 @@ pub fn reschedule(w: &mut Writer, user: u64, cfg: &FanoutConfig, _now: i64) -> R
 pub fn fan_out(w: &mut Writer, event: &IssueEvent, cfg: &FanoutConfig) -> Result<()> {
     let mut targets = watchers(w, Watch::Folder(event.folder))?;
     targets.extend(watchers(w, Watch::Issue(event.issue))?);
-    targets.sort_unstable();
-    targets.dedup();
-    for user_id in targets {
+    // (user, the alert's own schedule): None = the user's notify-frequency.
+    let mut targets: Vec<(u64, Option<Frequency>)> =
+        targets.into_iter().map(|u| (u, None)).collect();
+    targets.extend(super::alerts::targets(w, event)?);
+    targets.sort_unstable_by_key(|&(u, _)| u);
+    for (user_id, freq) in targets {
         if user_id == event.user && !wants_own_changes(w, user_id)? {
             continue;
         }
@@ -314,7 +326,7 @@ pub fn fan_out(w: &mut Writer, event: &IssueEvent, cfg: &FanoutConfig) -> Result
         {
             continue;
         }
-        add_pending(w, user_id, event.stamp, event.time, cfg)?;
+        add_pending_on(w, user_id, event.stamp, event.time, cfg, freq)?;
     }
     Ok(())
 }
@@ -327,16 +339,31 @@ pub fn add_pending(
     time: i64,
     cfg: &FanoutConfig,
 ) -> Result<()> {
+    add_pending_on(w, user, stamp, time, cfg, None)
+}
+
+/// [`add_pending`] for a change that came through a 1.1 summary alert with its own
+/// schedule: the user's one digest is due at the earliest time any of its changes asks for.
+pub fn add_pending_on(
+    w: &mut Writer,
+    user: u64,
+    stamp: u64,
+    time: i64,
+    cfg: &FanoutConfig,
+    own: Option<Frequency>,
+) -> Result<()> {
     w.put(key("pending", &[user, stamp]), &())?;
     let old = state(w, user)?;
-    if old.pending_since.is_some() && old.due.is_some() {
-        return Ok(());
-    }
     let since = old.pending_since.unwrap_or(time);
     let (freq, tz) = schedule_of(w, user, cfg)?;
+    let due = match own {
+        // A summary alert's slot counts from this change, not the oldest one pending.
+        Some(f) => due_time(f, tz, cfg.min_interval, old.last_sent, time),
+        None => due_time(freq, tz, cfg.min_interval, old.last_sent, since),
+    };
     let new = NotifyState {
         pending_since: Some(since),
-        due: Some(due_time(freq, tz, cfg.min_interval, old.last_sent, since)),
+        due: Some(old.due.map_or(due, |d| d.min(due))),
         ..old.clone()
     };
     put_state(w, user, &old, &new)

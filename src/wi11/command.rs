@@ -129,6 +129,8 @@ pub enum Cmd11 {
         folder: i64,
         name: String,
     },
+    /// Views, alerts and subscriptions ([`super::views::ViewCmd`]).
+    Views(super::views::ViewCmd),
 }
 
 /// Name and signature of every command served.
@@ -178,6 +180,7 @@ impl Cmd11 {
 pub fn parse(t: Tokens) -> Result<Cmd11, Code11> {
     let sig = SIGNATURES
         .iter()
+        .chain(super::views::SIGNATURES)
         .find(|(n, _)| *n == t.name)
         .map(|(_, s)| *s)
         .ok_or(Code11::UnknownCommand)?;
@@ -190,6 +193,9 @@ pub fn parse(t: Tokens) -> Result<Cmd11, Code11> {
         });
     if !matches {
         return Err(Code11::InvalidArguments);
+    }
+    if let Some(v) = super::views::build(&t.name, &t.args) {
+        return Ok(Cmd11::Views(v));
     }
     build(&t.name, Args(t.args.into_iter()))
 }
@@ -343,6 +349,7 @@ impl Cmd11 {
         let mut file = None;
         let (name, args): (&str, Vec<Arg>) = match self.clone() {
             C::Hello => ("HELLO", vec![]),
+            C::Views(v) => v.encode(),
             C::Login { login, password } => ("LOGIN", vec![Arg::Str(login), Arg::Str(password)]),
             C::GetSettings => ("GET SETTINGS", vec![]),
             C::ListUsers => ("LIST USERS", vec![]),

@@ -266,6 +266,7 @@ async fn dispatch(cx: &mut Cx<'_>, cmd: Cmd11) -> R {
             check_name(&name, NAME_MAX)?;
             shared(cx, Command::RenameFolder { folder, name }).await
         }
+        C::Views(v) => super::views::run(cx, v),
     }
 }
 
@@ -358,7 +359,7 @@ fn list_users(cx: &mut Cx) -> R {
 }
 
 fn list_types(cx: &mut Cx) -> R {
-    cx.user()?;
+    let me = cx.user()?;
     cx.read(|r| {
         let mut all = types::all(r)?;
         by_name(&mut all, |t| &t.name);
@@ -377,6 +378,7 @@ fn list_types(cx: &mut Cx) -> R {
                 .str(&a.definition)
                 .end();
         }
+        super::views::list_lines(r, me.id, &mut out)?;
         Ok(out)
     })
     .map(Reply11::Lines)
@@ -417,6 +419,7 @@ fn list_projects(cx: &mut Cx) -> R {
                 .int(r.folder_stamp(f.id) as i64)
                 .end();
         }
+        super::alerts::list_lines(r, &me, &mut out)?;
         Ok(out)
     })
     .map(Reply11::Lines)
@@ -433,7 +436,7 @@ fn list_states(cx: &mut Cx, since: i64) -> R {
                     .int(state as i64)
                     .int(issue as i64)
                     .int(read as i64)
-                    .int(0)
+                    .int(crate::store::alerts::subscription(r, me.id, issue)?.unwrap_or(0) as i64)
                     .end();
             }
         }

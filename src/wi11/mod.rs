@@ -13,6 +13,8 @@ pub mod reply;
 pub mod settings;
 pub mod token;
 pub mod transcript;
+pub mod views;
+pub mod alerts;
 
 pub use command::Cmd11;
 pub use reply::{Code11, Reply11};

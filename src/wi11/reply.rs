@@ -47,6 +47,7 @@ codes11! {
     InvalidValue = 321, "Invalid Value";
     InvalidDefinition = 322, "Invalid Definition";
     InvalidPreference = 323, "Invalid Preference";
+    InvalidSetting = 324, "Invalid Setting";
     EmptyValue = 325, "Empty Value";
     StringTooLong = 327, "String Too Long";
     NumberTooLittle = 328, "Number Too Little";
@@ -56,6 +57,16 @@ codes11! {
     NoMatchingItem = 336, "No Matching Item";
     DuplicateItems = 337, "Duplicate Items";
     ItemNotFound = 354, "Item Not Found";
+    UnknownView = 340, "Unknown View";
+    UnknownColumn = 341, "Unknown Column";
+    ViewExists = 342, "View Already Exists";
+    MissingColumn = 343, "Missing Column";
+    MissingAttribute = 344, "Missing Attribute";
+    UnknownAlert = 347, "Unknown Alert";
+    AlertExists = 348, "Alert Already Exists";
+    InvalidAlertEmail = 349, "Invalid Alert Email";
+    UnknownSubscription = 364, "Unknown Subscription";
+    SubscriptionExists = 365, "SubscriptionAlreadyExists";
     CannotReusePassword = 353, "Cannot Reuse Password";
     DescriptionExists = 362, "Description Already Exists";
     InvalidTextFormat = 363, "Invalid Text Format";

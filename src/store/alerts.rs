@@ -1,0 +1,348 @@
+//! 1.1 alerts and issue subscriptions, stored as the one notification model that 0.8's
+//! watches also use (protocol-spec/notifications.md, "One model for 0.8 and 1.1").
+//!
+//! `alert/<id>` holds an [`Alert`]; `alert-folder/<folder>/<id>` and `alert-type/<type>/<id>`
+//! index the mailing ones for the fan-out. A personal folder alert on all issues with
+//! immediate mail is exactly a 0.8 folder watch: it is written with the watch keys too, so
+//! 0.8's LIST NOTIFICATIONS shows it and NOTIFY FOLDER creates or deletes it.
+//! `wsub/<user>/<issue>` → id and `wsub-id/<id>` → (user, issue) number the issue watches
+//! for 1.1's ADD/DELETE SUBSCRIPTION and LIST STATES.
+
+use super::notify::{self, Watch};
+use super::users::User;
+use super::{Read, Writer, issues, key, keys, read_state};
+use crate::error::Result;
+use crate::notify::schedule::Frequency;
+use crate::protocol::definition::{MetaValue, parse_definition};
+use serde::{Deserialize, Serialize};
+
+/// `alertEmail`: no mail, immediate, summary of notifications, summary report.
+pub const EMAIL_NONE: u8 = 0;
+pub const EMAIL_IMMEDIATE: u8 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alert {
+    pub id: u64,
+    /// `None` for a public alert (everybody who can see the folder).
+    pub owner: Option<u64>,
+    /// 0 for a global (per type) alert.
+    pub folder: u64,
+    /// 0 for a folder alert.
+    pub type_id: u64,
+    /// 0 = all issues.
+    pub view: u64,
+    pub email: u8,
+    pub days: String,
+    pub hours: String,
+}
+
+impl Alert {
+    /// The alert a 0.8 folder watch stands for.
+    fn is_watch(&self) -> bool {
+        self.owner.is_some() && self.folder != 0 && self.view == 0 && self.email == EMAIL_IMMEDIATE
+    }
+
+    /// When its mail goes: `None` = the owner's `notify-frequency` (immediate alerts, as a
+    /// 0.8 watch); a summary alert has its own days and hours.
+    pub fn schedule(&self) -> Option<Frequency> {
+        if self.email <= EMAIL_IMMEDIATE {
+            return None;
+        }
+        let mask = |s: &str| {
+            s.split(',')
+                .filter_map(|x| x.parse::<u32>().ok())
+                .fold(0u32, |m, x| m | 1u32.checked_shl(x).unwrap_or(0))
+        };
+        Some(Frequency::Summary {
+            days: mask(&self.days) as u8,
+            hours: mask(&self.hours),
+        })
+    }
+
+    fn index_key(&self) -> Vec<u8> {
+        if self.folder != 0 {
+            key("alert-folder", &[self.folder, self.id])
+        } else {
+            key("alert-type", &[self.type_id, self.id])
+        }
+    }
+}
+
+pub fn get(r: &impl Read, id: i64) -> Result<Option<Alert>> {
+    if id <= 0 {
+        return Ok(None);
+    }
+    r.get(&key("alert", &[id as u64]))
+}
+
+pub fn all(r: &impl Read) -> Result<Vec<Alert>> {
+    Ok(r.scan::<Alert>(b"alert/")?
+        .into_iter()
+        .map(|(_, a)| a)
+        .collect())
+}
+
+/// Stores a new or changed alert with its indexes and its watch keys.
+pub fn put(w: &mut Writer, a: &Alert) -> Result<()> {
+    if let Some(old) = get(w, a.id as i64)? {
+        unindex(w, &old)?;
+    }
+    w.put(key("alert", &[a.id]), a)?;
+    if a.email != EMAIL_NONE {
+        w.put(a.index_key(), &())?;
+    }
+    if a.is_watch()
+        && let Some(owner) = a.owner
+    {
+        notify::set_watch_keys(w, owner, Watch::Folder(a.folder), true)?;
+    }
+    Ok(())
+}
+
+fn unindex(w: &mut Writer, a: &Alert) -> Result<()> {
+    w.remove(a.index_key());
+    if a.is_watch()
+        && let Some(owner) = a.owner
+    {
+        notify::set_watch_keys(w, owner, Watch::Folder(a.folder), false)?;
+    }
+    Ok(())
+}
+
+pub fn delete(w: &mut Writer, a: &Alert) -> Result<()> {
+    unindex(w, a)?;
+    w.remove(key("alert", &[a.id]));
+    Ok(())
+}
+
+/// 0.8's NOTIFY FOLDER: creates or deletes the personal all-issues immediate alert.
+pub fn set_folder_watch(w: &mut Writer, user: u64, folder: u64, on: bool) -> Result<()> {
+    let mine = all(w)?
+        .into_iter()
+        .find(|a| a.owner == Some(user) && a.folder == folder && a.view == 0);
+    match (mine, on) {
+        (Some(a), true) if a.email == EMAIL_IMMEDIATE => Ok(()),
+        (Some(mut a), true) => {
+            a.email = EMAIL_IMMEDIATE;
+            a.days.clear();
+            a.hours.clear();
+            put(w, &a)
+        }
+        (Some(a), false) if a.email == EMAIL_IMMEDIATE => delete(w, &a),
+        (None, true) => {
+            let id = w.next_id("alert")?;
+            put(
+                w,
+                &Alert {
+                    id,
+                    owner: Some(user),
+                    folder,
+                    type_id: 0,
+                    view: 0,
+                    email: EMAIL_IMMEDIATE,
+                    days: String::new(),
+                    hours: String::new(),
+                },
+            )
+        }
+        // Removing a watch the user does not have (or a 1.1 alert that does not mail
+        // immediately) changes nothing, as in 0.8.
+        _ => notify::set_watch_keys(w, user, Watch::Folder(folder), false),
+    }
+}
+
+/// The mailing alerts on a folder (of type `type_id`): its own and its type's.
+pub fn mailing(r: &impl Read, folder: u64, type_id: u64) -> Result<Vec<Alert>> {
+    let mut out = Vec::new();
+    for (prefix, id) in [("alert-folder", folder), ("alert-type", type_id)] {
+        for (k, _) in r.scan_raw(&key(prefix, &[id]))? {
+            if let Some(a) = get(r, keys::id_at(prefix, &k, 1) as i64)? {
+                out.push(a);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The users the mailing alerts on the event's folder reach, each with the alert's own
+/// schedule (None: the user's). The 0.8 watches among them are found by the caller through
+/// the watch keys; a view's filters are checked against the issue as it is now.
+pub fn targets(w: &Writer, event: &super::IssueEvent) -> Result<Vec<(u64, Option<Frequency>)>> {
+    let Some(folder) = super::projects::folder(w, event.folder as i64)? else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for a in mailing(w, folder.id, folder.type_id)? {
+        if a.is_watch() {
+            continue;
+        }
+        let users = match a.owner {
+            Some(u) => super::users::get(w, u as i64)?.into_iter().collect(),
+            None => super::users::all(w)?,
+        };
+        let view = match a.view {
+            0 => None,
+            v => super::views::get(w, v as i64)?,
+        };
+        for u in users {
+            if let Some(v) = &view
+                && !matches(w, &v.definition, event.issue, &u)?
+            {
+                continue;
+            }
+            out.push((u.id, a.schedule()));
+        }
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------- subscriptions
+
+/// The user's subscription id for an issue, if subscribed.
+pub fn subscription(r: &impl Read, user: u64, issue: u64) -> Result<Option<u64>> {
+    r.get(&key("wsub", &[user, issue]))
+}
+
+pub fn subscription_by_id(r: &impl Read, id: i64) -> Result<Option<(u64, u64)>> {
+    if id <= 0 {
+        return Ok(None);
+    }
+    r.get(&key("wsub-id", &[id as u64]))
+}
+
+/// Subscribes or unsubscribes (both dialects: 1.1's ADD/DELETE SUBSCRIPTION, 0.8's NOTIFY
+/// ISSUE); the issue's read state takes a new state id so LIST STATES reports the change.
+pub fn set_subscription(w: &mut Writer, user: u64, issue: u64, on: bool) -> Result<Option<u64>> {
+    let old = subscription(w, user, issue)?;
+    notify::set_watch_keys(w, user, Watch::Issue(issue), on)?;
+    let id = match (old, on) {
+        (Some(id), true) => return Ok(Some(id)),
+        (None, false) => return Ok(None),
+        (Some(id), false) => {
+            w.remove(key("wsub", &[user, issue]));
+            w.remove(key("wsub-id", &[id]));
+            None
+        }
+        (None, true) => {
+            let id = w.next_id("subscription")?;
+            w.put(key("wsub", &[user, issue]), &id)?;
+            w.put(key("wsub-id", &[id]), &(user, issue))?;
+            Some(id)
+        }
+    };
+    let read = read_state::get(w, user, issue)?.map_or(0, |s| s.read);
+    read_state::set(w, user, issue, read)?;
+    Ok(id)
+}
+
+// ---------------------------------------------------------------- view filters
+
+/// Whether an issue matches a view definition's filters for `user` (`[Me]` is the user's
+/// name). Comparisons follow the client: text case-insensitively, numbers as numbers,
+/// dates as their `yyyy-mm-dd` text; an unreadable definition matches everything.
+pub fn matches(r: &impl Read, definition: &str, issue: u64, user: &User) -> Result<bool> {
+    let Ok(def) = parse_definition(definition) else {
+        return Ok(true);
+    };
+    let Some(MetaValue::Array(filters)) = def.get("filters") else {
+        return Ok(true);
+    };
+    let Some(i) = issues::get(r, issue as i64)? else {
+        return Ok(false);
+    };
+    for f in filters {
+        let Ok(f) = parse_definition(f) else { continue };
+        let column = match f.get("column") {
+            Some(MetaValue::Int(c)) => *c,
+            _ => continue,
+        };
+        let value = match f.get("value") {
+            Some(MetaValue::Str(v)) => v.replace("[Me]", &user.name),
+            _ => String::new(),
+        };
+        let user_name = |id: u64| -> Result<String> {
+            Ok(super::users::get(r, id as i64)?
+                .map(|u| u.name)
+                .unwrap_or_default())
+        };
+        let actual = match column {
+            0 => i.name.clone(),
+            1 => i.id.to_string(),
+            2 => date(i.created),
+            3 => user_name(i.created_by)?,
+            4 => date(i.modified),
+            5 => user_name(i.modified_by)?,
+            c if c > 1000 => issues::value(r, issue, (c - 1000) as u64)?,
+            _ => continue,
+        };
+        if !compare(&f.kind, &actual, &value) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+fn date(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0)
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        .unwrap_or_default()
+}
+
+fn compare(op: &str, actual: &str, value: &str) -> bool {
+    let (a, v) = (actual.to_lowercase(), value.to_lowercase());
+    let order = match (a.parse::<f64>(), v.parse::<f64>()) {
+        (Ok(x), Ok(y)) => x.partial_cmp(&y),
+        _ => Some(a.cmp(&v)),
+    };
+    use std::cmp::Ordering::*;
+    match op {
+        "EQ" => order == Some(Equal),
+        "NEQ" => order != Some(Equal),
+        "CON" => a.contains(&v),
+        "BEG" => a.starts_with(&v),
+        "END" => a.ends_with(&v),
+        "IN" => a.split(", ").any(|x| x == v),
+        "GT" => order == Some(Greater),
+        "LT" => order == Some(Less),
+        "GTE" => matches!(order, Some(Greater | Equal)),
+        "LTE" => matches!(order, Some(Less | Equal)),
+        _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_operators() {
+        assert!(compare("EQ", "Active", "active"));
+        assert!(!compare("EQ", "10", "9"));
+        assert!(compare("GT", "10", "9"), "numbers compare as numbers");
+        assert!(compare("LT", "2026-03-01", "2026-03-28"));
+        assert!(compare("CON", "Crash on start", "ON ST"));
+        assert!(compare("NEQ", "", "x"));
+    }
+
+    #[test]
+    fn summary_schedule_masks() {
+        let a = Alert {
+            id: 1,
+            owner: Some(2),
+            folder: 1,
+            type_id: 0,
+            view: 0,
+            email: 2,
+            days: "0,6".into(),
+            hours: "8,16".into(),
+        };
+        assert_eq!(
+            a.schedule(),
+            Some(Frequency::Summary {
+                days: 0b100_0001,
+                hours: (1 << 8) | (1 << 16)
+            })
+        );
+        assert!(a.clone().schedule().is_some() && !a.is_watch());
+    }
+}
