@@ -326,6 +326,50 @@ mod tests {
     use chrono_tz::Tz;
     use proptest::prelude::*;
 
+    /// 1.1 summary alerts in Europe/Warsaw across both changes of 2026.
+    #[test]
+    fn summary_slots_follow_dst() {
+        let warsaw = UserTz::Named(Tz::Europe__Warsaw);
+        let every_day = 0x7f;
+        let at = |hour: u32| Frequency::Summary {
+            days: every_day,
+            hours: 1 << hour,
+        };
+        // 08:00 is 07:00 UTC in winter time, 06:00 UTC the day the clocks go forward.
+        assert_eq!(
+            next_slot(at(8), warsaw, utc("2026-03-28T07:00:00Z")),
+            utc("2026-03-29T06:00:00Z")
+        );
+        // 02:00 does not exist on 29 March: the slot is the jump, 03:00 CEST.
+        assert_eq!(
+            next_slot(at(2), warsaw, utc("2026-03-28T23:30:00Z")),
+            utc("2026-03-29T01:00:00Z")
+        );
+        // 02:00 happens twice on 25 October: once, at the first.
+        let first = next_slot(at(2), warsaw, utc("2026-10-24T23:30:00Z"));
+        assert_eq!(first, utc("2026-10-25T00:00:00Z"));
+        assert_eq!(
+            next_slot(at(2), warsaw, first),
+            utc("2026-10-26T01:00:00Z")
+        );
+        // Several hours a day, Mondays only (bit 1): Sunday evening waits for Monday 08:00.
+        let mondays = Frequency::Summary {
+            days: 1 << 1,
+            hours: (1 << 8) | (1 << 16),
+        };
+        let sunday = utc("2026-03-29T18:00:00Z");
+        let monday_8 = next_slot(mondays, warsaw, sunday);
+        assert_eq!(monday_8, utc("2026-03-30T06:00:00Z"));
+        assert_eq!(
+            next_slot(mondays, warsaw, monday_8),
+            utc("2026-03-30T14:00:00Z")
+        );
+        assert_eq!(last_slot(mondays, warsaw, sunday), Some(utc("2026-03-23T15:00:00Z")));
+        // No day or no hour chosen: never.
+        let never = Frequency::Summary { days: 0, hours: 1 };
+        assert_eq!(next_slot(never, warsaw, sunday), DateTime::<Utc>::MAX_UTC);
+    }
+
     fn utc(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
     }

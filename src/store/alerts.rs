@@ -313,6 +313,197 @@ fn compare(op: &str, actual: &str, value: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::notify::schedule::UserTz;
+    use crate::store::notify::{FanoutConfig, PREF_TIMEZONE, due_users, pending, set_pref};
+    use crate::store::{EventKind, IssueEvent, Store, projects, users};
+
+    fn utc(s: &str) -> i64 {
+        chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp()
+    }
+
+    /// Folder 1 of project 1 holds issue 1 (Status = Active); users 2 and 3 are members
+    /// with confirmed addresses, user 3 in Europe/Warsaw.
+    fn setup() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        store.enable_fanout(FanoutConfig {
+            min_interval: 0,
+            server_tz: UserTz::Offset(0),
+        });
+        store
+            .write(|w| {
+                users::insert(w, "admin", "Admin", users::ACCESS_ADMIN, "x".into())?;
+                users::insert(w, "a", "A", 1, "x".into())?;
+                users::insert(w, "b", "B", 1, "x".into())?;
+                crate::store::types::insert(w, "Bugs")?;
+                crate::store::types::insert_attribute(w, 1, "Status", "TEXT")?;
+                projects::insert(w, "Web")?;
+                projects::insert_folder(w, 1, 1, "Bugs")?;
+                w.put(
+                    key("issue", &[1]),
+                    &issues::Issue {
+                        id: 1,
+                        folder: 1,
+                        name: "Issue".into(),
+                        stamp: 1,
+                        created: 0,
+                        created_by: 1,
+                        modified: 0,
+                        modified_by: 1,
+                    },
+                )?;
+                w.put(key("value", &[1, 1]), &"Active".to_string())?;
+                for u in [2, 3] {
+                    projects::set_member(w, 1, u, 1)?;
+                    set_pref(w, u, crate::store::notify::PREF_EMAIL, "x@example.org", 0)?;
+                    crate::subscribe::email::mark_confirmed(w, u, "x@example.org")?;
+                }
+                set_pref(w, 3, PREF_TIMEZONE, "Europe/Warsaw", 0)?;
+                Ok(())
+            })
+            .unwrap();
+        (dir, store)
+    }
+
+    fn event(stamp: u64, time: i64) -> IssueEvent {
+        IssueEvent {
+            stamp,
+            issue: 1,
+            folder: 1,
+            project: 1,
+            user: 1,
+            time,
+            kind: EventKind::Commented,
+        }
+    }
+
+    fn alert(id: u64, owner: u64, view: u64, email: u8, days: &str, hours: &str) -> Alert {
+        Alert {
+            id,
+            owner: Some(owner),
+            folder: 1,
+            type_id: 0,
+            view,
+            email,
+            days: days.into(),
+            hours: hours.into(),
+        }
+    }
+
+    /// An immediate alert is due at the change; a summary alert at its next hour in the
+    /// owner's zone: 08:00 in Warsaw is 07:00 UTC on Saturday 28 March 2026 and 06:00 UTC
+    /// on Sunday 29 March, after the clocks went forward.
+    #[test]
+    fn alerts_fan_out_on_their_own_schedule_across_dst() {
+        let (_d, store) = setup();
+        let saturday_noon = utc("2026-03-28T12:00:00Z");
+        store
+            .write(|w| {
+                put(w, &alert(1, 2, 0, 1, "", ""))?;
+                put(w, &alert(2, 3, 0, 2, "0,1,2,3,4,5,6", "8"))?;
+                w.record_event(&event(10, saturday_noon))
+            })
+            .unwrap();
+        store
+            .read(|r| {
+                assert!(notify::is_watching(r, 2, Watch::Folder(1))?, "alert 1 is a watch");
+                assert!(!notify::is_watching(r, 3, Watch::Folder(1))?);
+                assert_eq!(pending(r, 2)?, vec![10]);
+                assert_eq!(pending(r, 3)?, vec![10]);
+                assert_eq!(
+                    due_users(r, i64::MAX / 2, 10)?,
+                    vec![(saturday_noon, 2), (utc("2026-03-29T06:00:00Z"), 3)]
+                );
+                Ok(())
+            })
+            .unwrap();
+        // 0.8's NOTIFY FOLDER 1 0 deletes alert 1; NOTIFY FOLDER 1 1 creates it again.
+        store
+            .write(|w| notify::set_watch(w, 2, Watch::Folder(1), false))
+            .unwrap();
+        store
+            .read(|r| {
+                assert_eq!(get(r, 1)?, None);
+                assert!(!notify::is_watching(r, 2, Watch::Folder(1))?);
+                Ok(())
+            })
+            .unwrap();
+        store
+            .write(|w| notify::set_watch(w, 2, Watch::Folder(1), true))
+            .unwrap();
+        store
+            .read(|r| {
+                let mine: Vec<_> = all(r)?.into_iter().filter(|a| a.owner == Some(2)).collect();
+                assert_eq!(mine.len(), 1);
+                assert_eq!((mine[0].folder, mine[0].view, mine[0].email), (1, 0, 1));
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    /// A view's filters decide: a change to an issue outside the view mails nobody.
+    #[test]
+    fn a_view_alert_mails_only_matching_issues() {
+        let (_d, store) = setup();
+        store
+            .write(|w| {
+                crate::store::views::insert(
+                    w,
+                    1,
+                    "Closed",
+                    r#"VIEW columns="1,0" sort-column=1 filters={"EQ column=1001 value=\"Closed\""}"#,
+                    None,
+                )?;
+                put(w, &alert(1, 2, 1, 1, "", ""))?;
+                w.record_event(&event(10, 1000))
+            })
+            .unwrap();
+        store
+            .read(|r| {
+                assert_eq!(pending(r, 2)?, Vec::<u64>::new());
+                Ok(())
+            })
+            .unwrap();
+        store
+            .write(|w| {
+                w.put(key("value", &[1, 1]), &"closed".to_string())?;
+                w.record_event(&event(11, 1100))
+            })
+            .unwrap();
+        store
+            .read(|r| {
+                assert_eq!(pending(r, 2)?, vec![11]);
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    /// 0.8's NOTIFY ISSUE and 1.1's subscriptions are one record.
+    #[test]
+    fn a_subscription_is_an_issue_watch() {
+        let (_d, store) = setup();
+        store
+            .write(|w| notify::set_watch(w, 2, Watch::Issue(1), true))
+            .unwrap();
+        store
+            .read(|r| {
+                let id = subscription(r, 2, 1)?.unwrap();
+                assert_eq!(subscription_by_id(r, id as i64)?, Some((2, 1)));
+                assert_eq!(read_state::since(r, 2, 0)?.len(), 1, "LIST STATES sees it");
+                Ok(())
+            })
+            .unwrap();
+        store
+            .write(|w| set_subscription(w, 2, 1, false))
+            .unwrap();
+        store
+            .read(|r| {
+                assert!(!notify::is_watching(r, 2, Watch::Issue(1))?);
+                assert_eq!(subscription(r, 2, 1)?, None);
+                Ok(())
+            })
+            .unwrap();
+    }
 
     #[test]
     fn filter_operators() {
