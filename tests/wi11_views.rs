@@ -8,6 +8,7 @@ mod support;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use support::Server;
+use support::mail::{self, SmtpSink};
 use webissued::wi11::transcript;
 struct Response {
     status: u16,
@@ -251,4 +252,109 @@ fn initial_data_webissues_has_the_installer_views() {
     let (total, _, diffs) = replay(addr, &[file], false);
     assert!(total >= 15);
     assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+}
+
+/// One 1.1 command in the session held by `jar`; the reply lines.
+fn call(addr: SocketAddr, jar: &mut Option<String>, command: &str) -> Vec<String> {
+    post(addr, jar, command, None).lines()
+}
+
+/// Alerts and subscriptions set over 1.1 are the watches 0.8 shows, and their mail goes
+/// through the digest engine into a real SMTP mailbox: an immediate alert at the next
+/// pass, a summary alert (Europe/Warsaw, every hour) held for its next full hour.
+#[test]
+fn alert_mail_goes_through_the_digest_engine() {
+    let sink = SmtpSink::start();
+    let mut server = Server::start_with(&format!(
+        "[server]\ninitial_data = \"none\"\n\
+         [mail]\ntransport = \"smtp\"\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {}\n\
+         from = \"Tracker <tracker@example.org>\"\ntimeout_secs = 5\n\
+         [notify]\ninterval_secs = 3600\nmin_interval_secs = 0\n",
+        sink.port
+    ));
+    let addr = server.http_addr();
+    let mut admin = server.admin();
+    assert_eq!(admin.id("ADD TYPE 'Bugs'"), 1);
+    assert_eq!(admin.id("ADD PROJECT 'Website'"), 1);
+    assert_eq!(admin.id("ADD FOLDER 1 1 'Bugs'"), 1);
+    for u in [2, 3] {
+        assert_eq!(admin.id(&format!("ADD USER 'u{u}' 'User {u}' 'pw'")), u);
+        assert_eq!(admin.one(&format!("GRANT MEMBER {u} 1 1")), "OK");
+        assert_eq!(
+            admin.one(&format!("SET PREFERENCE {u} 'email' 'u{u}@example.org'")),
+            "OK"
+        );
+    }
+    assert_eq!(
+        admin.one("SET PREFERENCE 3 'timezone' 'Europe/Warsaw'"),
+        "OK"
+    );
+
+    // u2: an immediate alert on the folder is 0.8's folder watch.
+    let mut j2 = None;
+    call(addr, &mut j2, "LOGIN 'u2' 'pw'");
+    assert_eq!(call(addr, &mut j2, "ADD ALERT 1 0 1 '' '' 0"), ["ID 1"]);
+    let mut u2 = server.connect();
+    u2.login("u2", "pw");
+    assert_eq!(u2.send("LIST NOTIFICATIONS"), ["F 1"]);
+
+    // u3: a summary of notifications every day at every hour.
+    let mut j3 = None;
+    call(addr, &mut j3, "LOGIN 'u3' 'pw'");
+    let hours = (0..24).map(|h| h.to_string()).collect::<Vec<_>>().join(",");
+    assert_eq!(
+        call(
+            addr,
+            &mut j3,
+            &format!("ADD ALERT 1 0 2 '0,1,2,3,4,5,6' '{hours}' 0")
+        ),
+        ["ID 2"]
+    );
+    let mut u3 = server.connect();
+    u3.login("u3", "pw");
+    assert_eq!(u3.send("LIST NOTIFICATIONS"), ["NULL"], "a summary is no 0.8 watch");
+
+    let issue = admin.id("ADD ISSUE 1 'Checkout fails'");
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert_eq!(admin.one("RUN NOTIFICATIONS"), "PASS 1 1 1 0 0");
+    let files = sink.wait_for_messages(1);
+    assert_eq!(files.len(), 1);
+    let m = mail::inspect(&files[0]);
+    assert_eq!(m.one("X-RcptTo"), "u2@example.org");
+    assert_eq!(m.one("Subject"), "[webissued] #1 Checkout fails");
+    assert!(m.parts[0].1.contains("Hello User 2"), "{:?}", m.parts);
+
+    // u3's change waits for the next full hour (Warsaw is a whole number of hours off UTC).
+    let preview = admin.send("PREVIEW NOTIFICATIONS 3");
+    let due: i64 = preview[0].split(' ').nth(1).unwrap().parse().unwrap();
+    assert!(preview[0].starts_with("D "), "{preview:?}");
+    assert_eq!(due % 3600, 0, "{preview:?}");
+    assert!(due > before - 5 && due <= before + 3600, "{due} {before}");
+    assert!(
+        preview.iter().any(|l| l.starts_with(&format!("N {issue} 1 "))),
+        "{preview:?}"
+    );
+    assert_eq!(admin.one("RUN NOTIFICATIONS"), "PASS 0 0 0 0 0");
+
+    // Subscriptions: 1.1's ADD SUBSCRIPTION is 0.8's issue watch, and back.
+    assert_eq!(call(addr, &mut j3, &format!("ADD SUBSCRIPTION {issue}")), ["ID 1"]);
+    assert_eq!(u3.send("LIST NOTIFICATIONS"), [format!("I {issue}")]);
+    assert_eq!(u3.one(&format!("NOTIFY ISSUE {issue} 0")), "OK");
+    let states = call(addr, &mut j3, "LIST STATES 0");
+    assert!(states[0].ends_with(" 0 0"), "unsubscribed: {states:?}");
+    assert_eq!(
+        call(addr, &mut j3, "DELETE SUBSCRIPTION 1"),
+        ["ERROR 364 'Unknown Subscription'"]
+    );
+
+    // 0.8's NOTIFY FOLDER 1 0 deletes u2's alert; NOTIFY FOLDER 1 1 makes a new one.
+    assert_eq!(u2.one("NOTIFY FOLDER 1 0"), "OK");
+    let listed = call(addr, &mut j2, "LIST PROJECTS");
+    assert!(!listed.iter().any(|l| l.starts_with("A ")), "{listed:?}");
+    assert_eq!(u2.one("NOTIFY FOLDER 1 1"), "OK");
+    let listed = call(addr, &mut j2, "LIST PROJECTS");
+    assert!(listed.contains(&"A 3 1 0 0 1 '' '' 0".to_string()), "{listed:?}");
 }

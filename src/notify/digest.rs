@@ -111,7 +111,8 @@ pub fn build(r: &impl Read, user_id: u64, cfg: &FanoutConfig) -> Result<Digest> 
             continue;
         };
         let watched = n::is_watching(r, user_id, Watch::Issue(place.issue))?
-            || n::is_watching(r, user_id, Watch::Folder(place.folder))?;
+            || n::is_watching(r, user_id, Watch::Folder(place.folder))?
+            || crate::store::alerts::covers(r, &user, place.issue, place.folder)?;
         if !watched || !n::can_see(r, &user, place.project)? {
             continue;
         }

@@ -196,6 +196,27 @@ pub fn targets(w: &Writer, event: &super::IssueEvent) -> Result<Vec<(u64, Option
     Ok(out)
 }
 
+/// Whether one of the mailing alerts `user` gets still covers the issue (the digest
+/// leaves out changes nobody asks for any more).
+pub fn covers(r: &impl Read, user: &User, issue: u64, folder: u64) -> Result<bool> {
+    let Some(f) = super::projects::folder(r, folder as i64)? else {
+        return Ok(false);
+    };
+    for a in mailing(r, f.id, f.type_id)? {
+        if a.owner.is_some_and(|o| o != user.id) {
+            continue;
+        }
+        let view = match a.view {
+            0 => return Ok(true),
+            v => super::views::get(r, v as i64)?,
+        };
+        if view.is_none_or(|v| matches(r, &v.definition, issue, user).unwrap_or(false)) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 // ---------------------------------------------------------------- subscriptions
 
 /// The user's subscription id for an issue, if subscribed.
