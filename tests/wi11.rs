@@ -13,7 +13,9 @@ use webissued::wi11::transcript;
 fn start() -> (Server, SocketAddr) {
     let mut s = Server::start_with(
         "[server]\ninitial_data = \"none\"\nname = \"WI11 Test\"\n\
-         # The reference installer's file_max_size.\nmax_attachment_bytes = 1048576\n",
+         # The reference installer's file_max_size.\nmax_attachment_bytes = 1048576\n\
+         # The reference has no mail engine (GET SETTINGS: email_enabled '').\n\
+         [notify]\nenabled = false\n",
     );
     let http = s.http_addr();
     (s, http)

@@ -293,6 +293,8 @@ fn alert_mail_goes_through_the_digest_engine() {
     // u2: an immediate alert on the folder is 0.8's folder watch.
     let mut j2 = None;
     call(addr, &mut j2, "LOGIN 'u2' 'pw'");
+    let settings = call(addr, &mut j2, "GET SETTINGS");
+    assert!(settings.contains(&"S 'email_enabled' '1'".to_string()));
     assert_eq!(call(addr, &mut j2, "ADD ALERT 1 0 1 '' '' 0"), ["ID 1"]);
     let mut u2 = server.connect();
     u2.login("u2", "pw");
@@ -312,7 +314,11 @@ fn alert_mail_goes_through_the_digest_engine() {
     );
     let mut u3 = server.connect();
     u3.login("u3", "pw");
-    assert_eq!(u3.send("LIST NOTIFICATIONS"), ["NULL"], "a summary is no 0.8 watch");
+    assert_eq!(
+        u3.send("LIST NOTIFICATIONS"),
+        ["NULL"],
+        "a summary is no 0.8 watch"
+    );
 
     let issue = admin.id("ADD ISSUE 1 'Checkout fails'");
     let before = std::time::SystemTime::now()
@@ -334,13 +340,18 @@ fn alert_mail_goes_through_the_digest_engine() {
     assert_eq!(due % 3600, 0, "{preview:?}");
     assert!(due > before - 5 && due <= before + 3600, "{due} {before}");
     assert!(
-        preview.iter().any(|l| l.starts_with(&format!("N {issue} 1 "))),
+        preview
+            .iter()
+            .any(|l| l.starts_with(&format!("N {issue} 1 "))),
         "{preview:?}"
     );
     assert_eq!(admin.one("RUN NOTIFICATIONS"), "PASS 0 0 0 0 0");
 
     // Subscriptions: 1.1's ADD SUBSCRIPTION is 0.8's issue watch, and back.
-    assert_eq!(call(addr, &mut j3, &format!("ADD SUBSCRIPTION {issue}")), ["ID 1"]);
+    assert_eq!(
+        call(addr, &mut j3, &format!("ADD SUBSCRIPTION {issue}")),
+        ["ID 1"]
+    );
     assert_eq!(u3.send("LIST NOTIFICATIONS"), [format!("I {issue}")]);
     assert_eq!(u3.one(&format!("NOTIFY ISSUE {issue} 0")), "OK");
     let states = call(addr, &mut j3, "LIST STATES 0");
@@ -356,5 +367,8 @@ fn alert_mail_goes_through_the_digest_engine() {
     assert!(!listed.iter().any(|l| l.starts_with("A ")), "{listed:?}");
     assert_eq!(u2.one("NOTIFY FOLDER 1 1"), "OK");
     let listed = call(addr, &mut j2, "LIST PROJECTS");
-    assert!(listed.contains(&"A 3 1 0 0 1 '' '' 0".to_string()), "{listed:?}");
+    assert!(
+        listed.contains(&"A 3 1 0 0 1 '' '' 0".to_string()),
+        "{listed:?}"
+    );
 }

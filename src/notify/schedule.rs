@@ -274,10 +274,12 @@ fn slots(
         (weekdays & (1 << date.weekday().num_days_from_sunday()) != 0).then_some(date)
     })
     .flat_map(move |date| {
-        (0..24u32).filter(move |h| hours & (1 << h) != 0).filter_map(move |h| {
-            let time = NaiveTime::from_hms_opt(h, minute.into(), 0)?;
-            tz.resolve(date.and_time(time))
-        })
+        (0..24u32)
+            .filter(move |h| hours & (1 << h) != 0)
+            .filter_map(move |h| {
+                let time = NaiveTime::from_hms_opt(h, minute.into(), 0)?;
+                tz.resolve(date.and_time(time))
+            })
     })
 }
 
@@ -348,10 +350,7 @@ mod tests {
         // 02:00 happens twice on 25 October: once, at the first.
         let first = next_slot(at(2), warsaw, utc("2026-10-24T23:30:00Z"));
         assert_eq!(first, utc("2026-10-25T00:00:00Z"));
-        assert_eq!(
-            next_slot(at(2), warsaw, first),
-            utc("2026-10-26T01:00:00Z")
-        );
+        assert_eq!(next_slot(at(2), warsaw, first), utc("2026-10-26T01:00:00Z"));
         // Several hours a day, Mondays only (bit 1): Sunday evening waits for Monday 08:00.
         let mondays = Frequency::Summary {
             days: 1 << 1,
@@ -364,7 +363,10 @@ mod tests {
             next_slot(mondays, warsaw, monday_8),
             utc("2026-03-30T14:00:00Z")
         );
-        assert_eq!(last_slot(mondays, warsaw, sunday), Some(utc("2026-03-23T15:00:00Z")));
+        assert_eq!(
+            last_slot(mondays, warsaw, sunday),
+            Some(utc("2026-03-23T15:00:00Z"))
+        );
         // No day or no hour chosen: never.
         let never = Frequency::Summary { days: 0, hours: 1 };
         assert_eq!(next_slot(never, warsaw, sunday), DateTime::<Utc>::MAX_UTC);

@@ -427,7 +427,10 @@ mod tests {
             .unwrap();
         store
             .read(|r| {
-                assert!(notify::is_watching(r, 2, Watch::Folder(1))?, "alert 1 is a watch");
+                assert!(
+                    notify::is_watching(r, 2, Watch::Folder(1))?,
+                    "alert 1 is a watch"
+                );
                 assert!(!notify::is_watching(r, 3, Watch::Folder(1))?);
                 assert_eq!(pending(r, 2)?, vec![10]);
                 assert_eq!(pending(r, 3)?, vec![10]);
@@ -514,9 +517,7 @@ mod tests {
                 Ok(())
             })
             .unwrap();
-        store
-            .write(|w| set_subscription(w, 2, 1, false))
-            .unwrap();
+        store.write(|w| set_subscription(w, 2, 1, false)).unwrap();
         store
             .read(|r| {
                 assert!(!notify::is_watching(r, 2, Watch::Issue(1))?);

@@ -48,25 +48,73 @@ pub const TYPES: [(&str, &[(&str, &str)]); 3] = [
 
 /// The installer's public views: (type id, name, definition), in id order.
 pub const VIEWS: [(u64, &str, &str); 10] = [
-    (2, "Created By Me", r#"VIEW columns="1,0,4,5,1001,1002,1004" sort-column=1 filters={"EQ column=3 value=\"[Me]\""}"#),
-    (2, "Active Bugs", r#"VIEW columns="1,0,4,5,1001,1004" sort-column=1 filters={"EQ column=1002 value=\"Active\""}"#),
-    (2, "My Active Bugs", r#"VIEW columns="1,0,4,5,2,3,1004" sort-column=1 filters={"EQ column=1001 value=\"[Me]\"","EQ column=1002 value=\"Active\""}"#),
-    (2, "Unassigned Bugs", r#"VIEW columns="1,0,4,5,2,3,1004" sort-column=1 filters={"EQ column=1001 value=\"\"","EQ column=1002 value=\"Active\""}"#),
-    (2, "Resolved Bugs", r#"VIEW columns="1,0,4,5,1001,1003,1004" sort-column=1 filters={"EQ column=1002 value=\"Resolved\""}"#),
-    (3, "Created By Me", r#"VIEW columns="1,0,4,5,1006,1007,1008" sort-column=1 filters={"EQ column=3 value=\"[Me]\""}"#),
-    (3, "Active Tasks", r#"VIEW columns="1,0,4,5,1006,1008,1009,1010" sort-column=1 filters={"EQ column=1007 value=\"Active\""}"#),
-    (3, "My Active Tasks", r#"VIEW columns="1,0,4,5,1008,1009,1010" sort-column=1 filters={"EQ column=1006 value=\"[Me]\"","EQ column=1007 value=\"Active\""}"#),
-    (3, "Unassigned Tasks", r#"VIEW columns="1,0,4,5,1008,1010" sort-column=1 filters={"EQ column=1006 value=\"\"","EQ column=1007 value=\"Active\""}"#),
-    (3, "Completed Tasks", r#"VIEW columns="1,0,4,5,1006,1008" sort-column=1 filters={"EQ column=1007 value=\"Completed\""}"#),
+    (
+        2,
+        "Created By Me",
+        r#"VIEW columns="1,0,4,5,1001,1002,1004" sort-column=1 filters={"EQ column=3 value=\"[Me]\""}"#,
+    ),
+    (
+        2,
+        "Active Bugs",
+        r#"VIEW columns="1,0,4,5,1001,1004" sort-column=1 filters={"EQ column=1002 value=\"Active\""}"#,
+    ),
+    (
+        2,
+        "My Active Bugs",
+        r#"VIEW columns="1,0,4,5,2,3,1004" sort-column=1 filters={"EQ column=1001 value=\"[Me]\"","EQ column=1002 value=\"Active\""}"#,
+    ),
+    (
+        2,
+        "Unassigned Bugs",
+        r#"VIEW columns="1,0,4,5,2,3,1004" sort-column=1 filters={"EQ column=1001 value=\"\"","EQ column=1002 value=\"Active\""}"#,
+    ),
+    (
+        2,
+        "Resolved Bugs",
+        r#"VIEW columns="1,0,4,5,1001,1003,1004" sort-column=1 filters={"EQ column=1002 value=\"Resolved\""}"#,
+    ),
+    (
+        3,
+        "Created By Me",
+        r#"VIEW columns="1,0,4,5,1006,1007,1008" sort-column=1 filters={"EQ column=3 value=\"[Me]\""}"#,
+    ),
+    (
+        3,
+        "Active Tasks",
+        r#"VIEW columns="1,0,4,5,1006,1008,1009,1010" sort-column=1 filters={"EQ column=1007 value=\"Active\""}"#,
+    ),
+    (
+        3,
+        "My Active Tasks",
+        r#"VIEW columns="1,0,4,5,1008,1009,1010" sort-column=1 filters={"EQ column=1006 value=\"[Me]\"","EQ column=1007 value=\"Active\""}"#,
+    ),
+    (
+        3,
+        "Unassigned Tasks",
+        r#"VIEW columns="1,0,4,5,1008,1010" sort-column=1 filters={"EQ column=1006 value=\"\"","EQ column=1007 value=\"Active\""}"#,
+    ),
+    (
+        3,
+        "Completed Tasks",
+        r#"VIEW columns="1,0,4,5,1006,1008" sort-column=1 filters={"EQ column=1007 value=\"Completed\""}"#,
+    ),
 ];
 
 /// The installer's view settings: (type id, key, value).
 pub const SETTINGS: [(u64, &str, &str); 5] = [
     (1, "default_view", r#"VIEW columns="1,0,4,5" sort-column=1"#),
     (2, "attribute_order", "1,2,3,4,5"),
-    (2, "default_view", r#"VIEW columns="1,0,4,5,1001,1002,1004" sort-column=1"#),
+    (
+        2,
+        "default_view",
+        r#"VIEW columns="1,0,4,5,1001,1002,1004" sort-column=1"#,
+    ),
     (3, "attribute_order", "6,7,8,9,10"),
-    (3, "default_view", r#"VIEW columns="1,0,4,5,1006,1007,1008" sort-column=1"#),
+    (
+        3,
+        "default_view",
+        r#"VIEW columns="1,0,4,5,1006,1007,1008" sort-column=1"#,
+    ),
 ];
 
 pub fn create(w: &mut Writer) -> Result<()> {

@@ -48,6 +48,9 @@
 //! | `sub-unsub-to/<sub>/<sha256 of token>` | [`super::subscriptions::UnsubscribeToken`]: a live unsubscribe token and the one address it was mailed to |
 //! | `confirm-rate/<normalised address>`, `confirm-rate-user/<user>` | `Vec<i64>`: times of the confirmation mails in the window ([`crate::subscribe::rate`]) |
 //! | `email-ok/<user>` | the user's confirmed `email` address ([`crate::subscribe::email`]) |
+//! | `view/<id>` | [`super::views::View`]; `view-settings/<type>`: `Vec<(String, String)>` |
+//! | `alert/<id>` | [`super::alerts::Alert`]; `alert-folder/<folder>/<id>`, `alert-type/<type>/<id>`: `()` (mailing alerts, for the fan-out) |
+//! | `wsub/<user>/<issue>` | `u64`: the 1.1 subscription id of an issue watch; `wsub-id/<id>`: `(user, issue)` |
 //! | `email-pending/<user>` | [`crate::subscribe::email::Pending`]: an address waiting for its confirmation |
 
 /// `prefix` followed by `/` and each id as 8 big-endian bytes.

@@ -12,6 +12,7 @@
 //! (or the closed files grow past a limit); at start-up sled's tree is loaded into memory
 //! and the log files not yet folded are replayed on top.
 
+pub mod alerts;
 pub mod checkpoint;
 pub mod commit;
 pub mod descriptions;
@@ -26,10 +27,9 @@ pub mod read_state;
 pub mod recovery;
 pub mod stamps;
 pub mod subscriptions;
-pub mod alerts;
-pub mod views;
 pub mod types;
 pub mod users;
+pub mod views;
 pub mod wal;
 
 use crate::error::{Code, Error, Result};

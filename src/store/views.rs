@@ -27,7 +27,10 @@ pub fn get(r: &impl Read, id: i64) -> Result<Option<View>> {
 }
 
 pub fn all(r: &impl Read) -> Result<Vec<View>> {
-    Ok(r.scan::<View>(b"view/")?.into_iter().map(|(_, v)| v).collect())
+    Ok(r.scan::<View>(b"view/")?
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect())
 }
 
 /// The view as `user` may address it: public views and the user's own personal views.
@@ -83,7 +86,8 @@ pub fn delete(w: &mut Writer, v: &View) -> Result<()> {
 
 /// The settings of a type (`attribute_order`, `default_view`, `initial_view`).
 pub fn settings(r: &impl Read, type_id: u64) -> Result<Vec<(String, String)>> {
-    Ok(r.get(&key("view-settings", &[type_id]))?.unwrap_or_default())
+    Ok(r.get(&key("view-settings", &[type_id]))?
+        .unwrap_or_default())
 }
 
 pub fn setting(r: &impl Read, type_id: u64, name: &str) -> Result<Option<String>> {

@@ -75,15 +75,15 @@ pub fn run(cx: &mut Cx, cmd: ViewCmd) -> R {
             let id = alerts::set_subscription(w, me.id, i.id, true)?.unwrap_or(0);
             Ok(Ok(Reply11::Id(id as i64)))
         }),
-        ViewCmd::DeleteSubscription { subscription } => write11(cx, |w| {
-            match alerts::subscription_by_id(w, subscription)? {
+        ViewCmd::DeleteSubscription { subscription } => {
+            write11(cx, |w| match alerts::subscription_by_id(w, subscription)? {
                 Some((user, issue)) if user == me.id => {
                     alerts::set_subscription(w, user, issue, false)?;
                     Ok(Ok(Reply11::Ok))
                 }
                 _ => Ok(Err(Code11::UnknownSubscription)),
-            }
-        }),
+            })
+        }
         _ => Err(Code11::UnknownCommand),
     }
 }
@@ -107,7 +107,11 @@ fn check_email(email: i64, days: &str, hours: &str) -> Result<(), Code11> {
         if items.iter().any(|&x| x > max) {
             return Err(Code11::NumberTooGreat);
         }
-        if items.iter().enumerate().any(|(i, x)| items[..i].contains(x)) {
+        if items
+            .iter()
+            .enumerate()
+            .any(|(i, x)| items[..i].contains(x))
+        {
             return Err(Code11::DuplicateItems);
         }
     }
@@ -149,7 +153,9 @@ fn add_alert(
         },
     };
     check_email(email, &days, &hours)?;
-    let same = |a: &Alert| a.folder == folder && a.type_id == (type_id * u64::from(global)) && a.view == view;
+    let same = |a: &Alert| {
+        a.folder == folder && a.type_id == (type_id * u64::from(global)) && a.view == view
+    };
     let existing = alerts::all(w)?;
     if existing
         .iter()
@@ -182,11 +188,7 @@ fn add_alert(
 
 /// The alert the caller may change: their own, or a public one for an administrator
 /// (1.1.5 lets any member change a public alert for everybody; webissued does not).
-fn editable(
-    r: &impl Read,
-    me: &User,
-    id: i64,
-) -> crate::error::Result<Result<Alert, Code11>> {
+fn editable(r: &impl Read, me: &User, id: i64) -> crate::error::Result<Result<Alert, Code11>> {
     let Some(a) = alerts::get(r, id)? else {
         return Ok(Err(Code11::UnknownAlert));
     };

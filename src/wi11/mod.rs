@@ -7,6 +7,7 @@
 //! The HTTP transport owns sessions and cookies; it calls [`handle`] per request and acts
 //! on [`Outcome::session`].
 
+pub mod alerts;
 pub mod command;
 pub mod handlers;
 pub mod reply;
@@ -14,7 +15,6 @@ pub mod settings;
 pub mod token;
 pub mod transcript;
 pub mod views;
-pub mod alerts;
 
 pub use command::Cmd11;
 pub use reply::{Code11, Reply11};

@@ -58,8 +58,12 @@ pub fn lines(app: &App, out: &mut Vec<u8>) {
         ("default_format", "1"),
         ("comment_max_length", "10000"),
         ("file_max_size", &file_max),
-        // Alerts and subscriptions by e-mail are not served in 1.1: the client hides them.
-        ("email_enabled", ""),
+        // '1' when alert and subscription mail is sent (feature notify): the client then
+        // offers the e-mail options of alerts and subscriptions.
+        (
+            "email_enabled",
+            if app.notifier.is_some() { "1" } else { "" },
+        ),
     ];
     for (k, v) in settings {
         Out::line(out, "S").str(k).str(v).end();

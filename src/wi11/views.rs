@@ -139,9 +139,7 @@ pub fn build(name: &str, args: &[Arg]) -> Option<ViewCmd> {
         },
         "DELETE ALERT" => V::DeleteAlert { alert: i(0) },
         "ADD SUBSCRIPTION" => V::AddSubscription { issue: i(0) },
-        "DELETE SUBSCRIPTION" => V::DeleteSubscription {
-            subscription: i(0),
-        },
+        "DELETE SUBSCRIPTION" => V::DeleteSubscription { subscription: i(0) },
         _ => return None,
     })
 }
@@ -156,7 +154,10 @@ impl ViewCmd {
                 name,
                 definition,
                 public,
-            } => ("ADD VIEW", vec![I(type_id), S(name), S(definition), I(public)]),
+            } => (
+                "ADD VIEW",
+                vec![I(type_id), S(name), S(definition), I(public)],
+            ),
             V::RenameView { view, name } => ("RENAME VIEW", vec![I(view), S(name)]),
             V::ModifyView { view, definition } => ("MODIFY VIEW", vec![I(view), S(definition)]),
             V::PublishView { view, public } => ("PUBLISH VIEW", vec![I(view), I(public)]),
@@ -248,7 +249,8 @@ pub fn check_definition(
         .filter(|a| a.type_id == type_id)
         .map(|a| a.id)
         .collect();
-    let known = |c: i64| (0..=5).contains(&c) || (c > 1000 && attributes.contains(&((c - 1000) as u64)));
+    let known =
+        |c: i64| (0..=5).contains(&c) || (c > 1000 && attributes.contains(&((c - 1000) as u64)));
     let (mut columns, mut sort) = (None, None);
     for (k, v) in &def.meta {
         match (k.as_str(), v) {
@@ -445,7 +447,10 @@ fn set_view_setting(cx: &mut Cx, type_id: i64, key: String, value: String) -> R 
             "attribute_order" => attribute_order(w, t.id, &value)?,
             _ => Err(Code11::InvalidSetting),
         };
-        if !matches!(key.as_str(), "default_view" | "initial_view" | "attribute_order") {
+        if !matches!(
+            key.as_str(),
+            "default_view" | "initial_view" | "attribute_order"
+        ) {
             return Ok(Err(Code11::InvalidSetting));
         }
         if let Err(e) = check {
