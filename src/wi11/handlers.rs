@@ -352,6 +352,7 @@ fn list_users(cx: &mut Cx) -> R {
                     .end();
             }
         }
+        super::preferences::list_lines(r, &me, &mut out)?;
         Ok(out)
     })
     .map(Reply11::Lines)

@@ -10,6 +10,7 @@
 pub mod alerts;
 pub mod command;
 pub mod handlers;
+pub mod preferences;
 pub mod reply;
 pub mod settings;
 pub mod token;

@@ -48,6 +48,8 @@ codes11! {
     InvalidDefinition = 322, "Invalid Definition";
     InvalidPreference = 323, "Invalid Preference";
     InvalidSetting = 324, "Invalid Setting";
+    InvalidEmail = 335, "Invalid Email";
+    EmailExists = 358, "Email Already Exists";
     EmptyValue = 325, "Empty Value";
     StringTooLong = 327, "String Too Long";
     NumberTooLittle = 328, "Number Too Little";

@@ -84,3 +84,16 @@ pub fn lines(app: &App, out: &mut Vec<u8>) {
 }
 
 use chrono::TimeZone;
+
+/// Whether GET SETTINGS offers `name` as a time zone (1.1's `time_zone` preference).
+pub fn zone_offered(name: &str) -> bool {
+    (REGIONS.iter().any(|r| name.starts_with(r)) || name == "UTC")
+        && name
+            .parse::<chrono_tz::Tz>()
+            .is_ok_and(|z| z.name() == name)
+}
+
+/// Whether `code` is one of the languages GET SETTINGS lists.
+pub fn language_offered(code: &str) -> bool {
+    LANGUAGES.iter().any(|(c, _)| *c == code)
+}

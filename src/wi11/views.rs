@@ -69,6 +69,11 @@ pub enum ViewCmd {
     DeleteSubscription {
         subscription: i64,
     },
+    SetPreference {
+        user: i64,
+        key: String,
+        value: String,
+    },
 }
 
 pub const SIGNATURES: &[(&str, &str)] = &[
@@ -84,6 +89,7 @@ pub const SIGNATURES: &[(&str, &str)] = &[
     ("DELETE ALERT", "i"),
     ("ADD SUBSCRIPTION", "i"),
     ("DELETE SUBSCRIPTION", "i"),
+    ("SET PREFERENCE", "iss"),
 ];
 
 /// The command for a name of [`SIGNATURES`] whose arguments were checked.
@@ -140,6 +146,11 @@ pub fn build(name: &str, args: &[Arg]) -> Option<ViewCmd> {
         "DELETE ALERT" => V::DeleteAlert { alert: i(0) },
         "ADD SUBSCRIPTION" => V::AddSubscription { issue: i(0) },
         "DELETE SUBSCRIPTION" => V::DeleteSubscription { subscription: i(0) },
+        "SET PREFERENCE" => V::SetPreference {
+            user: i(0),
+            key: s(1),
+            value: s(2),
+        },
         _ => return None,
     })
 }
@@ -194,6 +205,9 @@ impl ViewCmd {
             V::DeleteSubscription { subscription } => {
                 ("DELETE SUBSCRIPTION", vec![I(subscription)])
             }
+            V::SetPreference { user, key, value } => {
+                ("SET PREFERENCE", vec![I(user), S(key), S(value)])
+            }
         }
     }
 }
@@ -216,6 +230,7 @@ pub fn run(cx: &mut Cx, cmd: ViewCmd) -> R {
             key,
             value,
         } => set_view_setting(cx, type_id, key, value),
+        V::SetPreference { user, key, value } => super::preferences::set(cx, user, key, value),
         other => super::alerts::run(cx, other),
     }
 }
