@@ -42,6 +42,13 @@ enum Cmd {
     },
     /// Load generator and benchmark helpers (scripts/bench runs the full comparison).
     Bench(webissued::bench::BenchArgs),
+    /// Recover from a damaged write-ahead log: keep every record before the damage, set the
+    /// damaged file aside, say what was lost (the server must be stopped).
+    Salvage {
+        /// Data directory.
+        #[arg(long)]
+        data: PathBuf,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -69,6 +76,23 @@ fn main() -> std::process::ExitCode {
         },
         Cmd::Conformance { addr, files } => conformance(&addr, &files),
         Cmd::Bench(args) => webissued::bench::main(args),
+        Cmd::Salvage { data } => salvage(&data),
+    }
+}
+
+/// `webissued salvage`: under the data directory's lock, so never beside a running server.
+fn salvage(data: &std::path::Path) -> std::process::ExitCode {
+    let result =
+        webissued::datadir::lock(data).and_then(|_lock| webissued::store::recovery::salvage(data));
+    match result {
+        Ok(report) => {
+            println!("{report}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("webissued: salvage: {e}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }
 

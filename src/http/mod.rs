@@ -244,7 +244,9 @@ async fn confirm_post(
     });
     match result {
         Ok(((address, target), seq)) => {
-            app.store.durable(seq).await;
+            if !app.store.saved(seq).await {
+                return server_error();
+            }
             tracing::info!(subscription = id, "subscription confirmed by link");
             page(
                 StatusCode::OK,
@@ -325,7 +327,9 @@ async fn unsubscribe_post(
     });
     match result {
         Ok(((address, target), seq)) => {
-            app.store.durable(seq).await;
+            if !app.store.saved(seq).await {
+                return server_error();
+            }
             tracing::info!(
                 subscription = id,
                 "address unsubscribed by unsubscribe link"
@@ -398,7 +402,9 @@ async fn email_confirm_post(
         .write(|w| email::confirm(w, user as u64, &q.token, time))
     {
         Ok((address, seq)) => {
-            app.store.durable(seq).await;
+            if !app.store.saved(seq).await {
+                return server_error();
+            }
             tracing::info!(user, "e-mail address confirmed by link");
             page(
                 StatusCode::OK,
