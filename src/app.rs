@@ -58,6 +58,15 @@ impl App {
             },
             sweep,
         )?;
+        let initial = config.server.initial_data.clone();
+        if !["webissued", "webissues", "none"].contains(&initial.as_str()) {
+            return Err(crate::error::Error::with(
+                crate::error::Code::ServerError,
+                format!(
+                    "[server] initial_data = {initial:?}: expected \"webissued\", \"webissues\" or \"none\""
+                ),
+            ));
+        }
         let uuid = match store.get_early::<String>(&key_str("meta", "uuid"))? {
             Some(u) => u,
             None => {
@@ -68,7 +77,11 @@ impl App {
                 let hash = crate::password::hash(&password);
                 store.write(|w| {
                     users::insert(w, "admin", "Administrator", users::ACCESS_ADMIN, hash)?;
-                    types::create_default_types(w)?;
+                    match initial.as_str() {
+                        "webissued" => types::create_default_types(w)?,
+                        "webissues" => crate::store::installer_types::create(w)?,
+                        _ => {}
+                    }
                     w.put(key_str("meta", "version"), &1u32)?;
                     w.put(key_str("meta", "uuid"), &uuid)
                 })?;

@@ -65,6 +65,9 @@ pub struct ServerConfig {
     /// (re-read on SIGHUP).
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// What a new data directory starts with besides the administrator: `"webissued"`
+    /// (the issue type Bugs) or `"none"`. Existing data directories keep what they have.
+    pub initial_data: String,
 }
 
 impl Default for ServerConfig {
@@ -91,6 +94,7 @@ impl Default for ServerConfig {
             http_body_max_secs: 300,
             tls_cert: None,
             tls_key: None,
+            initial_data: "webissued".into(),
         }
     }
 }

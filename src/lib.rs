@@ -28,3 +28,4 @@ pub mod sessions;
 pub mod store;
 pub mod subscribe;
 pub mod tls;
+pub mod wi11;

@@ -712,16 +712,19 @@ fn errors_are_status_200_text_replies() {
         a.conn.is_none(),
         "connection closed after an over-large body"
     );
-    // GET: the page at /, 404 elsewhere; the 1.1 handler is reserved.
+    // GET: the page at /, 404 elsewhere; the 1.1 handler speaks 1.1 (tests/wi11.rs).
     let page = a.request("GET", "/", &[], b"");
     assert_eq!(page.status, 200);
     page.protocol_headers();
     assert!(String::from_utf8_lossy(&page.body).contains(&format!("http://{addr}/")));
     assert_eq!(a.request("GET", "/nothing", &[], b"").status, 404);
     let r = a.post_to("/server/webissues/handler.php", b"HELLO", None);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-webissues-version"), Some("1.1"));
+    let hello = String::from_utf8_lossy(&r.body).into_owned();
     assert!(
-        r.one()
-            .starts_with("ERROR 401 'Unknown Command: this server speaks WebIssues 0.8 only")
+        hello.starts_with("S 'webissued' '") && hello.ends_with("' '1.1.5'\r\n"),
+        "{hello}"
     );
     server.terminate();
 }

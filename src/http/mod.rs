@@ -30,6 +30,7 @@ use tokio::net::TcpListener;
 pub mod multipart;
 pub mod session;
 pub mod webissues;
+pub mod webissues11;
 
 /// Serves the pages on `listener` until `shutdown` completes.
 pub async fn serve(

@@ -26,7 +26,7 @@ use std::time::Duration;
 pub const VERSION: &str = "0.8";
 /// Sent in `X-WebIssues-Server` (0.8 clients read it after HELLO and fail without it).
 pub const SERVER: &str = concat!("webissued ", env!("CARGO_PKG_VERSION"));
-/// Where the 1.1 dialect will be served.
+/// Where the 1.1 dialect is served (`super::webissues11`).
 pub const HANDLER_11: &str = "/server/webissues/handler.php";
 /// Room in a body beyond the attachment and the command line: multipart headers.
 const FORM_OVERHEAD: u64 = 64 * 1024;
@@ -37,13 +37,13 @@ const FORM_OVERHEAD: u64 = 64 * 1024;
 pub struct Peer(pub SocketAddr);
 
 pub struct Transport {
-    app: Arc<App>,
+    pub(super) app: Arc<App>,
     pub sessions: Sessions,
     /// Cookies get `Secure`: the public URL is https, or this listener speaks TLS.
-    secure: bool,
+    pub(super) secure: bool,
     /// Memory for request bodies being received, all requests together
     /// (`[limits] literal_memory_bytes`, a budget of its own beside the TCP listener's).
-    budget: LiteralBudget,
+    pub(super) budget: LiteralBudget,
 }
 
 impl Transport {
@@ -64,12 +64,12 @@ impl Transport {
 
     /// Largest body taken without a session or the upload budget: a command line and its
     /// form, as much as a TCP client may send before LOGIN.
-    fn small_body(&self) -> u64 {
+    pub(super) fn small_body(&self) -> u64 {
         (self.app.config.server.max_line_bytes as u64).saturating_add(FORM_OVERHEAD)
     }
 
     /// Largest request body: the largest attachment, the longest line, the form around them.
-    fn body_limit(&self) -> u64 {
+    pub(super) fn body_limit(&self) -> u64 {
         let cfg = &self.app.config.server;
         cfg.max_attachment_bytes
             .saturating_add(cfg.max_line_bytes as u64)
@@ -83,7 +83,10 @@ pub fn router(app: Arc<App>) -> Router {
     let t = Arc::new(Transport::new(app));
     Router::new()
         .route("/", get(index).post(post_08))
-        .route(HANDLER_11, post(post_11))
+        .route(
+            HANDLER_11,
+            post(super::webissues11::post).get(super::webissues11::get),
+        )
         .fallback(fallback)
         // The transport bounds and times bodies itself (answering in the protocol).
         .layer(DefaultBodyLimit::disable())
@@ -137,17 +140,6 @@ async fn index(State(t): State<Arc<Transport>>, headers: HeaderMap) -> Response 
     );
     protocol_headers(r.headers_mut());
     r
-}
-
-/// The 1.1 dialect's handler: not spoken yet, said clearly in the protocol's own terms.
-async fn post_11() -> Response {
-    text_reply(
-        Reply::Error(Error::with(
-            Code::UnknownCommand,
-            "this server speaks WebIssues 0.8 only; protocol 1.1 is not available yet",
-        )),
-        None,
-    )
 }
 
 /// One 0.8 command: read the form, find the session, run the command, answer.

@@ -163,6 +163,7 @@ pub fn describe(r: &impl Read, kind: &EventKind) -> Result<String> {
         }
         EventKind::Commented => "added a comment".into(),
         EventKind::Attached { name } => format!("attached \"{name}\""),
+        EventKind::Described => "added a description".into(),
     })
 }
 

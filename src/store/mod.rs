@@ -14,12 +14,15 @@
 
 pub mod checkpoint;
 pub mod commit;
+pub mod descriptions;
 pub mod groups;
+pub mod installer_types;
 pub mod issues;
 pub mod keys;
 pub mod mem;
 pub mod notify;
 pub mod projects;
+pub mod read_state;
 pub mod recovery;
 pub mod stamps;
 pub mod subscriptions;
@@ -68,6 +71,8 @@ pub enum EventKind {
     Attached {
         name: String,
     },
+    /// The issue's description was added (1.1's ADD DESCRIPTION).
+    Described,
 }
 
 use mem::Mem;
