@@ -6,6 +6,7 @@
 //! definitions and values), `notify` (digest schedules), `subscribe` (outside email
 //! subscriptions), `mail` (messages, transports, templates).
 
+pub mod admin;
 pub mod app;
 pub mod attributes;
 pub mod bench;

@@ -40,8 +40,24 @@ enum Cmd {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Offline administration of a data directory (refused while a server holds it).
+    #[command(subcommand)]
+    Admin(AdminCmd),
     /// Load generator and benchmark helpers (scripts/bench runs the full comparison).
     Bench(webissued::bench::BenchArgs),
+}
+
+#[derive(Subcommand)]
+enum AdminCmd {
+    /// Sets a user's password, e.g. a lost `admin` one. Reads the new password from
+    /// WEBISSUED_ADMIN_PASSWORD when set, else one line from standard input.
+    SetPassword {
+        /// Data directory of the (stopped) server.
+        #[arg(long, default_value = "./data")]
+        data: PathBuf,
+        /// Login name of the user.
+        user: String,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -68,8 +84,36 @@ fn main() -> std::process::ExitCode {
             }
         },
         Cmd::Conformance { addr, files } => conformance(&addr, &files),
+        Cmd::Admin(AdminCmd::SetPassword { data, user }) => match set_password(&data, &user) {
+            Ok(()) => {
+                eprintln!("webissued: password of '{user}' in {} set", data.display());
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("webissued: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        },
         Cmd::Bench(args) => webissued::bench::main(args),
     }
+}
+
+/// The new password from WEBISSUED_ADMIN_PASSWORD, else the first line of stdin.
+fn set_password(data: &std::path::Path, user: &str) -> Result<(), String> {
+    let password = match std::env::var("WEBISSUED_ADMIN_PASSWORD") {
+        Ok(p) => p,
+        Err(_) => {
+            if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                eprint!("new password for '{user}': ");
+            }
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .map_err(|e| format!("cannot read the password from stdin: {e}"))?;
+            line.trim_end_matches(['\r', '\n']).to_string()
+        }
+    };
+    webissued::admin::set_password(data, user, &password)
 }
 
 /// Runs each transcript; the admin password comes from WEBISSUED_ADMIN_PASSWORD.

@@ -22,7 +22,12 @@ pub async fn login(cx: &mut Cx<'_>, login: String, password: String) -> Result<R
     let ip = cx.session.peer.ip();
     if let Err(why) = cx.app.throttle.check(ip, &login) {
         tracing::info!(%login, %ip, ?why, "login refused: throttled");
-        return Err(Error::new(Code::TooManyAttempts));
+        // The lockout is the longest wait; the exact rest is the throttle's to know.
+        let secs = cx.app.config.limits.login_lockout_secs;
+        return Err(Error::with(
+            Code::TooManyAttempts,
+            format!("too many failed logins; try again in at most {secs} seconds"),
+        ));
     }
     let user = cx.read(|r| users::by_login(r, &login))?;
     let hash = user
