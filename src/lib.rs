@@ -24,5 +24,6 @@ pub mod notify;
 pub mod password;
 pub mod protocol;
 pub mod server;
+pub mod startup;
 pub mod store;
 pub mod subscribe;

@@ -149,8 +149,9 @@ fn serve(
     data: Option<PathBuf>,
     http_listen: Option<String>,
 ) -> Result<(), String> {
-    let mut cfg = match config {
-        Some(path) => Config::load(&path)?,
+    let origin = webissued::startup::Origin::new(config.as_deref());
+    let mut cfg = match &config {
+        Some(path) => webissued::startup::load(path)?,
         None => Config::default(),
     };
     if let Some(l) = listen {
@@ -162,8 +163,27 @@ fn serve(
     if let Some(h) = http_listen {
         cfg.server.http_listen = h;
     }
+    // The whole configuration first: nothing is created before it is known to be valid.
+    webissued::startup::check(&cfg, &origin)?;
+    // Both listeners before the data directory: a port in use stops the server before a
+    // first start creates anything, and the links in mails can name the port actually chosen
+    // when listening on port 0. The pages exist for subscriptions only.
+    use webissued::startup::bind;
+    let http = if cfg.subscribe.enabled {
+        let l = bind(
+            &cfg.server.http_listen,
+            "[server] http_listen or --http-listen",
+        )?;
+        let addr = l.local_addr().map_err(|e| e.to_string())?;
+        cfg.server.http_listen = addr.to_string();
+        Some((l, addr))
+    } else {
+        None
+    };
+    let listener = bind(&cfg.server.listen, "[server] listen or --listen")?;
     // Before anything in the directory is read or written; held until serve returns.
     let _lock = webissued::datadir::lock(&cfg.server.data_dir)?;
+    webissued::startup::check_data_dir(&cfg.server.data_dir)?;
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.enable_all();
     if cfg.server.workers > 0 {
@@ -171,22 +191,21 @@ fn serve(
     }
     let runtime = runtime.build().map_err(|e| e.to_string())?;
     runtime.block_on(async move {
-        // The pages exist for subscriptions only. Bound before the store opens so that the
-        // links in mails can name the port actually chosen when listening on port 0.
-        let http = if cfg.subscribe.enabled {
-            let l = tokio::net::TcpListener::bind(&cfg.server.http_listen)
-                .await
-                .map_err(|e| format!("cannot listen on {}: {e}", cfg.server.http_listen))?;
-            let addr = l.local_addr().map_err(|e| e.to_string())?;
-            cfg.server.http_listen = addr.to_string();
-            Some((l, addr))
-        } else {
-            None
+        let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
+        let http = match http {
+            Some((l, addr)) => Some((
+                tokio::net::TcpListener::from_std(l).map_err(|e| e.to_string())?,
+                addr,
+            )),
+            None => None,
         };
-        let app = App::open(cfg).map_err(|e| format!("cannot open the data directory: {e}"))?;
-        let listener = tokio::net::TcpListener::bind(&app.config.server.listen)
-            .await
-            .map_err(|e| format!("cannot listen on {}: {e}", app.config.server.listen))?;
+        let data_dir = cfg.server.data_dir.clone();
+        let app = App::open(cfg).map_err(|e| {
+            format!(
+                "cannot open the data directory {}: {e} (the cause is on the log line above)",
+                data_dir.display()
+            )
+        })?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         // Scripts and tests read this line to find the port when listening on port 0; it
         // must stay the first line on stdout.

@@ -95,3 +95,146 @@ fn set_password_takes_the_environment_variable_and_refuses_an_empty_directory() 
         stderr(&out)
     );
 }
+
+/// `webissued serve ARGS` expected to fail at start: its stderr, which must be one line.
+fn failed_start(args: &[&str], setup: impl FnOnce(&mut Command)) -> String {
+    let mut cmd = webissued();
+    cmd.arg("serve").args(args).env("RUST_LOG", "info");
+    setup(&mut cmd);
+    let out = cmd.output().unwrap();
+    assert!(!out.status.success(), "started: {args:?}");
+    let err = stderr(&out);
+    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err}");
+    err
+}
+
+#[test]
+fn a_bad_time_zone_is_named_with_its_file_before_anything_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("webissued.toml");
+    std::fs::write(&cfg, "[server]\ntimezone = \"Mars/Olympus\"\n").unwrap();
+    let data = dir.path().join("data");
+    let err = failed_start(
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ],
+        |c| {
+            c.env_remove("WEBISSUED_ADMIN_PASSWORD");
+        },
+    );
+    assert!(err.contains(cfg.to_str().unwrap()), "{err}");
+    assert!(err.contains("[server] timezone"), "{err}");
+    assert!(err.contains("Mars/Olympus"), "{err}");
+    assert!(!err.contains("password"), "{err}");
+    assert!(!data.exists(), "the data directory was created");
+}
+
+#[test]
+fn config_syntax_errors_name_the_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("webissued.toml");
+    std::fs::write(&cfg, "[server]\nname = \"x\"\nmax_lines = 5\n").unwrap();
+    let err = failed_start(&["--config", cfg.to_str().unwrap()], |_| {});
+    assert!(
+        err.contains(&format!("{}: line 3:", cfg.display())),
+        "{err}"
+    );
+    assert!(err.contains("max_lines"), "{err}");
+}
+
+#[test]
+fn a_data_path_that_is_a_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("data");
+    std::fs::write(&file, b"x").unwrap();
+    let err = failed_start(
+        &[
+            "--data",
+            file.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ],
+        |_| {},
+    );
+    assert!(
+        err.contains(&format!("{} is a file, not a directory", file.display())),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_port_in_use_is_named_with_its_setting_before_anything_is_created() {
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = held.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for (listen, http, key) in [
+        (addr.as_str(), "127.0.0.1:0", "[server] listen"),
+        ("127.0.0.1:0", addr.as_str(), "[server] http_listen"),
+    ] {
+        let err = failed_start(
+            &[
+                "--data",
+                data.to_str().unwrap(),
+                "--listen",
+                listen,
+                "--http-listen",
+                http,
+            ],
+            |_| {},
+        );
+        assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
+        assert!(err.contains(key), "{err}");
+        assert!(err.contains("Address already in use"), "{err}");
+        assert!(!data.exists(), "the data directory was created");
+    }
+}
+
+/// Permission denied must reach the user with the path. Root is never denied, so as root
+/// the server runs as `nobody` (setpriv).
+#[test]
+fn a_data_directory_without_permission_is_named_with_the_os_cause() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o555)).unwrap();
+    let data = dir.path().join("data");
+    let root = unsafe { libc_geteuid() } == 0;
+    let args = [
+        "--data",
+        data.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--http-listen",
+        "127.0.0.1:0",
+    ];
+    let err = if root {
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_webissued"))
+            .arg("serve")
+            .args(args);
+        let out = cmd.output().expect("setpriv (util-linux)");
+        assert!(!out.status.success());
+        stderr(&out)
+    } else {
+        failed_start(&args, |_| {})
+    };
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains(data.to_str().unwrap()), "{err}");
+    assert!(err.contains("Permission denied"), "{err}");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+unsafe extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}
