@@ -238,3 +238,80 @@ unsafe extern "C" {
     #[link_name = "geteuid"]
     fn libc_geteuid() -> u32;
 }
+
+/// The keyword sequences the parser accepts (`["LIST", "USERS"] =>` arms of command.rs).
+fn parser_commands() -> Vec<String> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/protocol/command.rs");
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let inner = l.trim().strip_prefix("[\"")?;
+            let end = inner.find("\"] =>")?;
+            Some(inner[..end].split("\", \"").collect::<Vec<_>>().join(" "))
+        })
+        .collect()
+}
+
+#[test]
+fn help_knows_every_command_and_every_402_names_its_signature() {
+    let parsed = parser_commands();
+    assert!(parsed.len() >= 50, "{parsed:?}");
+    let table: Vec<&str> = webissued::protocol::help::COMMANDS
+        .iter()
+        .map(|e| e.name)
+        .collect();
+    for name in &parsed {
+        assert!(table.contains(&name.as_str()), "HELP lacks {name}");
+    }
+    for name in &table {
+        assert!(
+            parsed.iter().any(|p| p == name),
+            "HELP has {name}, the parser not"
+        );
+    }
+    let server = Server::start();
+    let mut c = server.admin();
+    for e in webissued::protocol::help::COMMANDS {
+        // Nine integer arguments fit no command.
+        let reply = c.one(&format!("{} 1 1 1 1 1 1 1 1 1", e.name));
+        let usage = format!("; usage: {}'", e.signature.replace('\'', "\\'"));
+        assert!(
+            reply.starts_with("ERROR 402 ") && reply.ends_with(&usage),
+            "{}: {reply}",
+            e.name
+        );
+        let help = c.send(&format!("HELP '{}'", e.name.to_lowercase()));
+        assert_eq!(help.len(), 1, "{help:?}");
+        assert!(help[0].starts_with("H '"), "{help:?}");
+    }
+}
+
+#[test]
+fn help_lists_only_what_the_caller_may_use() {
+    let server = Server::start_with("[subscribe]\nenabled = false\n");
+    let mut anon = server.connect();
+    let anon_help = anon.send("HELP");
+    assert!(
+        anon_help.contains(&"H 'HELLO'".to_string()),
+        "{anon_help:?}"
+    );
+    assert!(!anon_help.iter().any(|l| l.contains("LIST USERS")));
+    let mut admin = server.admin();
+    let all = admin.send("HELP");
+    assert!(all.iter().any(|l| l.starts_with("H 'RUN NOTIFICATIONS")));
+    assert!(!all.iter().any(|l| l.contains("SUBSCRIBE")), "feature off");
+    assert_eq!(
+        admin.one("HELP 'SUBSCRIBE FOLDER'"),
+        "ERROR 401 'Unknown Command: no command \\'SUBSCRIBE FOLDER\\'; HELP lists them'"
+    );
+    admin.id("ADD USER 'pa' 'Project Admin' 'pw'");
+    admin.id("ADD PROJECT 'P'");
+    admin.one("GRANT MEMBER 2 1 2");
+    let mut pa = server.connect();
+    pa.login("pa", "pw");
+    let theirs = pa.send("HELP");
+    assert!(theirs.iter().any(|l| l.starts_with("H 'ADD FOLDER ")));
+    assert!(!theirs.iter().any(|l| l.starts_with("H 'ADD USER ")));
+    assert!(theirs.len() < all.len() && theirs.len() > anon_help.len());
+}

@@ -442,7 +442,7 @@ fn confirmation_mail_leaves_without_waiting_for_the_timer() {
 #[test]
 fn disabled_feature_is_unknown() {
     let mut w = world("[subscribe]\nenabled = false\n");
-    assert_eq!(w.ann.send("LIST FEATURES"), ["F 'notify'"]);
+    assert_eq!(w.ann.send("LIST FEATURES"), ["F 'notify'", "F 'help'"]);
     for line in [
         "SUBSCRIBE FOLDER 1 'mailto:a@example.org' 0 ''",
         "LIST SUBSCRIPTIONS",

@@ -1,6 +1,7 @@
 //! Command handlers, one module per family. Each takes the command context and typed
 //! arguments and returns a reply or a protocol error.
 
+pub mod help;
 pub mod issue_lines;
 pub mod issues;
 pub mod notifications;
@@ -126,6 +127,7 @@ async fn dispatch(cx: &mut Cx<'_>, cmd: Command) -> Result<Reply> {
         C::Hello => system::hello(cx),
         C::Login { login, password } => system::login(cx, login, password).await,
         C::Quit => system::quit(cx),
+        C::Help { name } => crate::commands::help::help(cx, name),
         C::ListFeatures => system::list_features(cx),
         C::ListUsers => users::list_users(cx),
         C::AddUser {
