@@ -72,6 +72,12 @@ pub fn check(cfg: &Config, origin: &Origin) -> Result<(), String> {
             .map_err(|e| at("[notify] templates_dir", e.to_string()))?;
         // The file transport creates its directory: that waits for the disk checks.
         if cfg.mail.transport != crate::mail::TransportKind::File {
+            // The SMTP transport registers with a runtime when built.
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            let _in_runtime = rt.enter();
             crate::mail::Mailer::new(&cfg.mail).map_err(|e| at("[mail]", e.to_string()))?;
         }
         if !cfg.mail.from.contains('@') {
