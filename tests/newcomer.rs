@@ -315,3 +315,240 @@ fn help_lists_only_what_the_caller_may_use() {
     assert!(!theirs.iter().any(|l| l.starts_with("H 'ADD USER ")));
     assert!(theirs.len() < all.len() && theirs.len() > anon_help.len());
 }
+
+/// The `.eml` files the default (file) transport wrote, oldest first.
+fn mail_files(server: &Server) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(server.data_dir().join("mail"))
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    files.retain(|p: &std::path::PathBuf| p.extension().is_some_and(|e| e == "eml"));
+    files.sort_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap());
+    files
+}
+
+fn wait_for_mails(server: &Server, n: usize) -> Vec<std::path::PathBuf> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let files = mail_files(server);
+        if files.len() >= n {
+            return files;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} mail(s) after 15 s, expected {n}: {}",
+            files.len(),
+            server.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// What the README's netcat section makes: jsmith (user 2), a member of project Website
+/// (1) with folder Bugs (1).
+fn readme_world(server: &Server) -> support::Client {
+    let mut admin = server.admin();
+    assert_eq!(admin.id("ADD USER 'jsmith' 'John Smith' 'pass123'"), 2);
+    assert_eq!(admin.id("ADD PROJECT 'Website'"), 1);
+    assert_eq!(admin.id("ADD FOLDER 1 1 'Bugs'"), 1);
+    assert_eq!(admin.one("GRANT MEMBER 2 1 1"), "OK");
+    admin
+}
+
+/// The README's quick start, as the member it tells the reader to be, with the pass every
+/// second instead of every minute.
+#[test]
+fn the_readme_notification_quick_start_works_for_a_member() {
+    let server = Server::start_with("[notify]\ninterval_secs = 1\n");
+    let mut admin = readme_world(&server);
+    let mut john = server.connect();
+    // The README tells the reader their id is the first number LOGIN answers.
+    assert_eq!(john.one("LOGIN 'jsmith' 'pass123'"), "USER 2 1");
+    assert_eq!(
+        john.one("SET PREFERENCE 2 'email' 'john@example.org'"),
+        "OK"
+    );
+    assert_eq!(john.one("NOTIFY FOLDER 1 1"), "OK");
+    assert_eq!(admin.id("ADD ISSUE 1 'Login page returns 500'"), 1);
+    admin.id("ADD COMMENT 1 'Stack trace: NullPointerException at Login.java:42'");
+    let files = wait_for_mails(&server, 1);
+    let m = support::mail::inspect(&files[0]);
+    assert_eq!(m.one("To"), "john@example.org");
+    assert_eq!(m.one("Subject"), "[Website] #1 Login page returns 500");
+    assert!(
+        m.parts[0]
+            .1
+            .contains("NullPointerException at Login.java:42")
+    );
+    // A second change within the minimum interval (300 s) waits, as the README says.
+    admin.one("SET VALUE 1 2 'High'");
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert_eq!(mail_files(&server).len(), 1);
+    // PREVIEW shows it due 300 s after the last mail (`D due last`).
+    let preview = admin.send("PREVIEW NOTIFICATIONS 2");
+    let d: Vec<i64> = preview[0]
+        .strip_prefix("D ")
+        .unwrap_or_else(|| panic!("{preview:?}"))
+        .split(' ')
+        .map(|t| t.parse().unwrap())
+        .collect();
+    assert_eq!(d[0] - d[1], 300, "{preview:?}");
+}
+
+/// A minimal HTTP/1.1 request; returns (status, body).
+fn http(addr: std::net::SocketAddr, method: &str, path_and_query: &str) -> (u16, String) {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "{method} {path_and_query} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 26\r\n\r\n\
+         List-Unsubscribe=One-Click"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out[9..12].parse().unwrap();
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (status, body.to_string())
+}
+
+#[test]
+fn a_digest_says_what_changed_who_when_and_how_to_stop_it() {
+    let mut server = Server::start();
+    let http_addr = server.http_addr();
+    let mut admin = readme_world(&server);
+    for line in [
+        "SET PREFERENCE 2 'email' 'john@example.org'",
+        "SET PREFERENCE 2 'timezone' 'Europe/Warsaw'",
+    ] {
+        assert_eq!(admin.one(line), "OK");
+    }
+    let mut john = server.connect();
+    john.login("jsmith", "pass123");
+    assert_eq!(john.one("NOTIFY FOLDER 1 1"), "OK");
+
+    admin.id("ADD ISSUE 1 'Login page returns 500'");
+    let long = format!("  First line <b>bold</b>\\n{}  ", "x".repeat(600));
+    admin.id(&format!("ADD COMMENT 1 '{long}'"));
+    admin.id("SET VALUE 1 2 'High'");
+    admin.write_raw(b"ADD ATTACHMENT 1 'trace.log' 'the log' {2048}\n");
+    admin.write_raw(&[b'a'; 2048]);
+    assert!(admin.read_reply()[0].starts_with("ID "));
+    assert_eq!(admin.one("RUN NOTIFICATIONS"), "PASS 1 1 1 0 0");
+    let files = wait_for_mails(&server, 1);
+    let m = support::mail::inspect(&files[0]);
+    assert_eq!(m.one("Subject"), "[Website] #1 Login page returns 500");
+    assert_eq!(m.one("In-Reply-To"), "<issue-1@localhost>");
+    let text = &m.parts[0].1;
+    for needle in [
+        "(Europe/Warsaw), Administrator: created the issue",
+        "Administrator: commented:\n      | First line <b>bold</b>\n      | xxxx",
+        "changed Severity from \"Medium\" to \"High\"",
+        "attached \"trace.log\" (2.0 KiB)",
+        "You get this mail because you watch folder 1 \"Bugs\".",
+        "SET PREFERENCE 2 'notify-frequency' 'DAILY time=\"08:30\"'",
+        "Stop watching: NOTIFY FOLDER 1 0",
+        "Stop all these mails: SET PREFERENCE 2 'email' ''",
+    ] {
+        assert!(text.contains(needle), "{needle:?} not in:\n{text}");
+    }
+    // Trimmed: 500 characters of the comment, marked.
+    assert!(
+        text.contains(&format!("| {}…", "x".repeat(500 - 22))),
+        "{text}"
+    );
+    assert!(!text.contains(&"x".repeat(520)), "{text}");
+
+    // The HTML part as a browser renders it: the same facts, the markup escaped.
+    let html = &m.parts[1].1;
+    assert!(
+        html.contains("First line &lt;b&gt;bold&lt;&#x2f;b&gt;"),
+        "{html}"
+    );
+    let page = tempfile::Builder::new().suffix(".html").tempfile().unwrap();
+    std::fs::write(page.path(), html).unwrap();
+    let shown = browser_text(&format!("file://{}", page.path().display()));
+    for needle in [
+        "commented:",
+        "First line <b>bold</b>",
+        "changed Severity from \"Medium\" to \"High\"",
+        "attached \"trace.log\" (2.0 KiB)",
+        "Stop watching: NOTIFY FOLDER 1 0",
+        "Stop these mails",
+    ] {
+        assert!(shown.contains(needle), "{needle:?} not shown:\n{shown}");
+    }
+
+    // The one-click stop link: a GET changes nothing, the POST removes the address.
+    let stop = m.one("List-Unsubscribe");
+    let url = stop.trim_matches(['<', '>']);
+    let path = url.split_once(&http_addr.to_string()).unwrap().1;
+    assert!(path.starts_with("/digest/2/stop?token="), "{url}");
+    let (status, body) = http(http_addr, "GET", path);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("john@example.org"), "{body}");
+    assert!(
+        admin
+            .send("LIST PREFERENCES 2")
+            .contains(&"P 'email' 'john@example.org'".to_string())
+    );
+    let forged = format!("{}0", &path[..path.len() - 1]);
+    assert_eq!(http(http_addr, "POST", &forged).0, 404);
+    let (status, body) = http(http_addr, "POST", path);
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        !admin
+            .send("LIST PREFERENCES 2")
+            .iter()
+            .any(|l| l.contains("email"))
+    );
+    // Used: the address is gone, so the link is no longer valid.
+    assert_eq!(http(http_addr, "POST", path).0, 404);
+}
+
+#[test]
+fn a_digest_about_several_issues_counts_them_in_the_subject() {
+    let server = Server::start_with("[notify]\nmin_interval_secs = 0\n");
+    let mut admin = readme_world(&server);
+    assert_eq!(
+        admin.one("SET PREFERENCE 2 'email' 'john@example.org'"),
+        "OK"
+    );
+    let mut john = server.connect();
+    john.login("jsmith", "pass123");
+    assert_eq!(john.one("NOTIFY FOLDER 1 1"), "OK");
+    admin.id("ADD ISSUE 1 'First'");
+    admin.id("ADD ISSUE 1 'Second'");
+    admin.id("ADD COMMENT 2 'more'");
+    assert_eq!(admin.one("RUN NOTIFICATIONS"), "PASS 1 1 1 0 0");
+    let m = support::mail::inspect(&wait_for_mails(&server, 1)[0]);
+    assert_eq!(m.one("Subject"), "[Website] 3 changes in 2 issues");
+    assert!(
+        m.all("In-Reply-To").is_empty(),
+        "no thread for several issues"
+    );
+    assert!(m.parts[0].1.contains("| more"), "{}", m.parts[0].1);
+}
+
+/// The visible text of a page as headless Chromium renders it (tests/support/browser.py).
+fn browser_text(url: &str) -> String {
+    assert!(
+        std::path::Path::new("/usr/bin/chromium").exists(),
+        "chromium is missing: run scripts/test-deps.d/chromium.sh (as root)"
+    );
+    let out = Command::new(support::mail::PYTHON)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/support/browser.py"
+        ))
+        .arg(url)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "browser.py: {}", stderr(&out));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("text\t"))
+        .unwrap_or_default()
+        .replace("\\n", "\n")
+}

@@ -260,7 +260,7 @@ fn subscribe_confirm_deliver_unsubscribe() {
         rcpt(m),
         ["audit@example.org", "lead@example.org", "team@example.org"]
     );
-    assert!(text(m).contains("Crash on save") && text(m).contains("added a comment"));
+    assert!(text(m).contains("Crash on save") && text(m).contains("commented:\n      | Seen it"));
     assert_eq!(m.one("List-Unsubscribe-Post"), "List-Unsubscribe=One-Click");
     let unsubscribe = m
         .one("List-Unsubscribe")

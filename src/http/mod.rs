@@ -8,6 +8,8 @@
 //! Every value shown is HTML-escaped, pages load nothing from elsewhere, and the token in
 //! the URL is kept out of `Referer` headers and caches.
 
+pub mod digest_stop;
+
 use crate::app::App;
 use crate::error::{Code, Error, Result};
 use crate::store::issues::now;
@@ -47,6 +49,10 @@ pub fn router(app: Arc<App>) -> Router {
             "/subscriptions/{id}/unsubscribe",
             get(unsubscribe_page).post(unsubscribe_post),
         )
+        .route(
+            "/digest/{user}/stop",
+            get(digest_stop::stop_page).post(digest_stop::stop_post),
+        )
         .fallback(|| async {
             page(
                 StatusCode::NOT_FOUND,
@@ -58,9 +64,9 @@ pub fn router(app: Arc<App>) -> Router {
 }
 
 #[derive(Deserialize)]
-struct TokenQuery {
+pub(crate) struct TokenQuery {
     #[serde(default)]
-    token: String,
+    pub(crate) token: String,
 }
 
 /// Escapes text for HTML element content and double-quoted attribute values.
@@ -80,7 +86,7 @@ pub fn escape(s: &str) -> String {
 }
 
 /// A complete page; `title` is plain text, `body` is already-escaped HTML.
-fn page(status: StatusCode, title: &str, body: &str) -> Response {
+pub(crate) fn page(status: StatusCode, title: &str, body: &str) -> Response {
     let title = escape(title);
     let html = format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
@@ -113,7 +119,7 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
     r
 }
 
-fn invalid_link(what: &str) -> Response {
+pub(crate) fn invalid_link(what: &str) -> Response {
     page(
         StatusCode::NOT_FOUND,
         "Link not valid",
@@ -125,7 +131,7 @@ fn invalid_link(what: &str) -> Response {
     )
 }
 
-fn server_error() -> Response {
+pub(crate) fn server_error() -> Response {
     page(
         StatusCode::INTERNAL_SERVER_ERROR,
         "Server error",
@@ -172,7 +178,7 @@ fn confirm_target(sub: &Subscription, token_text: &str, at: i64) -> Option<Strin
     found
 }
 
-fn form(action: &str, button: &str) -> String {
+pub(crate) fn form(action: &str, button: &str) -> String {
     format!(
         "<form method=\"post\" action=\"{}\">\n\
          <input type=\"hidden\" name=\"List-Unsubscribe\" value=\"One-Click\">\n\
