@@ -552,3 +552,30 @@ fn browser_text(url: &str) -> String {
         .unwrap_or_default()
         .replace("\\n", "\n")
 }
+
+/// Every `C:`/`S:` line of protocol-spec/attributes.md, in order, is one conformance
+/// transcript: the documented replies are the server's.
+#[test]
+fn attribute_examples_in_the_spec_replay() {
+    let spec = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/protocol-spec/attributes.md"
+    ))
+    .unwrap();
+    let transcript: String = spec
+        .lines()
+        .filter(|l| l.starts_with("C: ") || l.starts_with("S: "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(transcript.lines().count() > 100, "{transcript}");
+    for kind in ["TEXT", "ENUM", "NUMERIC", "DATETIME", "USER"] {
+        assert!(
+            spec.contains(&format!("## {kind}")),
+            "no section for {kind}"
+        );
+    }
+    let server = Server::start();
+    let n = webissued::conformance::run(&server.addr.to_string(), &transcript, ADMIN_PASSWORD)
+        .unwrap_or_else(|e| panic!("protocol-spec/attributes.md: {e}"));
+    assert!(n > 50, "{n} commands");
+}
