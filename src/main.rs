@@ -64,9 +64,10 @@ fn main() -> std::process::ExitCode {
     return_large_blocks_to_the_system();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::new(log_filter(
+            std::env::var("RUST_LOG").ok(),
+            matches!(cli.command, Cmd::Admin(_)),
+        )))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
@@ -114,6 +115,18 @@ fn set_password(data: &std::path::Path, user: &str) -> Result<(), String> {
         }
     };
     webissued::admin::set_password(data, user, &password)
+}
+
+/// The log filter: the server's own lines at `info` (offline tools: `warn`), dependencies
+/// (sled, hyper, lettre) at `warn`. A bare level in RUST_LOG (`debug`) sets the server's
+/// level only; anything with a `=` or `,` is used as written.
+fn log_filter(rust_log: Option<String>, tool: bool) -> String {
+    match rust_log.map(|s| s.trim().to_string()) {
+        Some(s) if s.contains('=') || s.contains(',') => s,
+        Some(level) if !level.is_empty() => format!("warn,webissued={level}"),
+        _ if tool => "warn".into(),
+        _ => "warn,webissued=info".into(),
+    }
 }
 
 /// Runs each transcript; the admin password comes from WEBISSUED_ADMIN_PASSWORD.
@@ -210,11 +223,18 @@ fn serve(
         // Scripts and tests read this line to find the port when listening on port 0; it
         // must stay the first line on stdout.
         println!("webissued listening on {addr}");
-        tracing::info!(%addr, data = %app.config.server.data_dir.display(), "listening");
+        // The one INFO line of a start.
+        tracing::info!(
+            version = env!("CARGO_PKG_VERSION"),
+            %addr,
+            http = %http.as_ref().map_or("off".to_string(), |(_, a)| a.to_string()),
+            data = %app.config.server.data_dir.display(),
+            mail = %app.notifier.as_ref().map_or("off", |n| n.mail_peer()),
+            "started"
+        );
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
         let http_task = http.map(|(l, http_addr)| {
             println!("webissued http listening on {http_addr}");
-            tracing::info!(%http_addr, "http listening");
             let app = app.clone();
             tokio::spawn(async move {
                 let stop = async move {

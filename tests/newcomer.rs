@@ -579,3 +579,162 @@ fn attribute_examples_in_the_spec_replay() {
         .unwrap_or_else(|e| panic!("protocol-spec/attributes.md: {e}"));
     assert!(n > 50, "{n} commands");
 }
+
+/// A server started as a user would (no RUST_LOG from the test support), its stderr in a
+/// file; returns the child, the protocol and HTTP addresses and the log path.
+fn spawn_plain(
+    dir: &std::path::Path,
+    config: &str,
+    rust_log: Option<&str>,
+) -> (
+    std::process::Child,
+    std::net::SocketAddr,
+    std::net::SocketAddr,
+    std::path::PathBuf,
+) {
+    use std::io::BufRead;
+    let cfg = dir.join("webissued.toml");
+    std::fs::write(&cfg, config).unwrap();
+    let log = dir.join("server.log");
+    let mut cmd = webissued();
+    cmd.arg("serve")
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+        .arg("--data")
+        .arg(dir.join("data"))
+        .env("WEBISSUED_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap());
+    if let Some(l) = rust_log {
+        cmd.env("RUST_LOG", l);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut addr = |prefix: &str| -> std::net::SocketAddr {
+        let line = lines.next().unwrap().unwrap();
+        line.strip_prefix(prefix)
+            .unwrap_or_else(|| panic!("{line}"))
+            .parse()
+            .unwrap()
+    };
+    let a = addr("webissued listening on ");
+    let h = addr("webissued http listening on ");
+    std::thread::spawn(move || for _ in lines {});
+    (child, a, h, log)
+}
+
+fn stop(mut child: std::process::Child) {
+    Command::new("kill")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+}
+
+fn info_lines(log: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(" INFO "))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn default_logs_are_one_info_line_per_start_pass_and_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, addr, _, log) = spawn_plain(dir.path(), "", None);
+    let mut admin = support::Client::connect(addr);
+    admin.login("admin", ADMIN_PASSWORD);
+    admin.id("ADD USER 'u' 'U' 'pw'");
+    admin.id("ADD PROJECT 'P'");
+    admin.id("ADD FOLDER 1 1 'F'");
+    admin.one("GRANT MEMBER 2 1 1");
+    admin.one("SET PREFERENCE 2 'email' 'u@example.org'");
+    let mut u = support::Client::connect(addr);
+    for _ in 0..3 {
+        u.login("u", "pw");
+    }
+    u.one("NOTIFY FOLDER 1 1");
+    admin.id("ADD ISSUE 1 'I'");
+    assert_eq!(admin.one("RUN NOTIFICATIONS"), "PASS 1 1 1 0 0");
+    drop((admin, u));
+    stop(child);
+    let info = info_lines(&log);
+    assert_eq!(info.len(), 3, "{info:#?}");
+    assert!(info[0].contains("started"), "{info:#?}");
+    assert!(info[0].contains(&format!("addr={addr}")), "{info:#?}");
+    assert!(info[0].contains("mail=file "), "{info:#?}");
+    assert!(
+        info[1].contains("notification pass users=1 queued=1"),
+        "{info:#?}"
+    );
+    assert!(info[2].contains("stopped"), "{info:#?}");
+    let all = std::fs::read_to_string(&log).unwrap();
+    assert!(!all.contains("sled"), "dependencies stay at warn: {all}");
+}
+
+#[test]
+fn debug_logs_http_requests_without_tokens_and_mail_errors_name_the_peer() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens on this port: the SMTP error must say where it tried.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config =
+        format!("[mail]\ntransport = \"smtp\"\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {port}\n");
+    let (child, addr, http_addr, log) = spawn_plain(dir.path(), &config, Some("debug"));
+    let (status, _) = http(
+        http_addr,
+        "GET",
+        "/subscriptions/1/confirm?token=secret-token-value",
+    );
+    assert_eq!(status, 404);
+    let mut admin = support::Client::connect(addr);
+    admin.login("admin", ADMIN_PASSWORD);
+    admin.one("SET PREFERENCE 1 'email' 'a@example.org'");
+    admin.one("SET PREFERENCE 1 'notify-own-changes' '1'");
+    admin.id("ADD PROJECT 'P'");
+    admin.id("ADD FOLDER 1 1 'F'");
+    admin.one("NOTIFY FOLDER 1 1");
+    admin.id("ADD ISSUE 1 'I'");
+    admin.one("RUN NOTIFICATIONS");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let outbox = loop {
+        let o = admin.send("LIST OUTBOX");
+        if o.iter().any(|l| l.contains("failure")) || std::time::Instant::now() > deadline {
+            break o;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let peer = format!("smtp 127.0.0.1:{port}: ");
+    assert!(outbox.iter().any(|l| l.contains(&peer)), "{outbox:?}");
+    drop(admin);
+    stop(child);
+    let all = std::fs::read_to_string(&log).unwrap();
+    let request = all
+        .lines()
+        .find(|l| l.contains("http request"))
+        .unwrap_or_else(|| panic!("no request line: {all}"));
+    assert!(request.contains("DEBUG"), "{request}");
+    assert!(request.contains("method=GET"), "{request}");
+    assert!(
+        request.contains("path=/subscriptions/1/confirm"),
+        "{request}"
+    );
+    assert!(request.contains("status=404"), "{request}");
+    assert!(
+        !all.contains("secret-token-value"),
+        "a token reached the log"
+    );
+    assert!(
+        all.lines()
+            .any(|l| l.contains(" WARN ") && l.contains(&peer)),
+        "{all}"
+    );
+    assert!(!all.contains("sled::"), "RUST_LOG=debug keeps sled at warn");
+}

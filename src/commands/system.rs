@@ -37,7 +37,7 @@ pub async fn login(cx: &mut Cx<'_>, login: String, password: String) -> Result<R
     let ok = crate::password::verify_async(password, hash).await;
     match user {
         Some(u) if ok && u.access > users::ACCESS_NONE => {
-            tracing::info!(user = %u.login, "login");
+            tracing::debug!(user = %u.login, "login");
             cx.app.throttle.succeeded(&login);
             cx.session.user = Some(u.id);
             Ok(Reply::Lines(vec![

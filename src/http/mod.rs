@@ -9,6 +9,7 @@
 //! the URL is kept out of `Referer` headers and caches.
 
 pub mod digest_stop;
+mod request_log;
 
 use crate::app::App;
 use crate::error::{Code, Error, Result};
@@ -60,6 +61,7 @@ pub fn router(app: Arc<App>) -> Router {
                 "<p>There is no page here.</p>",
             )
         })
+        .layer(axum::middleware::from_fn(request_log::log))
         .with_state(app)
 }
 

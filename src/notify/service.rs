@@ -148,6 +148,11 @@ impl Notifier {
         })
     }
 
+    /// Where mail goes (`smtp HOST:PORT`, `sendmail PATH`, `file DIR`), for the start line.
+    pub fn mail_peer(&self) -> &str {
+        self.mailer.peer()
+    }
+
     /// Asks the worker to send queued mail now (e.g. a confirmation mail), once the write
     /// with sequence `seq` that queued it is durable.
     pub fn kick(&self, seq: u64) {
@@ -236,8 +241,13 @@ impl Notifier {
             stats.queued += queued;
             stats.seq = stats.seq.max(seq);
         }
-        if stats.users > 0 {
-            tracing::info!(users = stats.users, queued = stats.queued, "digest pass");
+        // One INFO line per pass that did something (digests and subscriptions together).
+        if stats.users > 0 || stats.queued > 0 {
+            tracing::info!(
+                users = stats.users,
+                queued = stats.queued,
+                "notification pass"
+            );
         }
         Ok(stats)
     }
@@ -353,7 +363,7 @@ impl Notifier {
             let seq = match result {
                 Ok(()) => {
                     stats.sent += 1;
-                    tracing::info!(id, user = entry.user, "mail sent");
+                    tracing::debug!(id, user = entry.user, "mail sent");
                     store
                         .write(|w| {
                             if let Some(cur) = n::outbox_entry(w, id)? {

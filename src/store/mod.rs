@@ -442,7 +442,7 @@ impl Store {
         let files = wal::files(&wal_dir)?;
         let next_gen = files.last().map_or(1, |(g, _)| g + 1);
         let log = wal::LogFile::create(&wal_dir, next_gen)?;
-        tracing::info!(ms = started.elapsed().as_millis() as u64, "sled open");
+        tracing::debug!(ms = started.elapsed().as_millis() as u64, "sled open");
 
         let mem = Arc::new(RwLock::new(Mem::default()));
         let commit = commit::GroupCommit::new();
@@ -683,7 +683,7 @@ impl Loader {
             mem.compact_now();
         }
         (self.after_load)(&Reader { mem });
-        tracing::info!(
+        tracing::debug!(
             base = mem.sizes().0,
             replayed = mem.sizes().1,
             sled_ms,
@@ -817,7 +817,7 @@ fn compactor(mem: Arc<RwLock<Mem>>, min: usize, stop: Arc<std::sync::atomic::Ato
         }
         drop(replaced);
         untrimmed = true;
-        tracing::info!(
+        tracing::debug!(
             records,
             changes,
             ms = started.elapsed().as_millis() as u64,

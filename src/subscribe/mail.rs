@@ -287,7 +287,7 @@ pub fn pass(store: &Store, ctx: &Context, templates: &Templates, now: i64) -> Re
         last_seq = last_seq.max(seq);
     }
     if queued > 0 {
-        tracing::info!(queued, "subscription pass");
+        tracing::debug!(queued, "subscription pass");
     }
     Ok((queued, last_seq))
 }
