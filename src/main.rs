@@ -18,18 +18,20 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the server (no config file needed: every setting has a default).
+    #[command(after_help = SERVE_HELP)]
     Serve {
-        /// TOML configuration file.
-        #[arg(long)]
+        /// TOML configuration file [default: none, every key has a default]
+        #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
-        /// Protocol listen address (overrides [server] listen).
-        #[arg(long)]
+        /// Protocol listen address, overrides [server] listen [default: 127.0.0.1:4080]
+        #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
-        /// Data directory (overrides [server] data_dir).
-        #[arg(long)]
+        /// Data directory, overrides [server] data_dir [default: ./data]
+        #[arg(long, value_name = "DIR")]
         data: Option<PathBuf>,
-        /// HTTP listen address for subscription pages (overrides [server] http_listen).
-        #[arg(long)]
+        /// HTTP listen address of the subscription pages and stop links, overrides
+        /// [server] http_listen [default: 127.0.0.1:4081]
+        #[arg(long, value_name = "ADDR")]
         http_listen: Option<String>,
     },
     /// Run conformance transcripts against a running, freshly initialised server.
@@ -46,6 +48,17 @@ enum Cmd {
     /// Load generator and benchmark helpers (scripts/bench runs the full comparison).
     Bench(webissued::bench::BenchArgs),
 }
+
+const SERVE_HELP: &str = "\
+Environment:
+  WEBISSUED_ADMIN_PASSWORD  password of the administrator 'admin', read only at the first
+                            start of a data directory (else a random one is printed once)
+  RUST_LOG                  log filter [default: webissued at info, dependencies at warn];
+                            a bare level (debug) applies to webissued only
+
+Configuration: every key and its default is in protocol-spec/configuration.md (mail:
+notifications.md, subscriptions: subscriptions.md, limits: limits.md). Command-line
+options override the file. A lost admin password: webissued admin set-password --help.";
 
 #[derive(Subcommand)]
 enum AdminCmd {

@@ -738,3 +738,23 @@ fn debug_logs_http_requests_without_tokens_and_mail_errors_name_the_peer() {
     );
     assert!(!all.contains("sled::"), "RUST_LOG=debug keeps sled at warn");
 }
+
+#[test]
+fn serve_help_shows_defaults_environment_and_the_reference() {
+    let out = webissued().args(["serve", "--help"]).output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for needle in [
+        "[default: 127.0.0.1:4080]",
+        "[default: 127.0.0.1:4081]",
+        "[default: ./data]",
+        "WEBISSUED_ADMIN_PASSWORD",
+        "RUST_LOG",
+        "protocol-spec/configuration.md",
+    ] {
+        assert!(help.contains(needle), "{needle:?} not in:\n{help}");
+    }
+    let defaults = webissued::config::Config::default();
+    assert!(help.contains(&defaults.server.listen));
+    assert!(help.contains(&defaults.server.http_listen));
+}
