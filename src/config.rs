@@ -131,6 +131,13 @@ pub struct SubscribeConfig {
     /// Most subscriptions one user may have (pending, active or expired); a server
     /// administrator is not limited. Bounds the confirmation mail one account can cause.
     pub max_per_user: usize,
+    /// Confirmation mails (subscriptions and `email` preferences) one address may receive
+    /// within `confirm_mail_window_secs`, whoever asks; counted in the store, so deleting
+    /// and re-subscribing does not reset it. 0 turns the limit off.
+    pub confirm_mails_per_address: u32,
+    /// Confirmation mails one user may cause within the window (administrators included).
+    pub confirm_mails_per_user: u32,
+    pub confirm_mail_window_secs: u64,
 }
 
 impl Default for SubscribeConfig {
@@ -140,6 +147,9 @@ impl Default for SubscribeConfig {
             confirm_token_ttl_secs: 48 * 3600,
             unsubscribe_token_ttl_secs: 180 * 24 * 3600,
             max_per_user: 100,
+            confirm_mails_per_address: 3,
+            confirm_mails_per_user: 20,
+            confirm_mail_window_secs: 24 * 3600,
         }
     }
 }
@@ -150,11 +160,20 @@ impl Default for SubscribeConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     /// A started command line must end within this many seconds, and a literal must not
-    /// stall (no byte) for longer; slow-drip clients otherwise hold a connection for free.
+    /// stall for longer (see `min_transfer_bytes_per_sec`); slow-drip clients otherwise
+    /// hold a connection for free.
     pub line_timeout_secs: u64,
-    /// Replies must be taken by the client within this many seconds; a client that sends
-    /// but never reads is closed instead of holding its buffers forever.
+    /// Replies must make progress: a reply the client takes no byte of (or takes more
+    /// slowly than `min_transfer_bytes_per_sec`) for this many seconds closes the
+    /// connection, instead of holding its buffers forever. Slow but steady readers are
+    /// never cut off.
     pub write_timeout_secs: u64,
+    /// The rate below which a literal or a reply counts as stalled: each byte moved buys
+    /// `1 / rate` s, at most one timeout ahead. 0: any byte counts as progress.
+    pub min_transfer_bytes_per_sec: u64,
+    /// Bytes all connections together may hold for literals being received; a literal
+    /// that does not fit is refused (ERROR 403) and skipped unread.
+    pub literal_memory_bytes: u64,
     /// Open connections from one IP address before new ones are refused with 503.
     pub max_connections_per_ip: usize,
     /// Failed logins from one IP address within `login_window_secs` before LOGIN from it
@@ -171,6 +190,8 @@ impl Default for LimitsConfig {
         LimitsConfig {
             line_timeout_secs: 60,
             write_timeout_secs: 60,
+            min_transfer_bytes_per_sec: 1024,
+            literal_memory_bytes: 256 * 1024 * 1024,
             max_connections_per_ip: 256,
             login_failures_per_ip: 20,
             login_failures_per_account: 5,

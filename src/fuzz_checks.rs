@@ -141,9 +141,28 @@ pub fn mailto(data: &[u8]) {
 }
 
 /// Decodes `input` fed in chunks of the given sizes (cycled), then at EOF, checking the
-/// buffer bound after every call.
-fn decode_chunked(max_line: usize, max_data: u64, input: &[u8], cuts: &[usize]) -> Vec<Frame> {
+/// buffer bound after every call. `gated`: literals are announced, and accepted when their
+/// size is even, refused when odd (as the connection does by its own rules).
+fn decode_chunked(
+    max_line: usize,
+    max_data: u64,
+    input: &[u8],
+    cuts: &[usize],
+    gated: bool,
+) -> Vec<Frame> {
     let mut codec = LineCodec::new(max_line, max_data);
+    if gated {
+        codec = codec.gated();
+    }
+    let answer = |codec: &mut LineCodec, f: &Frame| {
+        if let Frame::Literal(_, size) = f {
+            if size % 2 == 0 {
+                codec.accept_literal();
+            } else {
+                codec.refuse_literal();
+            }
+        }
+    };
     let mut buf = BytesMut::new();
     let mut frames = Vec::new();
     let mut rest = input;
@@ -154,6 +173,7 @@ fn decode_chunked(max_line: usize, max_data: u64, input: &[u8], cuts: &[usize]) 
         buf.extend_from_slice(&rest[..n]);
         rest = &rest[n..];
         while let Some(f) = codec.decode(&mut buf).expect("decode never fails") {
+            answer(&mut codec, &f);
             frames.push(f);
         }
         // Memory per connection is bounded by the limits, not by what the client sends.
@@ -165,6 +185,7 @@ fn decode_chunked(max_line: usize, max_data: u64, input: &[u8], cuts: &[usize]) 
         );
     }
     while let Some(f) = codec.decode_eof(&mut buf).expect("decode_eof never fails") {
+        answer(&mut codec, &f);
         frames.push(f);
     }
     frames
@@ -185,18 +206,25 @@ pub fn codec(data: &[u8]) {
     let cuts: Vec<usize> = rest[..ncuts].iter().map(|&x| usize::from(x) + 1).collect();
     let input = &rest[ncuts..];
 
-    let whole = decode_chunked(max_line, max_data, input, &[input.len().max(1)]);
-    // Byte at a time is the harshest chunking but costs a decode per byte; for longer
-    // inputs the fuzzer's own read sizes (which include 1) cover it.
-    if input.len() <= 64 {
-        let bytewise = decode_chunked(max_line, max_data, input, &[1]);
-        assert_eq!(bytewise, whole, "byte-at-a-time differs from whole input");
+    for gated in [false, true] {
+        let whole = decode_chunked(max_line, max_data, input, &[input.len().max(1)], gated);
+        // Byte at a time is the harshest chunking but costs a decode per byte; for longer
+        // inputs the fuzzer's own read sizes (which include 1) cover it.
+        if input.len() <= 64 {
+            let bytewise = decode_chunked(max_line, max_data, input, &[1], gated);
+            assert_eq!(bytewise, whole, "byte-at-a-time differs from whole input");
+        }
+        if !cuts.is_empty() {
+            let chunked = decode_chunked(max_line, max_data, input, &cuts, gated);
+            assert_eq!(chunked, whole, "chunking {cuts:?} changed the frames");
+        }
+        check_frames(&whole, max_line, max_data, gated);
     }
-    if !cuts.is_empty() {
-        let chunked = decode_chunked(max_line, max_data, input, &cuts);
-        assert_eq!(chunked, whole, "chunking {cuts:?} changed the frames");
-    }
-    for f in &whole {
+}
+
+/// Every frame respects the limits.
+fn check_frames(frames: &[Frame], max_line: usize, max_data: u64, gated: bool) {
+    for f in frames {
         match f {
             Frame::Line(line) => {
                 assert!(!line.is_empty() && line.len() <= max_line);
@@ -208,6 +236,10 @@ pub fn codec(data: &[u8]) {
             }
             Frame::TooLong => {}
             Frame::DataTooLarge(size) => assert!(*size > max_data),
+            Frame::Literal(line, size) => {
+                assert!(gated, "only gated codecs announce literals");
+                assert!(line.len() <= max_line && *size <= max_data);
+            }
         }
     }
 }

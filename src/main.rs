@@ -193,9 +193,9 @@ fn serve(
     webissued::startup::check(&cfg, &origin)?;
     // Both listeners before the data directory: a port in use stops the server before a
     // first start creates anything, and the links in mails can name the port actually chosen
-    // when listening on port 0. The pages exist for subscriptions only.
+    // when listening on port 0. The pages confirm subscriptions and `email` preferences.
     use webissued::startup::bind;
-    let http = if cfg.subscribe.enabled {
+    let http = if cfg.subscribe.enabled || cfg.notify.enabled {
         let l = bind(
             &cfg.server.http_listen,
             "[server] http_listen or --http-listen",

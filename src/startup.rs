@@ -52,7 +52,7 @@ pub fn check(cfg: &Config, origin: &Origin) -> Result<(), String> {
         )
     })?;
     check_addr(&cfg.server.listen, "[server] listen (or --listen)", origin)?;
-    if cfg.subscribe.enabled {
+    if cfg.subscribe.enabled || cfg.notify.enabled {
         check_addr(
             &cfg.server.http_listen,
             "[server] http_listen (or --http-listen)",

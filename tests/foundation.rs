@@ -220,8 +220,8 @@ fn first_start_without_password_prints_a_random_one() {
             "127.0.0.1:0",
             "--http-listen",
             "127.0.0.1:0",
+            "--data",
         ])
-        .arg("--data")
         .arg(dir.path().join("data"))
         .env_remove("WEBISSUED_ADMIN_PASSWORD")
         .stdout(std::process::Stdio::piped())
@@ -249,8 +249,14 @@ fn first_start_without_password_prints_a_random_one() {
     assert_eq!(password.len(), 16);
     // The printed password works.
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_webissued"))
-        .args(["serve", "--listen", &addr.to_string()])
-        .args(["--http-listen", "127.0.0.1:0", "--data"])
+        .args([
+            "serve",
+            "--listen",
+            &addr.to_string(),
+            "--http-listen",
+            "127.0.0.1:0",
+            "--data",
+        ])
         .arg(dir.path().join("data"))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())

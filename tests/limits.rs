@@ -160,22 +160,27 @@ fn a_line_that_never_ends_is_closed_after_the_line_timeout() {
 
 #[test]
 fn a_literal_may_be_slow_but_not_stall() {
-    let server = Server::start_with("[limits]\nline_timeout_secs = 1\n");
+    // Rate 0: any byte is progress (the default rate is tested in hardening_input.rs).
+    let server =
+        Server::start_with("[limits]\nline_timeout_secs = 1\nmin_transfer_bytes_per_sec = 0\n");
     // 6 bytes over about 2.4 s: slower than the limit in total, but never stalled.
     let mut upload = server.connect();
     upload.write_raw(b"HELLO {6}\n");
+    // Refused when announced (HELLO takes no data); the bytes are skipped after.
+    let reply = upload.read_reply();
+    assert!(reply[0].starts_with("ERROR 402 "), "{reply:?}");
     for b in b"abcdef" {
         std::thread::sleep(Duration::from_millis(400));
         upload.write_raw(&[*b]);
     }
-    let reply = upload.read_reply();
-    assert!(reply[0].starts_with("ERROR 402 "), "{reply:?}");
+    assert!(upload.one("HELLO").starts_with("SERVER "));
     // A literal that stops arriving is closed.
     let mut stalled = server.connect();
     stalled.write_raw(b"HELLO {6}\nab");
+    assert!(stalled.read_reply()[0].starts_with("ERROR 402 "));
     assert_eq!(
         stalled.read_reply(),
-        ["ERROR 408 'Idle Timeout: line not finished within 1 s'"]
+        ["ERROR 408 'Idle Timeout: data stalled for 1 s'"]
     );
     assert!(stalled.is_closed());
 }

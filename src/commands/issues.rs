@@ -6,7 +6,7 @@
 
 use super::Cx;
 use crate::error::{Code, Error, Result};
-use crate::protocol::{LineOut, Reply};
+use crate::protocol::{FileBody, LineOut, Reply};
 use crate::store::issues::{self, Issue, Row};
 use crate::store::{Read, projects, types, users};
 use bytes::Bytes;
@@ -242,11 +242,29 @@ pub async fn get_attachment(cx: &mut Cx<'_>, attachment: i64) -> Result<Reply> {
         }
         Err(Error::new(Code::UnknownAttachment))
     })?;
-    let data = tokio::fs::read(cx.app.attachments_dir().join(&a.file))
-        .await
-        .map_err(Error::internal)?;
-    Ok(Reply::Data(Bytes::from(data)))
+    let path = cx.app.attachments_dir().join(&a.file);
+    // Small files are read whole; larger ones are streamed from the open file by the
+    // connection, so replies in flight never hold a large attachment in memory.
+    let file = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
+        let file = std::fs::File::open(&path)?;
+        let size = file.metadata()?.len();
+        if size > STREAM_ABOVE {
+            return Ok(Reply::File(FileBody {
+                file: std::sync::Arc::new(file),
+                size,
+            }));
+        }
+        let mut data = Vec::with_capacity(size as usize);
+        std::io::Read::read_to_end(&mut std::io::Read::take(file, size), &mut data)?;
+        Ok(Reply::Data(Bytes::from(data)))
+    });
+    file.await
+        .map_err(Error::internal)?
+        .map_err(Error::internal)
 }
+
+/// Attachments larger than this are streamed from their file (see [`get_attachment`]).
+const STREAM_ABOVE: u64 = 64 * 1024;
 
 /// The issue owning an issue, comment, attachment or change id.
 pub fn find_item(cx: &mut Cx, item: i64) -> Result<Reply> {

@@ -1,6 +1,7 @@
 //! Command handlers, one module per family. Each takes the command context and typed
 //! arguments and returns a reply or a protocol error.
 
+pub mod email_pref;
 pub mod help;
 pub mod issue_lines;
 pub mod issues;
@@ -217,6 +218,7 @@ async fn dispatch(cx: &mut Cx<'_>, cmd: Command) -> Result<Reply> {
             subscription,
             token,
         } => subscriptions::confirm(cx, subscription, token),
+        C::ConfirmEmail { user, token } => email_pref::confirm(cx, user, token),
         C::ListPreferences { user } => notifications::list_preferences(cx, user),
         C::SetPreference { user, name, value } => {
             notifications::set_preference(cx, user, name, value)

@@ -42,10 +42,12 @@ fn target_user(cx: &mut Cx, user: i64) -> Result<User> {
 pub fn list_preferences(cx: &mut Cx, user: i64) -> Result<Reply> {
     let target = target_user(cx, user)?;
     let prefs = cx.read(|r| n::prefs(r, target.id))?;
+    let status = super::email_pref::status_line(cx, target.id)?;
     Ok(Reply::Lines(
         prefs
             .into_iter()
             .map(|(k, v)| Line::new("P").str(k).str(v))
+            .chain(status)
             .collect(),
     ))
 }
@@ -99,8 +101,12 @@ pub fn validate_preference(name: &str, value: &str, notify: bool) -> Result<()> 
 
 pub fn set_preference(cx: &mut Cx, user: i64, name: String, value: String) -> Result<Reply> {
     let target = target_user(cx, user)?;
+    super::email_pref::refuse_status(&name)?;
     validate_preference(&name, &value, cx.app.notifier.is_some())?;
     let t = now();
+    if name == PREF_EMAIL {
+        return super::email_pref::set(cx, &target, &value, t);
+    }
     cx.write(|w| n::set_pref(w, target.id, &name, &value, t))?;
     Ok(Reply::Ok)
 }

@@ -3,6 +3,11 @@
 //!
 //! An over-long line is skipped to its end and reported once as [`Frame::TooLong`], so the
 //! connection stays usable and pipelined commands after it keep their order.
+//!
+//! A gated codec ([`LineCodec::gated`]) does not buffer a literal on its own: it reports the
+//! announcing line as [`Frame::Literal`] and reads the bytes only once the caller accepts
+//! them, so a literal the server would refuse (before LOGIN, on a command that takes none,
+//! over the memory budget) is skipped without ever being held in memory.
 
 use super::reply::Reply;
 use bytes::{Buf, Bytes, BytesMut};
@@ -18,22 +23,34 @@ pub enum Frame {
     TooLong,
     /// A literal larger than the limit (its bytes were skipped); carries the announced size.
     DataTooLarge(u64),
+    /// Gated codecs only: a line announcing a literal of this many bytes (within the
+    /// limit), none of them read yet. The caller answers with
+    /// [`LineCodec::accept_literal`] or [`LineCodec::refuse_literal`] before decoding on.
+    Literal(Bytes, u64),
 }
 
 #[derive(Debug)]
 enum State {
     /// Looking for the end of a line; `scanned` bytes are known to hold no LF.
     Line { scanned: usize, skipping: bool },
+    /// A literal announced by `line` awaits the caller's decision (gated codecs).
+    Pending { line: Bytes, size: u64 },
     /// Reading `remaining` literal bytes after `line`.
     Data { line: Bytes, remaining: usize },
-    /// Discarding `remaining` bytes of an over-large literal.
-    Discard { remaining: u64, size: u64 },
+    /// Discarding `remaining` bytes of a literal; `report`: answer [`Frame::DataTooLarge`]
+    /// at its end (a refused literal was answered when it was announced).
+    Discard {
+        remaining: u64,
+        size: u64,
+        report: bool,
+    },
 }
 
 #[derive(Debug)]
 pub struct LineCodec {
     max_line: usize,
     max_data: u64,
+    gated: bool,
     state: State,
 }
 
@@ -42,10 +59,39 @@ impl LineCodec {
         LineCodec {
             max_line,
             max_data,
+            gated: false,
             state: State::Line {
                 scanned: 0,
                 skipping: false,
             },
+        }
+    }
+
+    /// Reports each literal within the limit as [`Frame::Literal`] instead of reading it.
+    pub fn gated(mut self) -> Self {
+        self.gated = true;
+        self
+    }
+
+    /// Reads the pending literal's bytes; its line then comes as [`Frame::WithData`].
+    pub fn accept_literal(&mut self) {
+        if let State::Pending { line, size } = &mut self.state {
+            let line = std::mem::take(line);
+            self.state = State::Data {
+                line,
+                remaining: *size as usize,
+            };
+        }
+    }
+
+    /// Skips the pending literal's bytes without keeping them; no frame reports its end.
+    pub fn refuse_literal(&mut self) {
+        if let State::Pending { size, .. } = self.state {
+            self.state = State::Discard {
+                remaining: size,
+                size,
+                report: false,
+            };
         }
     }
 
@@ -59,6 +105,7 @@ impl LineCodec {
         match self.state {
             State::Line { skipping, .. } if skipping || !buf.is_empty() => Progress::Line,
             State::Line { .. } => Progress::Idle,
+            State::Pending { size, .. } => Progress::Literal(size),
             State::Data { remaining, .. } => {
                 Progress::Literal(remaining.saturating_sub(buf.len()) as u64)
             }
@@ -139,17 +186,27 @@ impl Decoder for LineCodec {
                                 self.state = State::Discard {
                                     remaining: size,
                                     size,
+                                    report: true,
                                 };
+                            } else if self.gated {
+                                self.state = State::Pending {
+                                    line: line.clone(),
+                                    size,
+                                };
+                                return Ok(Some(Frame::Literal(line, size)));
                             } else {
                                 let remaining = size as usize;
-                                buf.reserve(remaining);
                                 self.state = State::Data { line, remaining };
                             }
                         }
                     }
                 }
+                // Not answered: the safe default is not to buffer it.
+                State::Pending { .. } => self.refuse_literal(),
                 State::Data { line, remaining } => {
                     if buf.len() < *remaining {
+                        // Room for the whole literal, so it is read in place.
+                        buf.reserve(*remaining - buf.len());
                         return Ok(None);
                     }
                     let data = buf.split_to(*remaining).freeze();
@@ -160,19 +217,25 @@ impl Decoder for LineCodec {
                     };
                     return Ok(Some(Frame::WithData(line, data)));
                 }
-                State::Discard { remaining, size } => {
+                State::Discard {
+                    remaining,
+                    size,
+                    report,
+                } => {
                     let n = (*remaining).min(buf.len() as u64);
                     buf.advance(n as usize);
                     *remaining -= n;
                     if *remaining > 0 {
                         return Ok(None);
                     }
-                    let size = *size;
+                    let (size, report) = (*size, *report);
                     self.state = State::Line {
                         scanned: 0,
                         skipping: false,
                     };
-                    return Ok(Some(Frame::DataTooLarge(size)));
+                    if report {
+                        return Ok(Some(Frame::DataTooLarge(size)));
+                    }
                 }
             }
         }
@@ -318,7 +381,114 @@ mod tests {
         assert_eq!(c.decode_eof(&mut buf).unwrap(), Some(line("HELLO")));
     }
 
+    /// Decodes with a gated codec, accepting literals of an even size and refusing others.
+    fn gated_frames(c: &mut LineCodec, buf: &mut BytesMut, out: &mut Vec<Frame>) {
+        while let Some(f) = c.decode(buf).unwrap() {
+            if let Frame::Literal(_, size) = f {
+                if size % 2 == 0 {
+                    c.accept_literal();
+                } else {
+                    c.refuse_literal();
+                }
+            }
+            out.push(f);
+        }
+    }
+
+    #[test]
+    fn gated_literal_is_announced_before_its_bytes_are_read() {
+        let mut c = LineCodec::new(100, 100).gated();
+        let mut buf = BytesMut::from(
+            &b"ADD ATTACHMENT 1 'a' '' {4}
+ab"[..],
+        );
+        assert_eq!(
+            c.decode(&mut buf).unwrap(),
+            Some(Frame::Literal(
+                Bytes::from_static(b"ADD ATTACHMENT 1 'a' ''"),
+                4
+            ))
+        );
+        assert_eq!(&buf[..], b"ab", "nothing of the literal is consumed yet");
+        c.accept_literal();
+        assert_eq!(c.decode(&mut buf).unwrap(), None);
+        assert_eq!(c.progress(&buf), Progress::Literal(2));
+        buf.extend_from_slice(
+            b"cdHELLO
+",
+        );
+        assert_eq!(
+            c.decode(&mut buf).unwrap(),
+            Some(Frame::WithData(
+                Bytes::from_static(b"ADD ATTACHMENT 1 'a' ''"),
+                Bytes::from_static(b"abcd")
+            ))
+        );
+        assert_eq!(c.decode(&mut buf).unwrap(), Some(line("HELLO")));
+    }
+
+    #[test]
+    fn refused_literal_is_skipped_without_being_buffered() {
+        let mut c = LineCodec::new(100, 1 << 20).gated();
+        let mut buf = BytesMut::from(
+            &b"HELLO {100000}
+"[..],
+        );
+        assert!(matches!(
+            c.decode(&mut buf).unwrap(),
+            Some(Frame::Literal(_, 100000))
+        ));
+        c.refuse_literal();
+        for _ in 0..99 {
+            buf.extend_from_slice(&[b'x'; 1000]);
+            assert_eq!(c.decode(&mut buf).unwrap(), None);
+            assert!(buf.is_empty(), "refused bytes are dropped as they come");
+        }
+        assert_eq!(c.progress(&buf), Progress::Literal(1000));
+        buf.extend_from_slice(&[b'x'; 1000]);
+        buf.extend_from_slice(
+            b"HELLO
+",
+        );
+        assert_eq!(c.decode(&mut buf).unwrap(), Some(line("HELLO")));
+    }
+
+    #[test]
+    fn an_unanswered_literal_is_refused() {
+        let mut c = LineCodec::new(100, 100).gated();
+        let mut buf = BytesMut::from(
+            &b"HELLO {3}
+abcHELLO
+"[..],
+        );
+        assert!(matches!(
+            c.decode(&mut buf).unwrap(),
+            Some(Frame::Literal(..))
+        ));
+        assert_eq!(c.decode(&mut buf).unwrap(), Some(line("HELLO")));
+    }
+
     proptest! {
+        /// A gated codec gives the same frames however the bytes are cut into reads.
+        #[test]
+        fn gated_chunking_does_not_matter(
+            input in proptest::collection::vec(prop_oneof![Just(b'\n'), Just(b'{'), Just(b'}'), Just(b' '), Just(b'1'), Just(b'2'), Just(b'A'), any::<u8>()], 0..300),
+            cut in 1usize..40,
+        ) {
+            let mut whole = LineCodec::new(20, 8).gated();
+            let mut expected = Vec::new();
+            gated_frames(&mut whole, &mut BytesMut::from(&input[..]), &mut expected);
+            let mut c = LineCodec::new(20, 8).gated();
+            let mut buf = BytesMut::new();
+            let mut got = Vec::new();
+            for chunk in input.chunks(cut) {
+                buf.extend_from_slice(chunk);
+                gated_frames(&mut c, &mut buf, &mut got);
+                prop_assert!(buf.len() <= 21, "{} bytes buffered", buf.len());
+            }
+            prop_assert_eq!(got, expected);
+        }
+
         /// Feeding the same bytes in any chunking yields the same frames.
         #[test]
         fn chunking_does_not_matter(

@@ -78,6 +78,7 @@ table! {
     "FIND ITEM", "FIND ITEM itemId", User, None, "The issue a comment, attachment or change id belongs to.";
     "LIST PREFERENCES", "LIST PREFERENCES userId", User, None, "Your preferences (administrators: anyone's).";
     "SET PREFERENCE", "SET PREFERENCE userId 'name' 'value'", User, None, "Sets a preference, e.g. 'email', 'notify-frequency' ('' deletes it).";
+    "CONFIRM EMAIL", "CONFIRM EMAIL userId 'token'", User, N, "Confirms your email address with the token from its confirmation mail.";
     "LIST NOTIFICATIONS", "LIST NOTIFICATIONS", User, N, "The folders and issues you watch.";
     "NOTIFY FOLDER", "NOTIFY FOLDER folderId status", User, N, "Watches a folder (1) or stops (0): its changes are mailed to you.";
     "NOTIFY ISSUE", "NOTIFY ISSUE issueId status", User, N, "Watches an issue (1) or stops (0).";

@@ -9,4 +9,4 @@ pub mod token;
 
 pub use codec::{Frame, LineCodec, Progress};
 pub use command::{Command, parse_command};
-pub use reply::{Line, LineOut, Reply};
+pub use reply::{FileBody, Line, LineOut, Reply};

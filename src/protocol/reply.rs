@@ -44,6 +44,34 @@ pub enum Reply {
     Encoded(Vec<u8>),
     /// Raw bytes (GET ATTACHMENT): `DATA size`, CRLF, the bytes, CRLF, then the empty line.
     Data(Bytes),
+    /// Raw bytes sent from an open file, in the wire form of [`Reply::Data`]: the
+    /// connection streams them, so a large attachment is never held in memory whole.
+    File(FileBody),
+}
+
+/// An open file and how many of its bytes a [`Reply::File`] sends.
+#[derive(Debug, Clone)]
+pub struct FileBody {
+    pub file: std::sync::Arc<std::fs::File>,
+    pub size: u64,
+}
+
+impl PartialEq for FileBody {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.file, &other.file) && self.size == other.size
+    }
+}
+
+impl Eq for FileBody {}
+
+impl FileBody {
+    /// The `DATA n` line that comes before the bytes.
+    pub fn header(&self) -> Vec<u8> {
+        format!("DATA {}\r\n", self.size).into_bytes()
+    }
+
+    /// What comes after the bytes: their CRLF and the reply's empty line.
+    pub const TRAILER: &'static [u8] = b"\r\n\r\n";
 }
 
 impl From<Error> for Reply {
@@ -119,6 +147,18 @@ impl Reply {
             Reply::Data(bytes) => {
                 out.extend_from_slice(format!("DATA {}\r\n", bytes.len()).as_bytes());
                 out.extend_from_slice(bytes);
+                out.extend_from_slice(b"\r\n");
+            }
+            Reply::File(body) => {
+                // Whole, in memory: only for callers that encode replies to bytes; the
+                // connection streams files instead.
+                use std::os::unix::fs::FileExt;
+                out.extend_from_slice(&body.header());
+                let start = out.len();
+                out.resize(start + body.size as usize, 0);
+                if body.file.read_exact_at(&mut out[start..], 0).is_err() {
+                    out.truncate(start); // the file changed under us: framing is lost anyway
+                }
                 out.extend_from_slice(b"\r\n");
             }
         }

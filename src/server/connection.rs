@@ -5,12 +5,20 @@
 //! durable point, so a pipelining client shares one flush across its batch. The read buffer
 //! is released while a connection waits idle, so thousands of idle connections cost little
 //! memory.
+//!
+//! A literal is read only once its command line has been checked (logged in, a command
+//! that takes data, room in the [`LiteralBudget`]); otherwise it is answered at once and
+//! its bytes are skipped unread. A batch's replies are bounded by bytes, and a large
+//! attachment is streamed from its file after them.
 
+use super::budget::{Held, LiteralBudget};
+use super::pace::Pace;
+use super::send::{Cut, Writer};
 use crate::app::App;
 use crate::commands::{self, Cx, Session};
 use crate::error::{Code, Error};
 use crate::protocol::{Frame, LineCodec, Progress, Reply, parse_command};
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -23,8 +31,12 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::codec::Decoder;
 use tracing::Instrument;
 
-/// Most commands run before their replies are written (bounds memory per connection).
+/// Most commands run before their replies are written (so one pipelining connection
+/// does not keep its thread from others for long).
 const MAX_BATCH: usize = 64;
+/// A batch ends once its replies hold this many bytes: what bounds reply memory per
+/// connection (plus one reply; a large attachment is streamed, not held).
+const MAX_OUT: usize = 256 * 1024;
 /// Most bytes taken from the socket per read.
 const READ_CHUNK: usize = 4096;
 /// A buffer grown past this (a large upload or a long line) is released once empty.
@@ -32,12 +44,13 @@ const KEEP_BUFFER: usize = 64 * 1024;
 
 pub async fn serve(
     app: Arc<App>,
+    budget: LiteralBudget,
     stream: TcpStream,
     peer: SocketAddr,
     stop: watch::Receiver<bool>,
 ) {
     let span = tracing::info_span!("conn", %peer);
-    run(app, stream, peer, stop).instrument(span).await
+    run(app, budget, stream, peer, stop).instrument(span).await
 }
 
 /// Why the read loop ended.
@@ -45,28 +58,32 @@ enum Input {
     Data,
     Eof,
     Idle,
-    /// A started line did not end, or a literal stalled, within the line limit.
+    /// A started line did not end within the line limit, or a literal stalled.
     LineTimeout,
     Stop,
 }
 
 async fn run(
     app: Arc<App>,
+    budget: LiteralBudget,
     mut stream: TcpStream,
     peer: SocketAddr,
     mut stop: watch::Receiver<bool>,
 ) {
     let cfg = &app.config.server;
-    let mut codec = LineCodec::new(cfg.max_line_bytes, cfg.max_attachment_bytes);
+    let mut codec = LineCodec::new(cfg.max_line_bytes, cfg.max_attachment_bytes).gated();
     let mut session = Session::new(peer);
     let idle = Duration::from_secs(cfg.idle_timeout_secs.max(1));
     let limits = &app.config.limits;
     let line_limit = secs_or_off(limits.line_timeout_secs);
     let write_limit = secs_or_off(limits.write_timeout_secs);
-    // What the codec was part-way through after the last read, and since when.
-    let mut partial: Option<(Progress, Instant)> = None;
+    let min_rate = limits.min_transfer_bytes_per_sec;
+    // What the codec was part-way through after the last read, and its deadline.
+    let mut partial: Option<Partial> = None;
     let mut buf = BytesMut::new();
     let mut out = Vec::new();
+    // The budget held for the literal being read.
+    let mut held: Option<Held> = None;
     let mut eof = false;
     // Armed once per connection and re-armed only when they fire: a new timer and a new
     // stop listener for every read cost about a tenth of a small command's CPU.
@@ -79,7 +96,8 @@ async fn run(
         // Run every complete command already received, up to the batch limit.
         let mut durable_at = 0;
         let mut ran = 0;
-        while ran < MAX_BATCH && !session.quit {
+        let mut file = None;
+        while ran < MAX_BATCH && out.len() < MAX_OUT && file.is_none() && !session.quit {
             let frame = match if eof {
                 codec.decode_eof(&mut buf)
             } else {
@@ -98,22 +116,66 @@ async fn run(
                 wrote: 0,
                 me: None,
             };
-            process(&mut cx, frame).await.encode(&mut out);
+            let reply = match frame {
+                Frame::Literal(line, size) => match admit(&mut cx, &budget, &line, size) {
+                    Ok(h) => {
+                        held.replace(h);
+                        codec.accept_literal();
+                        continue; // its command runs once the bytes are in
+                    }
+                    Err(e) => {
+                        codec.refuse_literal();
+                        Reply::Error(e)
+                    }
+                },
+                Frame::WithData(..) => {
+                    let reply = process(&mut cx, frame).await;
+                    drop(held.take()); // the data was dropped with the command
+                    if buf.capacity() > KEEP_BUFFER {
+                        // Still shares the literal's allocation: let that go now.
+                        buf = BytesMut::from(&buf[..]);
+                    }
+                    reply
+                }
+                frame => process(&mut cx, frame).await,
+            };
             durable_at = durable_at.max(cx.wrote);
             ran += 1;
+            match reply {
+                Reply::File(body) => {
+                    out.extend_from_slice(&body.header());
+                    file = Some(body);
+                }
+                reply => reply.encode(&mut out),
+            }
         }
+        // Stopped before the buffered input ran out: decode on before reading again.
+        let more = ran == MAX_BATCH || out.len() >= MAX_OUT || file.is_some();
         if !out.is_empty() {
             app.store.durable(durable_at).await;
             // A client that pipelines without reading fills its socket buffer; the write
             // then waits here, blocking this connection only (it reads nothing meanwhile,
-            // so TCP pushes back on the client), and the write limit closes it if it
-            // never reads.
-            match write_out(&mut stream, &out, write_limit).await {
-                Some(Ok(())) => {}
-                Some(Err(_)) => return,
-                None => {
+            // so TCP pushes back on the client), and the write limit closes it once it
+            // stops taking bytes.
+            let mut w = Writer::new(&stream, write_limit, min_rate);
+            let mut sent = w.write(&out).await;
+            if let (Ok(()), Some(body)) = (&sent, &file) {
+                sent = w.file(body).await;
+            }
+            match sent {
+                Ok(()) => {}
+                Err(Cut::Io(e)) => {
+                    tracing::debug!(error = %e, "write failed: client gone");
+                    return;
+                }
+                Err(Cut::File(e)) => {
+                    tracing::error!(error = %e, "reading an attachment file failed");
+                    return;
+                }
+                Err(Cut::Stalled) => {
                     tracing::warn!(
                         limit_secs = limits.write_timeout_secs,
+                        min_bytes_per_sec = min_rate,
                         "write timeout: client does not read its replies"
                     );
                     return;
@@ -127,16 +189,16 @@ async fn run(
         if session.quit || (eof && ran == 0) {
             break;
         }
-        if ran == MAX_BATCH {
-            continue; // more may be buffered already
+        if more {
+            continue;
         }
         if buf.is_empty() && buf.capacity() > 0 {
             buf = BytesMut::new(); // hold no buffer while idle
         }
-        partial = track_partial(partial, codec.progress(&buf), ran > 0);
-        let line_deadline = line_limit
-            .zip(partial)
-            .map(|(limit, (_, since))| since + limit);
+        partial = line_limit.and_then(|window| {
+            track_partial(partial, codec.progress(&buf), ran > 0, window, min_rate)
+        });
+        let line_deadline = partial.map(|p| p.deadline());
         let waits = Waits {
             idle,
             idle_timer: idle_timer.as_mut(),
@@ -149,6 +211,21 @@ async fn run(
             Input::Idle => {
                 tracing::debug!("idle timeout");
                 send_last(&mut stream, Error::new(Code::IdleTimeout)).await;
+                break;
+            }
+            Input::LineTimeout if matches!(partial, Some(Partial::Literal(..))) => {
+                let secs = limits.line_timeout_secs;
+                tracing::warn!(
+                    limit_secs = secs,
+                    min_bytes_per_sec = min_rate,
+                    "literal timeout: data stalled"
+                );
+                let detail = if min_rate == 0 {
+                    format!("data stalled for {secs} s")
+                } else {
+                    format!("data stalled: under {min_rate} bytes/s, or none for {secs} s")
+                };
+                send_last(&mut stream, Error::with(Code::IdleTimeout, detail)).await;
                 break;
             }
             Input::LineTimeout => {
@@ -168,17 +245,48 @@ async fn run(
     tracing::debug!("closed");
 }
 
-/// Restarts the line clock when a frame completed or a literal moved on; a line keeps its
-/// clock while bytes trickle in, so a slow-drip client cannot hold a connection forever.
+/// What the codec is part-way through between reads, with its deadline.
+#[derive(Debug, Clone, Copy)]
+enum Partial {
+    /// A command line: its deadline stays put while bytes trickle in, so a slow-drip
+    /// client cannot hold a connection forever.
+    Line(Instant),
+    /// A literal (bytes still to come): cut off only when it stalls.
+    Literal(u64, Pace),
+}
+
+impl Partial {
+    fn deadline(&self) -> Instant {
+        match self {
+            Partial::Line(at) => *at,
+            Partial::Literal(_, pace) => pace.deadline(),
+        }
+    }
+}
+
+/// Starts a new clock when a frame completed or a new one began; a literal that moved on
+/// earns time by its pace.
 fn track_partial(
-    before: Option<(Progress, Instant)>,
+    before: Option<Partial>,
     now_at: Progress,
     frame_done: bool,
-) -> Option<(Progress, Instant)> {
-    match before {
-        _ if now_at == Progress::Idle => None,
-        Some((p, since)) if p == now_at && !frame_done => Some((p, since)),
-        _ => Some((now_at, Instant::now())),
+    window: Duration,
+    min_rate: u64,
+) -> Option<Partial> {
+    match (before, now_at) {
+        (_, Progress::Idle) => None,
+        (Some(p @ Partial::Line(_)), Progress::Line) if !frame_done => Some(p),
+        (_, Progress::Line) => Some(Partial::Line(Instant::now() + window)),
+        (Some(Partial::Literal(left, mut pace)), Progress::Literal(rest))
+            if !frame_done && rest <= left =>
+        {
+            pace.moved(Instant::now(), left - rest);
+            Some(Partial::Literal(rest, pace))
+        }
+        (_, Progress::Literal(rest)) => Some(Partial::Literal(
+            rest,
+            Pace::start(Instant::now(), window, min_rate),
+        )),
     }
 }
 
@@ -186,40 +294,10 @@ fn secs_or_off(secs: u64) -> Option<Duration> {
     (secs > 0).then(|| Duration::from_secs(secs))
 }
 
-/// Runs `f` within `limit` (None: no limit); None when the time ran out.
-async fn with_limit<T>(limit: Option<Duration>, f: impl Future<Output = T>) -> Option<T> {
-    match limit {
-        Some(limit) => tokio::time::timeout(limit, f).await.ok(),
-        None => Some(f.await),
-    }
-}
-
 /// Sends a closing error, giving up quickly if the client does not read.
 async fn send_last(stream: &mut TcpStream, e: Error) {
     let bytes = Reply::Error(e).to_bytes();
     let _ = tokio::time::timeout(Duration::from_secs(5), stream.write_all(&bytes)).await;
-}
-
-/// Writes `out` straight away when the socket takes it (the usual case), and only else
-/// waits under the write limit: a timed wait costs a timer even when it never fires.
-async fn write_out(
-    stream: &mut TcpStream,
-    out: &[u8],
-    limit: Option<Duration>,
-) -> Option<std::io::Result<()>> {
-    let mut done = 0;
-    while done < out.len() {
-        match stream.try_write(&out[done..]) {
-            Ok(0) => break,
-            Ok(n) => done += n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-            Err(e) => return Some(Err(e)),
-        }
-    }
-    if done == out.len() {
-        return Some(Ok(()));
-    }
-    with_limit(limit, stream.write_all(&out[done..])).await
 }
 
 /// What a read may end on besides bytes.
@@ -319,10 +397,31 @@ fn read_once(stream: &TcpStream, buf: &mut BytesMut) -> std::io::Result<(usize, 
     Ok((n, READ_CHUNK))
 }
 
+/// Decides, before any of its bytes are read, whether a literal is worth buffering: its
+/// line must parse as a command that takes data, from a logged-in user, and its size must
+/// fit in the budget. The error answers the command; the bytes are then skipped.
+fn admit(cx: &mut Cx<'_>, budget: &LiteralBudget, line: &[u8], size: u64) -> Result<Held, Error> {
+    parse_command(line, Some(Bytes::new()))?;
+    cx.user()?;
+    budget.take(size).ok_or_else(|| {
+        tracing::warn!(
+            size,
+            in_use = budget.used(),
+            "literal refused: memory budget spent"
+        );
+        Error::with(
+            Code::UploadError,
+            "the server is receiving too many uploads; try again later",
+        )
+    })
+}
+
 async fn process(cx: &mut Cx<'_>, frame: Frame) -> Reply {
     let parsed = match frame {
         Frame::Line(line) => parse_command(&line, None),
         Frame::WithData(line, data) => parse_command(&line, Some(data)),
+        // Answered in `run` (`admit`); a refused literal never reaches here.
+        Frame::Literal(..) => Err(Error::new(Code::ServerError)),
         Frame::TooLong => {
             tracing::info!(
                 limit = cx.app.config.server.max_line_bytes,

@@ -2,7 +2,10 @@
 //! connection, and shuts down gracefully (stop accepting, let commands in flight finish,
 //! flush the store).
 
+mod budget;
 mod connection;
+mod pace;
+mod send;
 mod throttle;
 
 pub use throttle::{LoginThrottle, Throttled};
@@ -25,6 +28,7 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let limit = Arc::new(Semaphore::new(app.config.server.max_connections));
     let per_ip = PerIp::new(app.config.limits.max_connections_per_ip);
+    let budget = budget::LiteralBudget::new(app.config.limits.literal_memory_bytes);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let notify_task = tokio::spawn(crate::notify::service::run(app.clone(), stop_rx.clone()));
@@ -57,8 +61,9 @@ pub async fn run(
                 };
                 let app = app.clone();
                 let stop = stop_rx.clone();
+                let budget = budget.clone();
                 tasks.spawn(async move {
-                    connection::serve(app, stream, peer, stop).await;
+                    connection::serve(app, budget, stream, peer, stop).await;
                     drop((permit, per_ip));
                 });
             }
