@@ -16,6 +16,7 @@ pub mod conformance;
 pub mod datadir;
 pub mod email_address;
 pub mod error;
+pub mod fdlimit;
 #[doc(hidden)]
 pub mod fuzz_checks;
 pub mod http;
@@ -24,6 +25,7 @@ pub mod notify;
 pub mod password;
 pub mod protocol;
 pub mod server;
+pub mod sessions;
 pub mod startup;
 pub mod store;
 pub mod subscribe;

@@ -47,6 +47,13 @@ enum Cmd {
     Admin(AdminCmd),
     /// Load generator and benchmark helpers (scripts/bench runs the full comparison).
     Bench(webissued::bench::BenchArgs),
+    /// Recover from a damaged write-ahead log: keep every record before the damage, set the
+    /// damaged file aside, say what was lost (the server must be stopped).
+    Salvage {
+        /// Data directory.
+        #[arg(long)]
+        data: PathBuf,
+    },
 }
 
 const SERVE_HELP: &str = "\
@@ -109,6 +116,23 @@ fn main() -> std::process::ExitCode {
             }
         },
         Cmd::Bench(args) => webissued::bench::main(args),
+        Cmd::Salvage { data } => salvage(&data),
+    }
+}
+
+/// `webissued salvage`: under the data directory's lock, so never beside a running server.
+fn salvage(data: &std::path::Path) -> std::process::ExitCode {
+    let result =
+        webissued::datadir::lock(data).and_then(|_lock| webissued::store::recovery::salvage(data));
+    match result {
+        Ok(report) => {
+            println!("{report}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("webissued: salvage: {e}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }
 
@@ -210,6 +234,7 @@ fn serve(
     // Before anything in the directory is read or written; held until serve returns.
     let _lock = webissued::datadir::lock(&cfg.server.data_dir)?;
     webissued::startup::check_data_dir(&cfg.server.data_dir)?;
+    webissued::fdlimit::apply(&mut cfg);
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.enable_all();
     if cfg.server.workers > 0 {

@@ -9,6 +9,7 @@
 //! Every value shown is HTML-escaped, pages load nothing from elsewhere, and the token in
 //! the URL is kept out of `Referer` headers and caches.
 
+mod accept;
 pub mod digest_stop;
 mod request_log;
 
@@ -36,9 +37,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     // Requests wait in the listen queue while the store loads at start-up.
     app.store.ready().await;
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(shutdown)
-        .await
+    accept::serve(app.clone(), listener, router(app), shutdown).await
 }
 
 pub fn router(app: Arc<App>) -> Router {
@@ -252,7 +251,9 @@ async fn confirm_post(
     });
     match result {
         Ok(((address, target), seq)) => {
-            app.store.durable(seq).await;
+            if !app.store.saved(seq).await {
+                return server_error();
+            }
             tracing::info!(subscription = id, "subscription confirmed by link");
             page(
                 StatusCode::OK,
@@ -333,7 +334,9 @@ async fn unsubscribe_post(
     });
     match result {
         Ok(((address, target), seq)) => {
-            app.store.durable(seq).await;
+            if !app.store.saved(seq).await {
+                return server_error();
+            }
             tracing::info!(
                 subscription = id,
                 "address unsubscribed by unsubscribe link"
@@ -406,7 +409,9 @@ async fn email_confirm_post(
         .write(|w| email::confirm(w, user as u64, &q.token, time))
     {
         Ok((address, seq)) => {
-            app.store.durable(seq).await;
+            if !app.store.saved(seq).await {
+                return server_error();
+            }
             tracing::info!(user, "e-mail address confirmed by link");
             page(
                 StatusCode::OK,

@@ -8,6 +8,7 @@
 //! | `user/<id>` | [`super::users::User`] |
 //! | `user-login/<login>` | user id (logins are unique) |
 //! | `user-name/<name>` | user id (display names are unique) |
+//! | `user-epoch/<id>` | u64 session epoch, raised to end the user's sessions ([`crate::sessions`]) |
 //! | `member/<project>/<user>` | access level u8 (membership, by project) |
 //! | `user-member/<user>/<project>` | access level u8 (the same, by user) |
 //! | `event/<stamp>` | [`super::IssueEvent`] (the issue change log; never removed: it names the issue of every item id) |
