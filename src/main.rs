@@ -29,26 +29,9 @@ enum Cmd {
         /// Data directory, overrides [server] data_dir [default: ./data]
         #[arg(long, value_name = "DIR")]
         data: Option<PathBuf>,
-    // The whole configuration first: nothing is created before it is known to be valid.
-    webissued::startup::check(&cfg, &origin)?;
-    // A TLS setting that cannot work stops the start with its own message (App::open
-    // loads the files again).
-    webissued::tls::Tls::from_config(&cfg.server)?;
-    // Both listeners before the data directory: a port in use stops the server before a
-    // first start creates anything, and the links in mails can name the port actually chosen
-    // when listening on port 0. The HTTP listener carries the WebIssues HTTP transport and
-    // the pages that confirm subscriptions and `email` preferences.
-    use webissued::startup::bind;
-    let http = {
-        let l = bind(
-            &cfg.server.http_listen,
-            "[server] http_listen or --http-listen",
-        )?;
-        let addr = l.local_addr().map_err(|e| e.to_string())?;
-        cfg.server.http_listen = addr.to_string();
-        Some((l, addr))
-    };
-    let listener = bind(&cfg.server.listen, "[server] listen or --listen")?;
+        /// HTTP listen address: WebIssues over HTTP, subscription pages and stop links,
+        /// overrides [server] http_listen [default: 127.0.0.1:4081]
+        #[arg(long, value_name = "ADDR")]
         http_listen: Option<String>,
     },
     /// Run conformance transcripts against a running, freshly initialised server.
@@ -230,13 +213,26 @@ fn serve(
     if let Some(h) = http_listen {
         cfg.server.http_listen = h;
     }
-        let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
-        let http = match http {
-            Some((l, addr)) => Some((
-                tokio::net::TcpListener::from_std(l).map_err(|e| e.to_string())?,
-                addr,
-            )),
-            None => None,
+    // The whole configuration first: nothing is created before it is known to be valid.
+    webissued::startup::check(&cfg, &origin)?;
+    // A TLS setting that cannot work stops the start with its own message (App::open
+    // loads the files again).
+    webissued::tls::Tls::from_config(&cfg.server)?;
+    // Both listeners before the data directory: a port in use stops the server before a
+    // first start creates anything, and the links in mails can name the port actually chosen
+    // when listening on port 0. The HTTP listener carries the WebIssues HTTP transport and
+    // the pages that confirm subscriptions and `email` preferences.
+    use webissued::startup::bind;
+    let http = {
+        let l = bind(
+            &cfg.server.http_listen,
+            "[server] http_listen or --http-listen",
+        )?;
+        let addr = l.local_addr().map_err(|e| e.to_string())?;
+        cfg.server.http_listen = addr.to_string();
+        Some((l, addr))
+    };
+    let listener = bind(&cfg.server.listen, "[server] listen or --listen")?;
     // Before anything in the directory is read or written; held until serve returns.
     let _lock = webissued::datadir::lock(&cfg.server.data_dir)?;
     webissued::startup::check_data_dir(&cfg.server.data_dir)?;
@@ -248,9 +244,13 @@ fn serve(
     }
     let runtime = runtime.build().map_err(|e| e.to_string())?;
     runtime.block_on(async move {
-        /// HTTP listen address: WebIssues over HTTP, subscription pages and stop links,
-        /// overrides [server] http_listen [default: 127.0.0.1:4081]
-        #[arg(long, value_name = "ADDR")]
+        let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
+        let http = match http {
+            Some((l, addr)) => Some((
+                tokio::net::TcpListener::from_std(l).map_err(|e| e.to_string())?,
+                addr,
+            )),
+            None => None,
         };
         let data_dir = cfg.server.data_dir.clone();
         let app = App::open(cfg).map_err(|e| {
