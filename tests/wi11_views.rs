@@ -206,9 +206,6 @@ fn replay(
     (total, overridden, diffs)
 }
 
-/// Every recorded command, in file order against one fresh server (the files build on
-/// each other), each file in a session of its own. All differences are collected and
-
 fn transcripts(dir: &str) -> Vec<std::path::PathBuf> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
     let mut files: Vec<_> = std::fs::read_dir(&dir)
