@@ -327,7 +327,7 @@ fn alert_mail_goes_through_the_digest_engine() {
     assert_eq!(files.len(), 1);
     let m = mail::inspect(&files[0]);
     assert_eq!(m.one("X-RcptTo"), "u2@example.org");
-    assert_eq!(m.one("Subject"), "[webissued] #1 Checkout fails");
+    assert_eq!(m.one("Subject"), "[Website] #1 Checkout fails");
     assert!(m.parts[0].1.contains("Hello User 2"), "{:?}", m.parts);
 
     // u3's change waits for the next full hour (Warsaw is a whole number of hours off UTC).
@@ -367,5 +367,41 @@ fn alert_mail_goes_through_the_digest_engine() {
     assert!(
         listed.contains(&"A 3 1 0 0 1 '' '' 0".to_string()),
         "{listed:?}"
+    );
+}
+
+/// Personal alerts and subscriptions share `[limits] max_watches_per_user` with 0.8's
+/// watches (they are the same records); one more answers `321 Invalid Value`.
+#[test]
+fn alerts_and_subscriptions_count_against_the_watch_limit() {
+    let mut server = Server::start_with(
+        "[server]\ninitial_data = \"none\"\n[limits]\nmax_watches_per_user = 2\n",
+    );
+    let addr = server.http_addr();
+    let mut admin = server.admin();
+    admin.id("ADD TYPE 'Bugs'");
+    admin.id("ADD PROJECT 'P'");
+    for f in ["A", "B", "C"] {
+        admin.id(&format!("ADD FOLDER 1 1 '{f}'"));
+    }
+    let issue = admin.id("ADD ISSUE 1 'x'");
+    let mut jar = None;
+    call(addr, &mut jar, "LOGIN 'admin' 'secret'");
+    assert_eq!(call(addr, &mut jar, "ADD ALERT 1 0 0 '' '' 0"), ["ID 1"]);
+    assert_eq!(call(addr, &mut jar, "ADD ALERT 2 0 1 '' '' 0"), ["ID 2"]);
+    let full = ["ERROR 321 'Invalid Value'"];
+    assert_eq!(call(addr, &mut jar, "ADD ALERT 3 0 1 '' '' 0"), full);
+    assert_eq!(
+        call(addr, &mut jar, &format!("ADD SUBSCRIPTION {issue}")),
+        full
+    );
+    // 0.8 counts the same records: the 1.1 immediate alert on folder 2 is its one watch.
+    assert_eq!(admin.send("LIST NOTIFICATIONS"), ["F 2"]);
+    // Public alerts are the administrators' and not counted.
+    assert_eq!(call(addr, &mut jar, "ADD ALERT 3 0 1 '' '' 1"), ["ID 3"]);
+    assert_eq!(call(addr, &mut jar, "DELETE ALERT 1"), ["OK"]);
+    assert_eq!(
+        call(addr, &mut jar, &format!("ADD SUBSCRIPTION {issue}")),
+        ["ID 1"]
     );
 }

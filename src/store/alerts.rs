@@ -82,12 +82,25 @@ pub fn all(r: &impl Read) -> Result<Vec<Alert>> {
         .collect())
 }
 
+/// The alerts of one scope: public (`None`) or one user's personal alerts, by the
+/// `alert-by/<owner or 0>/<id>` index.
+pub fn of(r: &impl Read, owner: Option<u64>) -> Result<Vec<Alert>> {
+    let mut out = Vec::new();
+    for (k, _) in r.scan_raw(&key("alert-by", &[owner.unwrap_or(0)]))? {
+        if let Some(a) = get(r, keys::id_at("alert-by", &k, 1) as i64)? {
+            out.push(a);
+        }
+    }
+    Ok(out)
+}
+
 /// Stores a new or changed alert with its indexes and its watch keys.
 pub fn put(w: &mut Writer, a: &Alert) -> Result<()> {
     if let Some(old) = get(w, a.id as i64)? {
         unindex(w, &old)?;
     }
     w.put(key("alert", &[a.id]), a)?;
+    w.put(key("alert-by", &[a.owner.unwrap_or(0), a.id]), &())?;
     if a.email != EMAIL_NONE {
         w.put(a.index_key(), &())?;
     }
@@ -112,14 +125,15 @@ fn unindex(w: &mut Writer, a: &Alert) -> Result<()> {
 pub fn delete(w: &mut Writer, a: &Alert) -> Result<()> {
     unindex(w, a)?;
     w.remove(key("alert", &[a.id]));
+    w.remove(key("alert-by", &[a.owner.unwrap_or(0), a.id]));
     Ok(())
 }
 
 /// 0.8's NOTIFY FOLDER: creates or deletes the personal all-issues immediate alert.
 pub fn set_folder_watch(w: &mut Writer, user: u64, folder: u64, on: bool) -> Result<()> {
-    let mine = all(w)?
+    let mine = of(w, Some(user))?
         .into_iter()
-        .find(|a| a.owner == Some(user) && a.folder == folder && a.view == 0);
+        .find(|a| a.folder == folder && a.view == 0);
     match (mine, on) {
         (Some(a), true) if a.email == EMAIL_IMMEDIATE => Ok(()),
         (Some(mut a), true) => {
@@ -222,6 +236,16 @@ pub fn covers(r: &impl Read, user: &User, issue: u64, folder: u64) -> Result<boo
 /// The user's subscription id for an issue, if subscribed.
 pub fn subscription(r: &impl Read, user: u64, issue: u64) -> Result<Option<u64>> {
     r.get(&key("wsub", &[user, issue]))
+}
+
+/// How many issues the user is subscribed to.
+pub fn subscriptions_of(r: &impl Read, user: u64) -> Result<usize> {
+    let mut n = 0;
+    r.visit(&key("wsub", &[user]), &mut |_, _| {
+        n += 1;
+        Ok(())
+    })?;
+    Ok(n)
 }
 
 pub fn subscription_by_id(r: &impl Read, id: i64) -> Result<Option<(u64, u64)>> {

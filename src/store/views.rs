@@ -33,6 +33,18 @@ pub fn all(r: &impl Read) -> Result<Vec<View>> {
         .collect())
 }
 
+/// The views of one scope: public (`None`) or one user's personal views, by the
+/// `view-by/<owner or 0>/<id>` index, so no command reads other users' views.
+pub fn of(r: &impl Read, owner: Option<u64>) -> Result<Vec<View>> {
+    let mut out = Vec::new();
+    for (k, _) in r.scan_raw(&key("view-by", &[owner.unwrap_or(0)]))? {
+        if let Some(v) = get(r, super::keys::id_at("view-by", &k, 1) as i64)? {
+            out.push(v);
+        }
+    }
+    Ok(out)
+}
+
 /// The view as `user` may address it: public views and the user's own personal views.
 pub fn visible(r: &impl Read, user: u64, id: i64) -> Result<Option<View>> {
     Ok(get(r, id)?.filter(|v| v.owner.is_none_or(|o| o == user)))
@@ -40,12 +52,16 @@ pub fn visible(r: &impl Read, user: u64, id: i64) -> Result<Option<View>> {
 
 /// Whether another view of the same scope (public, or the same owner) has `name`.
 pub fn name_taken(r: &impl Read, v: &View, name: &str) -> Result<bool> {
-    Ok(all(r)?
+    Ok(of(r, v.owner)?
         .iter()
-        .any(|o| o.id != v.id && o.type_id == v.type_id && o.owner == v.owner && o.name == name))
+        .any(|o| o.id != v.id && o.type_id == v.type_id && o.name == name))
 }
 
 pub fn put(w: &mut Writer, v: &View) -> Result<()> {
+    if let Some(old) = get(w, v.id as i64)? {
+        w.remove(key("view-by", &[old.owner.unwrap_or(0), v.id]));
+    }
+    w.put(key("view-by", &[v.owner.unwrap_or(0), v.id]), &())?;
     w.put(key("view", &[v.id]), v)
 }
 
@@ -73,6 +89,7 @@ pub fn insert(
 /// Deletes a view, the alerts tied to it and an `initial_view` setting naming it.
 pub fn delete(w: &mut Writer, v: &View) -> Result<()> {
     w.remove(key("view", &[v.id]));
+    w.remove(key("view-by", &[v.owner.unwrap_or(0), v.id]));
     for a in super::alerts::all(w)? {
         if a.view == v.id {
             super::alerts::delete(w, &a)?;

@@ -13,6 +13,10 @@ type R = Result<Reply11, Code11>;
 
 pub fn run(cx: &mut Cx, cmd: ViewCmd) -> R {
     let me = cx.user()?;
+    let limit = match cx.app.config.limits.max_watches_per_user {
+        0 => usize::MAX,
+        n => n,
+    };
     match cmd {
         ViewCmd::AddAlert {
             global,
@@ -33,6 +37,7 @@ pub fn run(cx: &mut Cx, cmd: ViewCmd) -> R {
                 days,
                 hours,
                 public != 0,
+                limit,
             ))
         }),
         ViewCmd::ModifyAlert {
@@ -71,6 +76,9 @@ pub fn run(cx: &mut Cx, cmd: ViewCmd) -> R {
             };
             if alerts::subscription(w, me.id, i.id)?.is_some() {
                 return Ok(Err(Code11::SubscriptionExists));
+            }
+            if alerts::of(w, Some(me.id))?.len() + alerts::subscriptions_of(w, me.id)? >= limit {
+                return Ok(Err(Code11::InvalidValue));
             }
             let id = alerts::set_subscription(w, me.id, i.id, true)?.unwrap_or(0);
             Ok(Ok(Reply11::Id(id as i64)))
@@ -129,6 +137,7 @@ fn add_alert(
     days: String,
     hours: String,
     public: bool,
+    limit: usize,
 ) -> Result<Reply11, Code11> {
     let (folder, type_id) = if global {
         let t = types::get(w, target)?.ok_or(Code11::UnknownType)?;
@@ -156,18 +165,19 @@ fn add_alert(
     let same = |a: &Alert| {
         a.folder == folder && a.type_id == (type_id * u64::from(global)) && a.view == view
     };
-    let existing = alerts::all(w)?;
-    if existing
-        .iter()
-        .any(|a| same(a) && (a.owner.is_none() || (!public && a.owner == Some(me.id))))
-    {
+    let public_ones = alerts::of(w, None)?;
+    let mine = alerts::of(w, Some(me.id))?;
+    if public_ones.iter().any(same) || (!public && mine.iter().any(same)) {
         return Err(Code11::AlertExists);
     }
     if public {
         // A public alert replaces everybody's personal alert on the same folder and view.
-        for a in existing.iter().filter(|a| same(a)) {
+        for a in alerts::all(w)?.iter().filter(|a| same(a)) {
             alerts::delete(w, a)?;
         }
+    } else if mine.len() + alerts::subscriptions_of(w, me.id)? >= limit {
+        // Personal alerts and subscriptions are watches: one budget.
+        return Err(Code11::InvalidValue);
     }
     let id = w.next_id("alert")?;
     alerts::put(
@@ -211,8 +221,11 @@ fn visible(r: &impl Read, me: &User, a: &Alert) -> crate::error::Result<bool> {
 
 /// LIST PROJECTS' `A` lines: the caller's alerts and the public ones, on visible folders.
 pub fn list_lines(r: &impl Read, me: &User, out: &mut Vec<u8>) -> crate::error::Result<()> {
-    for a in alerts::all(r)? {
-        if a.owner.is_some_and(|o| o != me.id) || !visible(r, me, &a)? {
+    for a in alerts::of(r, None)?
+        .into_iter()
+        .chain(alerts::of(r, Some(me.id))?)
+    {
+        if !visible(r, me, &a)? {
             continue;
         }
         Out::line(out, "A")

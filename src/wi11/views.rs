@@ -13,6 +13,8 @@ type R = Result<Reply11, Code11>;
 
 /// Longest view name.
 const VIEW_NAME_MAX: usize = 40;
+/// Most personal views of one user (protocol-spec/limits.md).
+pub const PERSONAL_MAX: usize = 1000;
 /// Longest view definition or setting value.
 const DEFINITION_MAX: usize = 4096;
 
@@ -352,6 +354,9 @@ fn add_view(cx: &mut Cx, type_id: i64, name: String, definition: String, public:
         if views::name_taken(w, &probe, &name)? {
             return Ok(Err(Code11::ViewExists));
         }
+        if owner.is_some() && views::of(w, owner)?.len() >= PERSONAL_MAX {
+            return Ok(Err(Code11::InvalidValue));
+        }
         Ok(Ok(Reply11::Id(
             views::insert(w, t.id, &name, &definition, owner)? as i64,
         )))
@@ -510,8 +515,8 @@ fn attribute_order(
 
 /// LIST TYPES' `V` lines (public views and the caller's own) and `S` lines.
 pub fn list_lines(r: &impl Read, me: u64, out: &mut Vec<u8>) -> crate::error::Result<()> {
-    let mut all = views::all(r)?;
-    all.retain(|v| v.owner.is_none_or(|o| o == me));
+    let mut all = views::of(r, None)?;
+    all.extend(views::of(r, Some(me))?);
     all.sort_by_cached_key(|v| (v.type_id, v.owner.is_some(), v.name.to_lowercase()));
     for v in &all {
         Out::line(out, "V")
