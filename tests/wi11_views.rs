@@ -405,3 +405,47 @@ fn alerts_and_subscriptions_count_against_the_watch_limit() {
         ["ID 1"]
     );
 }
+
+/// Deleting a folder deletes its alerts; deleting a type its views, settings and global
+/// alerts (0.8's DELETE FOLDER / DELETE TYPE, seen from 1.1).
+#[test]
+fn deletions_take_views_and_alerts_along() {
+    let mut server = Server::start_with("[server]\ninitial_data = \"none\"\n");
+    let addr = server.http_addr();
+    let mut admin = server.admin();
+    admin.id("ADD TYPE 'Bugs'");
+    admin.id("ADD PROJECT 'P'");
+    admin.id("ADD FOLDER 1 1 'F'");
+    let mut jar = None;
+    call(addr, &mut jar, "LOGIN 'admin' 'secret'");
+    assert_eq!(
+        call(
+            addr,
+            &mut jar,
+            "ADD VIEW 1 'All' 'VIEW columns=\"1,0\" sort-column=1' 1"
+        ),
+        ["ID 1"]
+    );
+    assert_eq!(
+        call(addr, &mut jar, "SET VIEW SETTING 1 'initial_view' '1'"),
+        ["OK"]
+    );
+    assert_eq!(call(addr, &mut jar, "ADD ALERT 1 1 1 '' '' 0"), ["ID 1"]);
+    assert_eq!(call(addr, &mut jar, "ADD ALERT 1 0 1 '' '' 0"), ["ID 2"]);
+    assert_eq!(
+        call(addr, &mut jar, "ADD GLOBAL ALERT 1 0 0 '' '' 0"),
+        ["ID 3"]
+    );
+    assert_eq!(admin.send("LIST NOTIFICATIONS"), ["F 1"]);
+    assert_eq!(admin.one("DELETE FOLDER 1"), "OK");
+    assert_eq!(admin.send("LIST NOTIFICATIONS"), ["NULL"]);
+    let listed = call(addr, &mut jar, "LIST PROJECTS");
+    assert_eq!(listed, ["P 1 'P' 0 0", "A 3 0 1 0 0 '' '' 0"]);
+    assert_eq!(admin.one("DELETE TYPE 1"), "OK");
+    assert_eq!(call(addr, &mut jar, "LIST PROJECTS"), ["P 1 'P' 0 0"]);
+    assert_eq!(call(addr, &mut jar, "LIST TYPES"), ["NULL"]);
+    assert_eq!(
+        call(addr, &mut jar, "DELETE VIEW 1"),
+        ["ERROR 340 'Unknown View'"]
+    );
+}

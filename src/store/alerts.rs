@@ -129,6 +129,16 @@ pub fn delete(w: &mut Writer, a: &Alert) -> Result<()> {
     Ok(())
 }
 
+/// Deletes the alerts `f` picks (a deleted folder's, a deleted type's).
+pub fn delete_where(w: &mut Writer, f: impl Fn(&Alert) -> bool) -> Result<()> {
+    for a in all(w)? {
+        if f(&a) {
+            delete(w, &a)?;
+        }
+    }
+    Ok(())
+}
+
 /// 0.8's NOTIFY FOLDER: creates or deletes the personal all-issues immediate alert.
 pub fn set_folder_watch(w: &mut Writer, user: u64, folder: u64, on: bool) -> Result<()> {
     let mine = of(w, Some(user))?

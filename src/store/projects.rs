@@ -221,6 +221,7 @@ pub fn delete_folder(w: &mut Writer, f: &Folder) -> Result<()> {
     }
     w.remove(key("project-folder", &[f.project, f.id]));
     w.remove(key("type-folder", &[f.type_id, f.id]));
+    super::alerts::delete_where(w, |a| a.folder == f.id)?;
     w.remove(key("folder", &[f.id]));
     Ok(())
 }

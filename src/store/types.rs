@@ -85,6 +85,8 @@ pub fn delete(w: &mut Writer, id: i64) -> Result<()> {
         w.remove(key("attr", &[a.id]));
     }
     w.remove_prefix(&prefix("type-attr", t.id))?;
+    super::views::delete_type(w, t.id)?;
+    super::alerts::delete_where(w, |a| a.folder == 0 && a.type_id == t.id)?;
     w.remove(key_str("type-name", &t.name));
     w.remove(key("type", &[t.id]));
     Ok(())
