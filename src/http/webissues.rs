@@ -287,7 +287,7 @@ fn stalled(e: &axum::Error) -> bool {
 }
 
 /// A large attachment sent from its open file in pieces, never held whole.
-fn file_body(f: crate::protocol::reply::FileBody) -> Body {
+pub(super) fn file_body(f: crate::protocol::reply::FileBody) -> Body {
     const PIECE: u64 = 64 * 1024;
     let stream = futures::stream::unfold((f.file, 0u64, f.size), |(file, at, size)| async move {
         if at >= size {
@@ -423,7 +423,7 @@ impl Transport {
     }
 }
 
-/// Runs one command in a session and waits until its write is durable.
+/// Runs one command in a session and waits until what it wrote or read is durable.
 async fn run_in(app: &App, state: &mut SessionState, frame: Frame) -> Reply {
     let mut cx = Cx {
         app,
@@ -431,9 +431,25 @@ async fn run_in(app: &App, state: &mut SessionState, frame: Frame) -> Reply {
         wrote: 0,
         me: None,
     };
+    let settled_before = app.store.settled();
     let reply = crate::server::process(&mut cx, frame).await;
     let wrote = cx.wrote;
-    app.store.durable(wrote).await;
+    // As on the TCP connection: a reply waits for its own batch (a write) or every batch
+    // applied when it was built (what it may have read); either discarded → the failure.
+    let needs = if wrote > 0 {
+        wrote
+    } else {
+        app.store.last_applied()
+    };
+    app.store.durable(needs).await;
+    let lost = if wrote > 0 {
+        app.store.discarded_in(wrote, wrote)
+    } else {
+        app.store.discarded_in(settled_before + 1, needs)
+    };
+    if lost {
+        return Reply::Error(app.store.failure_error());
+    }
     reply
 }
 

@@ -33,7 +33,11 @@ fn with_webissued_data(config: &str) -> String {
     match config.find("[server]\n") {
         Some(i) => {
             let at = i + "[server]\n".len();
-            format!("{}initial_data = \"webissued\"\n{}\n", &config[..at], &config[at..])
+            format!(
+                "{}initial_data = \"webissued\"\n{}\n",
+                &config[..at],
+                &config[at..]
+            )
         }
         None => format!("[server]\ninitial_data = \"webissued\"\n{config}\n"),
     }
