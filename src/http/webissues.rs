@@ -423,19 +423,19 @@ impl Transport {
     }
 }
 
-/// Runs one command in a session and waits until what it wrote or read is durable.
+/// Runs one command in a session and answers as the TCP connection does: a write's reply
+/// waits for its batch, any other for every batch applied when it was built, and a reply
+/// that depends on a batch the log could not take becomes the failure's `ERROR 500`.
 async fn run_in(app: &App, state: &mut SessionState, frame: Frame) -> Reply {
+    let settled_before = app.store.settled();
     let mut cx = Cx {
         app,
         session: &mut state.session,
         wrote: 0,
         me: None,
     };
-    let settled_before = app.store.settled();
     let reply = crate::server::process(&mut cx, frame).await;
     let wrote = cx.wrote;
-    // As on the TCP connection: a reply waits for its own batch (a write) or every batch
-    // applied when it was built (what it may have read); either discarded → the failure.
     let needs = if wrote > 0 {
         wrote
     } else {
@@ -443,14 +443,15 @@ async fn run_in(app: &App, state: &mut SessionState, frame: Frame) -> Reply {
     };
     app.store.durable(needs).await;
     let lost = if wrote > 0 {
-        app.store.discarded_in(wrote, wrote)
+        app.store.discarded_in(needs, needs)
     } else {
         app.store.discarded_in(settled_before + 1, needs)
     };
     if lost {
-        return Reply::Error(app.store.failure_error());
+        Reply::Error(app.store.failure_error())
+    } else {
+        reply
     }
-    reply
 }
 
 fn protocol_headers(h: &mut HeaderMap) {
