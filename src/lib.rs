@@ -13,6 +13,7 @@ pub mod commands;
 pub mod config;
 pub mod conformance;
 pub mod datadir;
+pub mod dump;
 pub mod email_address;
 pub mod error;
 #[doc(hidden)]
@@ -25,3 +26,4 @@ pub mod protocol;
 pub mod server;
 pub mod store;
 pub mod subscribe;
+pub mod tools;

@@ -42,6 +42,9 @@ enum Cmd {
     },
     /// Load generator and benchmark helpers (scripts/bench runs the full comparison).
     Bench(webissued::bench::BenchArgs),
+    /// Data-directory tools: export, import, check, backup (webissued::tools).
+    #[command(flatten)]
+    Tool(webissued::tools::Tool),
 }
 
 fn main() -> std::process::ExitCode {
@@ -69,6 +72,7 @@ fn main() -> std::process::ExitCode {
         },
         Cmd::Conformance { addr, files } => conformance(&addr, &files),
         Cmd::Bench(args) => webissued::bench::main(args),
+        Cmd::Tool(tool) => webissued::tools::main(tool),
     }
 }
 

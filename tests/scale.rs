@@ -1,0 +1,185 @@
+//! Export and import, online backup and `check`, and the metrics endpoint (issue: a
+//! million issues). The large-scale figures come from scripts/scale, not from here.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use support::{ADMIN_PASSWORD, Client, Server};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_webissued"))
+}
+
+/// Runs `webissued ARGS` with `input` on stdin.
+fn tool(args: &[&str], data: &Path, input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = bin()
+        .args(args)
+        .arg("--data")
+        .arg(data)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
+}
+
+fn ok(out: &Output) -> &[u8] {
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    &out.stdout
+}
+
+/// Sends `line {size}` followed by the bytes.
+fn attach(c: &mut Client, line: &str, data: &[u8]) -> Vec<String> {
+    let mut bytes = format!("{line} {{{}}}\n", data.len()).into_bytes();
+    bytes.extend_from_slice(data);
+    c.write_raw(&bytes);
+    c.read_reply()
+}
+
+/// Users, a project, folders, issues with values, comments and a binary attachment,
+/// preferences and watches.
+fn populate(server: &Server) -> (Vec<u8>, String) {
+    let mut admin = server.admin();
+    assert_eq!(admin.id("ADD USER 'alice' 'Alice Adams' 'alicepw'"), 2);
+    assert_eq!(admin.id("ADD PROJECT 'Backend'"), 1);
+    assert_eq!(admin.one("GRANT MEMBER 2 1 2"), "OK");
+    assert_eq!(admin.id("ADD FOLDER 1 1 'Bugs'"), 1);
+    let mut alice = server.connect();
+    alice.login("alice", "alicepw");
+    for i in 1..=20 {
+        let id = alice.id(&format!("ADD ISSUE 1 'Issue {i} \\'quoted\\''"));
+        let r = alice.one(&format!("ADD COMMENT {id} 'line 1\\nline 2 ü'"));
+        assert!(r.starts_with("ID "), "{r}");
+    }
+    let binary: Vec<u8> = (0..=255u8).cycle().take(3000).collect();
+    let r = attach(&mut alice, "ADD ATTACHMENT 1 'dump.bin' 'bytes'", &binary);
+    let file = r[0].strip_prefix("ID ").expect("attachment id").to_string();
+    assert_eq!(
+        alice.one("SET PREFERENCE 2 'email' 'alice@example.org'"),
+        "OK"
+    );
+    assert_eq!(alice.one("NOTIFY FOLDER 1 1"), "OK");
+    (binary, file)
+}
+
+#[test]
+fn export_import_round_trip_is_byte_identical_and_serves() {
+    let mut server = Server::start();
+    let (binary, file) = populate(&server);
+    let data = server.data_dir();
+    // The directory is locked while the server runs.
+    let refused = tool(&["export"], &data, b"");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("in use"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert_eq!(server.terminate(), Some(0));
+
+    let first = ok(&tool(&["export"], &data, b"")).to_vec();
+    let text = String::from_utf8(first.clone()).expect("the dump is text");
+    assert!(text.starts_with("webissued-dump 1\n"));
+    assert!(text.lines().all(|l| !l.contains('\r')));
+    assert!(text.lines().last().unwrap().starts_with("end "));
+    assert!(text.contains("\nr user-login/alice :"), "users are records");
+    assert!(text.contains("\nf "), "the attachment is in the dump");
+
+    let copy = tempfile::tempdir().unwrap();
+    let new = copy.path().join("data");
+    ok(&tool(&["import"], &new, &first));
+    // Import refuses a directory that already has data.
+    assert!(!tool(&["import"], &new, &first).status.success());
+    let second = ok(&tool(&["export"], &new, b"")).to_vec();
+    assert!(first == second, "second export differs from the first");
+
+    // A cut dump is refused rather than half imported.
+    let cut = copy.path().join("cut");
+    assert!(
+        !tool(&["import"], &cut, &first[..first.len() / 2])
+            .status
+            .success()
+    );
+
+    // The imported directory serves the same data, passwords included.
+    let imported = start_on(&new);
+    let mut alice = Client::connect(imported.1);
+    alice.login("alice", "alicepw");
+    alice.write_raw(format!("GET ATTACHMENT {file}\n").as_bytes());
+    let mut head = String::new();
+    let mut reader = std::io::BufReader::new(alice.stream().try_clone().unwrap());
+    std::io::BufRead::read_line(&mut reader, &mut head).unwrap();
+    assert_eq!(head.trim_end(), format!("DATA {}", binary.len()));
+    let mut body = vec![0; binary.len()];
+    std::io::Read::read_exact(&mut reader, &mut body).unwrap();
+    assert!(body == binary, "attachment bytes differ after import");
+    let mut rest = String::new();
+    std::io::BufRead::read_line(&mut reader, &mut rest).unwrap();
+    std::io::BufRead::read_line(&mut reader, &mut rest).unwrap();
+    let mut alice = Client::connect(imported.1);
+    alice.login("alice", "alicepw");
+    let issues = alice.send("LIST ISSUES 1 0");
+    assert_eq!(issues.iter().filter(|l| l.starts_with("I ")).count(), 20);
+    assert!(alice.one("ADD ISSUE 1 'after import'").starts_with("ID "));
+}
+
+/// A server on `data` (the test's own directory), killed when dropped.
+struct Running(std::process::Child, std::net::SocketAddr);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_on(data: &Path) -> Running {
+    start_on_with(data, "")
+}
+
+fn start_on_with(data: &Path, config: &str) -> Running {
+    use std::io::BufRead;
+    let conf = data.with_extension("toml");
+    std::fs::write(&conf, config).unwrap();
+    let mut child = bin()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--data")
+        .arg(data)
+        .arg("--config")
+        .arg(&conf)
+        .env("WEBISSUED_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let line = lines.next().unwrap().unwrap();
+    let addr = line
+        .strip_prefix("webissued listening on ")
+        .unwrap()
+        .parse()
+        .unwrap();
+    std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+    Running(child, addr)
+}
