@@ -54,6 +54,10 @@ pub struct ServerConfig {
     pub checkpoint_backlog_mb: u64,
     /// Writes gathered in memory before they are merged into the packed copy of the data.
     pub compact_min_records: usize,
+    /// Where BACKUP writes its copies; unset: `<data_dir>.backups` (protocol-spec/dump.md).
+    pub backup_dir: Option<PathBuf>,
+    /// Serve `GET /metrics` (Prometheus text) on the HTTP listener (protocol-spec/metrics.md).
+    pub metrics: bool,
 }
 
 impl Default for ServerConfig {
@@ -75,6 +79,8 @@ impl Default for ServerConfig {
             checkpoint_secs: 300,
             checkpoint_backlog_mb: 256,
             compact_min_records: 20_000,
+            backup_dir: None,
+            metrics: false,
         }
     }
 }

@@ -51,7 +51,7 @@ fn unescape(s: &str) -> Result<Vec<u8>> {
 }
 
 fn bad(msg: impl std::fmt::Display) -> Error {
-    Error::internal(format!("dump: {msg}"))
+    Error::with(crate::error::Code::ServerError, format!("dump: {msg}"))
 }
 
 /// Writes the dump of the store and of its attachment files in `attachments` to `out`.

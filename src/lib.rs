@@ -9,6 +9,7 @@
 pub mod app;
 pub mod attributes;
 pub mod bench;
+pub mod check;
 pub mod commands;
 pub mod config;
 pub mod conformance;

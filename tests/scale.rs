@@ -183,3 +183,163 @@ fn start_on_with(data: &Path, config: &str) -> Running {
     std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
     Running(child, addr)
 }
+
+fn check(data: &Path) -> Output {
+    tool(&["check"], data, b"")
+}
+
+#[test]
+fn check_finds_a_missing_index_entry() {
+    let mut server = Server::start();
+    populate(&server);
+    let data = server.data_dir();
+    assert_eq!(server.terminate(), Some(0));
+    let out = check(&data);
+    assert!(
+        out.status.success(),
+        "a server's own data passes: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(": 0 problems"));
+
+    // The same data without alice's login index entry.
+    let dump = String::from_utf8(ok(&tool(&["export"], &data, b"")).to_vec()).unwrap();
+    let mut lines: Vec<&str> = dump.lines().collect();
+    let before = lines.len();
+    lines.retain(|l| !l.starts_with("r user-login/alice "));
+    assert_eq!(lines.len(), before - 1);
+    let end = lines.pop().unwrap();
+    let mut counts: Vec<u64> = end[4..].split(' ').map(|n| n.parse().unwrap()).collect();
+    counts[0] -= 1;
+    let end = format!("end {} {} {}", counts[0], counts[1], counts[2]);
+    lines.push(&end);
+    let broken = lines.join("\n") + "\n";
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("data");
+    ok(&tool(&["import"], &bad, broken.as_bytes()));
+    let out = check(&bad);
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("user-login/alice missing"), "{text}");
+}
+
+#[test]
+fn backup_under_write_load_is_consistent_and_complete() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().unwrap();
+    let backups = dir.path().join("backups");
+    let server = Server::start_with(&format!(
+        "[server]\nbackup_dir = {:?}\ncheckpoint_wal_mb = 1\n",
+        backups.display().to_string()
+    ));
+    populate(&server);
+    // Enough data for the checkpoint and several log files to exist.
+    let mut admin = server.admin();
+    for i in 0..300 {
+        admin.id(&format!("ADD ISSUE 1 'seed {i} {}'", "x".repeat(60)));
+    }
+    // Writers add issues until told to stop; each keeps what was acknowledged, when.
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked: Arc<Mutex<Vec<(std::time::Instant, u64)>>> = Arc::default();
+    let slowest = Arc::new(Mutex::new(std::time::Duration::ZERO));
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let (stop, acked, slowest) = (stop.clone(), acked.clone(), slowest.clone());
+            let mut c = server.admin();
+            std::thread::spawn(move || {
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    let sent = std::time::Instant::now();
+                    let id = c.id(&format!("ADD ISSUE 1 'load {w} {n}'")) as u64;
+                    let took = sent.elapsed();
+                    let mut s = slowest.lock().unwrap();
+                    *s = (*s).max(took);
+                    acked.lock().unwrap().push((std::time::Instant::now(), id));
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let sent = std::time::Instant::now();
+    let out = bin()
+        .args([
+            "backup",
+            "--server",
+            &server.addr.to_string(),
+            "--name",
+            "b1",
+        ])
+        .env("WEBISSUED_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .output()
+        .unwrap();
+    let done = std::time::Instant::now();
+    ok(&out);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    let before: Vec<u64> = acked
+        .iter()
+        .filter(|(t, _)| *t < sent)
+        .map(|(_, id)| *id)
+        .collect();
+    let during = acked
+        .iter()
+        .filter(|(t, _)| *t >= sent && *t <= done)
+        .count();
+    let slowest = *slowest.lock().unwrap();
+    println!(
+        "backup took {:?}; {} writes acknowledged before it, {during} during it; slowest write {slowest:?}",
+        done - sent,
+        before.len()
+    );
+    assert!(!before.is_empty());
+    assert!(
+        slowest < std::time::Duration::from_secs(1),
+        "a write waited {slowest:?}"
+    );
+    // A second backup of the same name is refused.
+    let again = bin()
+        .args([
+            "backup",
+            "--server",
+            &server.addr.to_string(),
+            "--name",
+            "b1",
+        ])
+        .env("WEBISSUED_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    // Non-administrators may not.
+    let mut c = server.connect();
+    c.login("alice", "alicepw");
+    assert!(c.one("BACKUP 'x'").starts_with("ERROR 301"));
+    drop(server);
+
+    let copy = backups.join("b1");
+    let out = check(&copy);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let restored = start_on(&copy);
+    let mut admin = Client::connect(restored.1);
+    admin.login("admin", ADMIN_PASSWORD);
+    let listed: std::collections::HashSet<u64> = admin
+        .send("LIST ISSUES 1 0")
+        .iter()
+        .filter_map(|l| l.strip_prefix("I "))
+        .map(|l| l.split(' ').next().unwrap().parse().unwrap())
+        .collect();
+    let missing: Vec<&u64> = before.iter().filter(|id| !listed.contains(id)).collect();
+    assert!(
+        missing.is_empty(),
+        "acknowledged before the backup, missing: {missing:?}"
+    );
+}

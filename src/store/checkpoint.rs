@@ -74,6 +74,8 @@ pub struct Checkpointer {
     pub activity: Box<dyn Fn() -> u64 + Send>,
     /// When folds wait for writes to pause, and when they stop waiting.
     pub schedule: Schedule,
+    /// Held while sled is open for a fold; a backup holds it to copy sled's files.
+    pub gate: std::sync::Arc<std::sync::Mutex<()>>,
 }
 
 /// When closed log files are folded. Folding costs about 10 µs of CPU and several sled
@@ -157,7 +159,7 @@ impl Checkpointer {
             // One file per sled session: sled's memory grows with the keys written while
             // it is open (about 4 KB a key here) and is only returned when it closes.
             let round = [oldest.path.clone()];
-            while let Err(e) = self.fold_all(&round) {
+            while let Err(e) = self.fold_gated(&round) {
                 if self.stopping() {
                     return;
                 }
@@ -174,6 +176,11 @@ impl Checkpointer {
 
     fn stopping(&self) -> bool {
         self.stop.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn fold_gated(&self, paths: &[PathBuf]) -> crate::error::Result<()> {
+        let _gate = self.gate.lock().unwrap_or_else(|e| e.into_inner());
+        self.fold_all(paths)
     }
 
     fn fold_all(&self, paths: &[PathBuf]) -> crate::error::Result<()> {
