@@ -21,6 +21,7 @@ pub mod error;
 pub mod fuzz_checks;
 pub mod http;
 pub mod mail;
+pub mod metrics;
 pub mod notify;
 pub mod password;
 pub mod protocol;

@@ -133,7 +133,10 @@ fn serve(
     runtime.block_on(async move {
         // The pages exist for subscriptions only. Bound before the store opens so that the
         // links in mails can name the port actually chosen when listening on port 0.
-        let http = if cfg.subscribe.enabled {
+        if cfg.server.metrics {
+            webissued::metrics::global().enable();
+        }
+        let http = if cfg.subscribe.enabled || cfg.server.metrics {
             let l = tokio::net::TcpListener::bind(&cfg.server.http_listen)
                 .await
                 .map_err(|e| format!("cannot listen on {}: {e}", cfg.server.http_listen))?;

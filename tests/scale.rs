@@ -343,3 +343,256 @@ fn backup_under_write_load_is_consistent_and_complete() {
         "acknowledged before the backup, missing: {missing:?}"
     );
 }
+
+/// `GET path` over plain HTTP/1.1; the status code and the body.
+fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let status = head[9..12].parse().unwrap();
+    let content_type = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-type: ")
+                .map(str::to_string)
+        })
+        .unwrap_or_default();
+    (status, content_type, body.to_string())
+}
+
+/// A sample: its name, labels and value.
+type Sample = (String, Vec<(String, String)>, f64);
+
+/// A strict reader of the Prometheus text format 0.0.4: every sample line is
+/// `name{label="value",...} number`, every family has HELP and TYPE before its samples,
+/// histogram buckets are cumulative and end with `le="+Inf"` equal to `_count`.
+/// Returns (family, labels, value) of each sample.
+fn parse_exposition(text: &str) -> Vec<Sample> {
+    let mut types: std::collections::HashMap<String, String> = Default::default();
+    let mut samples = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# ") {
+            let mut parts = rest.splitn(3, ' ');
+            let (kind, name, what) = (parts.next().unwrap(), parts.next().unwrap(), parts.next());
+            match kind {
+                "HELP" => assert!(what.is_some_and(|h| !h.is_empty()), "{line}"),
+                "TYPE" => {
+                    let t = what.unwrap();
+                    assert!(["counter", "gauge", "histogram"].contains(&t), "{line}");
+                    assert!(
+                        types.insert(name.to_string(), t.to_string()).is_none(),
+                        "{line}"
+                    );
+                }
+                _ => panic!("bad comment {line:?}"),
+            }
+            continue;
+        }
+        assert!(!line.is_empty(), "empty line in the exposition");
+        let (series, value) = line.rsplit_once(' ').unwrap();
+        let value: f64 = match value {
+            "+Inf" => f64::INFINITY,
+            v => v
+                .parse()
+                .unwrap_or_else(|_| panic!("bad value in {line:?}")),
+        };
+        let (name, labels) = match series.split_once('{') {
+            Some((n, l)) => {
+                let l = l.strip_suffix('}').unwrap_or_else(|| panic!("{line:?}"));
+                let labels = l
+                    .split(',')
+                    .map(|kv| {
+                        let (k, v) = kv.split_once('=').unwrap();
+                        let v = v
+                            .strip_prefix('"')
+                            .and_then(|v| v.strip_suffix('"'))
+                            .unwrap();
+                        assert!(!v.contains('"') && !v.contains('\\'), "{line:?}");
+                        (k.to_string(), v.to_string())
+                    })
+                    .collect();
+                (n.to_string(), labels)
+            }
+            None => (series.to_string(), Vec::new()),
+        };
+        assert!(
+            name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "{line:?}"
+        );
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| {
+                name.strip_suffix(s)
+                    .filter(|f| types.get(*f).is_some_and(|t| t == "histogram"))
+            })
+            .unwrap_or(&name)
+            .to_string();
+        assert!(types.contains_key(&family), "no TYPE before {line:?}");
+        samples.push((name, labels, value));
+    }
+    // Buckets rise and end at the count.
+    let mut last: Option<Sample> = None;
+    for (name, labels, v) in &samples {
+        if let Some(base) = name.strip_suffix("_bucket") {
+            let others: Vec<_> = labels.iter().filter(|(k, _)| k != "le").cloned().collect();
+            if let Some((n, l, prev)) = &last
+                && n == base
+                && *l == others
+            {
+                assert!(v >= prev, "buckets of {base} fall");
+            }
+            if labels.iter().any(|(k, v)| k == "le" && v == "+Inf") {
+                let count = samples
+                    .iter()
+                    .find(|(n, l, _)| *n == format!("{base}_count") && *l == others)
+                    .unwrap();
+                assert_eq!(count.2, *v, "{base}: +Inf bucket differs from _count");
+            }
+            last = Some((base.to_string(), others, *v));
+        }
+    }
+    samples
+}
+
+fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    samples
+        .iter()
+        .find(|(n, l, _)| {
+            n == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| l.iter().any(|(a, b)| a == k && b == v))
+        })
+        .unwrap_or_else(|| panic!("no sample {name} {labels:?}"))
+        .2
+}
+
+#[test]
+fn metrics_are_off_by_default_and_parse_when_on() {
+    let mut off = Server::start_with("[subscribe]\nenabled = true\n");
+    let (status, _, _) = http_get(off.http_addr(), "/metrics");
+    assert_eq!(status, 404);
+
+    let mut server = Server::start_with("[server]\nmetrics = true\n");
+    populate(&server);
+    let mut c = server.admin();
+    assert!(c.one("LIST ISSUES 999 0").starts_with("ERROR"));
+    assert!(c.one("FROB NICATE").starts_with("ERROR 401"));
+    let (status, content_type, body) = http_get(server.http_addr(), "/metrics");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
+    );
+    let samples = parse_exposition(&body);
+    assert!(value(&samples, "webissued_connections", &[("listener", "tcp")]) >= 1.0);
+    assert!(
+        value(
+            &samples,
+            "webissued_connections_accepted_total",
+            &[("listener", "tcp")]
+        ) >= 3.0
+    );
+    assert_eq!(
+        value(
+            &samples,
+            "webissued_commands_total",
+            &[("command", "ADD ISSUE"), ("outcome", "ok")]
+        ),
+        20.0
+    );
+    assert_eq!(
+        value(
+            &samples,
+            "webissued_commands_total",
+            &[("command", "LIST ISSUES"), ("outcome", "error")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &samples,
+            "webissued_commands_total",
+            &[("command", "UNKNOWN"), ("outcome", "error")]
+        ),
+        1.0
+    );
+    assert!(
+        !body.contains("FROB"),
+        "unknown verbs are not kept as names"
+    );
+    assert_eq!(
+        value(
+            &samples,
+            "webissued_command_duration_seconds_count",
+            &[("command", "ADD ISSUE")]
+        ),
+        20.0
+    );
+    let batches = value(&samples, "webissued_durable_batches_total", &[]);
+    assert!(batches >= 40.0, "{batches}");
+    assert!(value(&samples, "webissued_durable_flushes_total", &[]) >= 1.0);
+    assert!(value(&samples, "webissued_fsync_seconds_count", &[]) >= 1.0);
+    for name in [
+        "webissued_log_backlog_bytes",
+        "webissued_checkpoint_lag_batches",
+        "webissued_outbox_oldest_age_seconds",
+        "webissued_notification_passes_total",
+    ] {
+        value(&samples, name, &[]);
+    }
+    value(&samples, "webissued_outbox_depth", &[("state", "queued")]);
+    value(&samples, "webissued_mails_total", &[("result", "sent")]);
+
+    // Python's prometheus_client parser reads it too (scripts/test-deps.d/prometheus.sh).
+    // Debian's interpreter, where the apt package puts the module.
+    let interpreter = if Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    };
+    let python = Command::new(interpreter)
+        .args([
+            "-c",
+            "import sys\nfrom prometheus_client.parser import text_string_to_metric_families as p\n\
+             fams = list(p(sys.stdin.read()))\n\
+             print(len(fams), sum(len(f.samples) for f in fams))",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let Ok(mut python) = python else {
+        panic!("python3 is needed (scripts/test installs it)");
+    };
+    {
+        use std::io::Write;
+        python
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(body.as_bytes())
+            .unwrap();
+    }
+    let out = python.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "prometheus_client refused the exposition: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let counts = String::from_utf8_lossy(&out.stdout);
+    let mut counts = counts
+        .split_whitespace()
+        .map(|n| n.parse::<usize>().unwrap());
+    let families = body.lines().filter(|l| l.starts_with("# TYPE ")).count();
+    assert_eq!(counts.next(), Some(families));
+    assert_eq!(counts.next(), Some(samples.len()));
+}

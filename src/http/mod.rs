@@ -47,6 +47,7 @@ pub fn router(app: Arc<App>) -> Router {
             "/subscriptions/{id}/unsubscribe",
             get(unsubscribe_page).post(unsubscribe_post),
         )
+        .merge(crate::metrics::route::router())
         .fallback(|| async {
             page(
                 StatusCode::NOT_FOUND,

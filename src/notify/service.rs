@@ -159,6 +159,7 @@ impl Notifier {
     /// Runs one digest pass at `now` (blocking: call it on the blocking pool).
     pub fn run_pass(&self, store: &Store, now: i64) -> Result<PassStats> {
         let _one_at_a_time = self.pass_lock.lock().map_err(Error::internal)?;
+        let _timed = PassTimer(std::time::Instant::now());
         let mut stats = PassStats::default();
         let due = store.read(|r| n::due_users(r, now, self.cfg.max_users_per_pass))?;
         // Digests are built and rendered outside the write lock, then each chunk of users is
@@ -341,6 +342,7 @@ impl Notifier {
             let seq = match result {
                 Ok(()) => {
                     stats.sent += 1;
+                    crate::metrics::global().mail(true);
                     tracing::info!(id, user = entry.user, "mail sent");
                     store
                         .write(|w| {
@@ -352,6 +354,7 @@ impl Notifier {
                         .1
                 }
                 Err((transient, _, error)) => {
+                    crate::metrics::global().mail(false);
                     let attempts = entry.attempts + 1;
                     let retry = transient && attempts < self.cfg.max_attempts;
                     let mut new = entry.clone();
@@ -398,6 +401,15 @@ impl Notifier {
             .map_err(|_| Error::internal("the notification task is not running"))?;
         rx.await
             .map_err(|_| Error::internal("the notification task stopped"))?
+    }
+}
+
+/// Counts a digest pass and its duration in the metrics when it ends.
+struct PassTimer(std::time::Instant);
+
+impl Drop for PassTimer {
+    fn drop(&mut self) {
+        crate::metrics::global().pass(self.0.elapsed());
     }
 }
 

@@ -62,8 +62,10 @@ pub async fn run(
                 let app = app.clone();
                 let stop = stop_rx.clone();
                 let budget = budget.clone();
+                crate::metrics::global().connection_opened();
                 tasks.spawn(async move {
                     connection::serve(app, budget, stream, peer, stop).await;
+                    crate::metrics::global().connection_closed();
                     drop((permit, per_ip));
                 });
             }

@@ -250,6 +250,7 @@ impl Checkpointer {
             tree.apply_batch(batch)?;
             db.flush()?;
             sled_log.sync_data()?;
+            crate::metrics::global().checkpointed(last);
             tracing::info!(
                 file = %path.display(),
                 records = summary.records,

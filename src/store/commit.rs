@@ -280,10 +280,12 @@ impl GroupCommit {
                 (q.last, q.stop)
             };
             if !spare.is_empty() {
+                let started = std::time::Instant::now();
                 while let Err(e) = log.append_durable(&spare) {
                     tracing::error!(error = %e, file = %log.path.display(), "log write failed; retrying");
                     std::thread::sleep(Duration::from_millis(100));
                 }
+                crate::metrics::global().flushed(last_flush, spare.len(), started.elapsed());
                 spare.clear();
                 self.publish(target);
             }

@@ -682,6 +682,7 @@ impl Loader {
     fn run(self, mem: &mut Mem) -> Result<()> {
         let started = std::time::Instant::now();
         let folded = checkpoint::folded_seq(&self.tree)?;
+        crate::metrics::global().folded(folded);
         *mem = load_tree(&self.tree)?;
         let sled_ms = started.elapsed().as_millis() as u64;
         let mut last = folded;
