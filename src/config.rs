@@ -137,6 +137,13 @@ pub struct SubscribeConfig {
     /// Most subscriptions one user may have (pending, active or expired); a server
     /// administrator is not limited. Bounds the confirmation mail one account can cause.
     pub max_per_user: usize,
+    /// Confirmation mails (subscriptions and `email` preferences) one address may receive
+    /// within `confirm_mail_window_secs`, whoever asks; counted in the store, so deleting
+    /// and re-subscribing does not reset it. 0 turns the limit off.
+    pub confirm_mails_per_address: u32,
+    /// Confirmation mails one user may cause within the window (administrators included).
+    pub confirm_mails_per_user: u32,
+    pub confirm_mail_window_secs: u64,
 }
 
 impl Default for SubscribeConfig {
@@ -146,6 +153,9 @@ impl Default for SubscribeConfig {
             confirm_token_ttl_secs: 48 * 3600,
             unsubscribe_token_ttl_secs: 180 * 24 * 3600,
             max_per_user: 100,
+            confirm_mails_per_address: 3,
+            confirm_mails_per_user: 20,
+            confirm_mail_window_secs: 24 * 3600,
         }
     }
 }
@@ -179,6 +189,24 @@ pub struct LimitsConfig {
     pub login_failures_per_account: u32,
     pub login_window_secs: u64,
     pub login_lockout_secs: u64,
+    /// LOGINs waiting for or running a password check, per address and in total; more
+    /// answer 350 at once, so a flood cannot queue hashes ahead of a real login.
+    pub login_pending_per_ip: usize,
+    pub login_pending_total: usize,
+    /// Open HTTP connections, in total (lowered to fit the descriptor limit) and per
+    /// address; more get `503` and are closed.
+    pub http_max_connections: usize,
+    pub http_max_connections_per_ip: usize,
+    /// An HTTP request's headers must arrive within this many seconds (also bounds an idle
+    /// keep-alive connection), and its body must not stall for longer than the body limit.
+    pub http_header_timeout_secs: u64,
+    pub http_body_timeout_secs: u64,
+    /// What one user may store outside issues: preferences (count, bytes of one value,
+    /// bytes of all names and values) and notification watches.
+    pub max_preferences_per_user: usize,
+    pub max_preference_bytes: usize,
+    pub max_preferences_bytes_per_user: usize,
+    pub max_watches_per_user: usize,
 }
 
 impl Default for LimitsConfig {
@@ -193,6 +221,16 @@ impl Default for LimitsConfig {
             login_failures_per_account: 5,
             login_window_secs: 300,
             login_lockout_secs: 300,
+            login_pending_per_ip: 4,
+            login_pending_total: 16,
+            http_max_connections: 1024,
+            http_max_connections_per_ip: 64,
+            http_header_timeout_secs: 10,
+            http_body_timeout_secs: 30,
+            max_preferences_per_user: 64,
+            max_preference_bytes: 4096,
+            max_preferences_bytes_per_user: 65536,
+            max_watches_per_user: 10_000,
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod datadir;
 pub mod dump;
 pub mod email_address;
 pub mod error;
+pub mod fdlimit;
 #[doc(hidden)]
 pub mod fuzz_checks;
 pub mod http;
@@ -26,6 +27,7 @@ pub mod notify;
 pub mod password;
 pub mod protocol;
 pub mod server;
+pub mod sessions;
 pub mod store;
 pub mod subscribe;
 pub mod tools;

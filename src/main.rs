@@ -45,6 +45,13 @@ enum Cmd {
     /// Data-directory tools: export, import, check, backup (webissued::tools).
     #[command(flatten)]
     Tool(webissued::tools::Tool),
+    /// Recover from a damaged write-ahead log: keep every record before the damage, set the
+    /// damaged file aside, say what was lost (the server must be stopped).
+    Salvage {
+        /// Data directory.
+        #[arg(long)]
+        data: PathBuf,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -73,6 +80,23 @@ fn main() -> std::process::ExitCode {
         Cmd::Conformance { addr, files } => conformance(&addr, &files),
         Cmd::Bench(args) => webissued::bench::main(args),
         Cmd::Tool(tool) => webissued::tools::main(tool),
+        Cmd::Salvage { data } => salvage(&data),
+    }
+}
+
+/// `webissued salvage`: under the data directory's lock, so never beside a running server.
+fn salvage(data: &std::path::Path) -> std::process::ExitCode {
+    let result =
+        webissued::datadir::lock(data).and_then(|_lock| webissued::store::recovery::salvage(data));
+    match result {
+        Ok(report) => {
+            println!("{report}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("webissued: salvage: {e}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }
 
@@ -124,6 +148,7 @@ fn serve(
     }
     // Before anything in the directory is read or written; held until serve returns.
     let _lock = webissued::datadir::lock(&cfg.server.data_dir)?;
+    webissued::fdlimit::apply(&mut cfg);
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.enable_all();
     if cfg.server.workers > 0 {
@@ -131,12 +156,13 @@ fn serve(
     }
     let runtime = runtime.build().map_err(|e| e.to_string())?;
     runtime.block_on(async move {
-        // The pages exist for subscriptions only. Bound before the store opens so that the
-        // links in mails can name the port actually chosen when listening on port 0.
+        // The pages confirm subscriptions and `email` preferences, and serve /metrics.
+        // Bound before the store opens so that the links in mails can name the port chosen
+        // when listening on port 0.
         if cfg.server.metrics {
             webissued::metrics::global().enable();
         }
-        let http = if cfg.subscribe.enabled || cfg.server.metrics {
+        let http = if cfg.subscribe.enabled || cfg.notify.enabled || cfg.server.metrics {
             let l = tokio::net::TcpListener::bind(&cfg.server.http_listen)
                 .await
                 .map_err(|e| format!("cannot listen on {}: {e}", cfg.server.http_listen))?;

@@ -203,7 +203,14 @@ fn unknown_config_keys_stop_the_server_with_the_key_named() {
 fn first_start_without_password_prints_a_random_one() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_webissued"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--data",
+        ])
         .arg(dir.path().join("data"))
         .env_remove("WEBISSUED_ADMIN_PASSWORD")
         .stdout(std::process::Stdio::piped())
@@ -231,7 +238,14 @@ fn first_start_without_password_prints_a_random_one() {
     assert_eq!(password.len(), 16);
     // The printed password works.
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_webissued"))
-        .args(["serve", "--listen", &addr.to_string(), "--data"])
+        .args([
+            "serve",
+            "--listen",
+            &addr.to_string(),
+            "--http-listen",
+            "127.0.0.1:0",
+            "--data",
+        ])
         .arg(dir.path().join("data"))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())

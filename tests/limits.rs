@@ -59,12 +59,12 @@ fn failed_logins_lock_the_account_without_checking_the_password() {
     // Locked: even the right password is refused, from any address.
     assert_eq!(
         attacker.one("LOGIN 'bob' 'right'"),
-        "ERROR 350 'Too Many Attempts'"
+        "ERROR 350 'Too Many Attempts: retry in 300 s'"
     );
     let mut elsewhere = connect_from(&server, [127, 0, 0, 2]);
     assert_eq!(
         elsewhere.one("LOGIN 'bob' 'right'"),
-        "ERROR 350 'Too Many Attempts'"
+        "ERROR 350 'Too Many Attempts: retry in 300 s'"
     );
     // Unknown names are counted alike, so a lockout does not reveal which names exist.
     for _ in 0..3 {
@@ -72,7 +72,7 @@ fn failed_logins_lock_the_account_without_checking_the_password() {
     }
     assert_eq!(
         attacker.one("LOGIN 'nobody' 'x'"),
-        "ERROR 350 'Too Many Attempts'"
+        "ERROR 350 'Too Many Attempts: retry in 300 s'"
     );
     // Other accounts are unaffected, and the connection stays usable.
     let mut other = server.connect();
@@ -95,9 +95,15 @@ fn failed_logins_lock_the_address_for_every_account() {
         );
     }
     let right = format!("LOGIN 'admin' '{ADMIN_PASSWORD}'");
-    assert_eq!(attacker.one(&right), "ERROR 350 'Too Many Attempts'");
+    assert_eq!(
+        attacker.one(&right),
+        "ERROR 350 'Too Many Attempts: retry in 300 s'"
+    );
     let mut again = connect_from(&server, [127, 0, 0, 3]);
-    assert_eq!(again.one(&right), "ERROR 350 'Too Many Attempts'");
+    assert_eq!(
+        again.one(&right),
+        "ERROR 350 'Too Many Attempts: retry in 300 s'"
+    );
     // Another address logs in to the same account.
     let mut legit = server.connect();
     legit.login("admin", ADMIN_PASSWORD);
@@ -113,7 +119,7 @@ fn lockouts_end_after_the_configured_time() {
     c.one("LOGIN 'admin' 'wrong'");
     c.one("LOGIN 'admin' 'wrong'");
     let right = format!("LOGIN 'admin' '{ADMIN_PASSWORD}'");
-    assert_eq!(c.one(&right), "ERROR 350 'Too Many Attempts'");
+    assert_eq!(c.one(&right), "ERROR 350 'Too Many Attempts: retry in 1 s'");
     std::thread::sleep(Duration::from_millis(1200));
     assert!(c.one(&right).starts_with("USER "));
 }

@@ -65,6 +65,7 @@ fn digest_mail(to: &str, subject: &str, message_id: &str) -> OutgoingMail {
         list_id: Some("website.tracker.example".into()),
         list_unsubscribe: Some("https://tracker.example/unsubscribe?t=abc".into()),
         date: 1_795_000_000,
+        envelope: vec![],
     }
 }
 

@@ -425,6 +425,12 @@ fn permission_matrix() {
             if line.starts_with("LOGIN ") || line == "QUIT" {
                 w.roles[role] = w.session(role);
             }
+            // SET PASSWORD ends the user's other sessions: log the helpers in again.
+            if line.starts_with("SET PASSWORD ") && reply == ["OK"] {
+                w.admin = w.server.admin();
+                w.bob = w.server.connect();
+                w.bob.login("bob", "pw");
+            }
             if role == OUTSIDER && reply[0].starts_with("ERROR ") {
                 // An object of B must look exactly like one that does not exist.
                 let mut ghost = values.clone();

@@ -246,43 +246,62 @@ fn subscribe_confirm_deliver_unsubscribe() {
         "OK"
     );
 
-    // A change reaches everyone with the subject, Cc and Bcc of the subscription.
+    // A change reaches everyone with the subject, Cc and Bcc of the subscription: one copy
+    // per address, each to that address alone and with its own unsubscribe link.
     let issue = w.ann.id("ADD ISSUE 1 'Crash on save'");
     w.ann.id(&format!("ADD COMMENT {issue} 'Seen it'"));
     let mails = w.run();
-    assert_eq!(mails.len(), 1);
-    let m = &mails[0];
-    assert_eq!(m.one("Subject"), "Alarm");
-    assert_eq!(m.one("To"), "team@example.org");
-    assert_eq!(m.one("Cc"), "lead@example.org");
-    assert!(m.all("Bcc").is_empty(), "Bcc stays out of the headers");
+    assert_eq!(mails.len(), 3);
+    let mut links = std::collections::HashMap::new();
+    for m in &mails {
+        assert_eq!(m.one("Subject"), "Alarm");
+        assert_eq!(m.one("To"), "team@example.org");
+        assert_eq!(m.one("Cc"), "lead@example.org");
+        assert!(m.all("Bcc").is_empty(), "Bcc stays out of the headers");
+        assert!(text(m).contains("Crash on save") && text(m).contains("added a comment"));
+        assert_eq!(m.one("List-Unsubscribe-Post"), "List-Unsubscribe=One-Click");
+        let unsubscribe = m
+            .one("List-Unsubscribe")
+            .trim_matches(['<', '>'])
+            .to_string();
+        assert!(text(m).contains(&unsubscribe));
+        let path = unsubscribe[unsubscribe.find("/subscriptions/").unwrap()..].to_string();
+        let r = rcpt(m);
+        assert_eq!(r.len(), 1, "one envelope recipient per copy");
+        links.insert(r[0].clone(), path);
+    }
+    let mut to: Vec<&String> = links.keys().collect();
+    to.sort();
     assert_eq!(
-        rcpt(m),
+        to,
         ["audit@example.org", "lead@example.org", "team@example.org"]
     );
-    assert!(text(m).contains("Crash on save") && text(m).contains("added a comment"));
-    assert_eq!(m.one("List-Unsubscribe-Post"), "List-Unsubscribe=One-Click");
-    let unsubscribe = m
-        .one("List-Unsubscribe")
-        .trim_matches(['<', '>'])
-        .to_string();
-    assert!(text(m).contains(&unsubscribe));
-    let path = &unsubscribe[unsubscribe.find("/subscriptions/").unwrap()..];
+    let path = links["team@example.org"].clone();
 
     // GET of the unsubscribe link: a page with a button, nothing cancelled.
-    let (status, page) = http(http_addr, "GET", path, "");
+    let (status, page) = http(http_addr, "GET", &path, "");
     assert_eq!(status, 200);
     assert!(page.contains("Unsubscribe") && page.contains("method=\"post\""));
     assert_eq!(status_of(&mut w.ann, 1), "active");
 
-    // RFC 8058 one-click: a POST cancels at once; nothing is sent after it.
-    let (status, page) = http(http_addr, "POST", path, "List-Unsubscribe=One-Click");
+    // RFC 8058 one-click: a POST stops that address at once; the others still get mail.
+    let (status, page) = http(http_addr, "POST", &path, "List-Unsubscribe=One-Click");
     assert_eq!(status, 200, "{page}");
-    assert_eq!(w.ann.send("LIST SUBSCRIPTIONS"), ["NULL"]);
+    assert_eq!(status_of(&mut w.ann, 1), "active");
     w.ann.id(&format!("ADD COMMENT {issue} 'Anyone there?'"));
-    assert!(w.run().is_empty());
-    let (status, _) = http(http_addr, "POST", path, "List-Unsubscribe=One-Click");
+    let mut left: Vec<String> = w.run().iter().flat_map(rcpt).collect();
+    left.sort();
+    assert_eq!(left, ["audit@example.org", "lead@example.org"]);
+    let (status, _) = http(http_addr, "POST", &path, "List-Unsubscribe=One-Click");
     assert_eq!(status, 404);
+    // The last address to leave takes the subscription with it.
+    for who in ["lead@example.org", "audit@example.org"] {
+        let (status, _) = http(http_addr, "POST", &links[who], "");
+        assert_eq!(status, 200, "{who}");
+    }
+    assert_eq!(w.ann.send("LIST SUBSCRIPTIONS"), ["NULL"]);
+    w.ann.id(&format!("ADD COMMENT {issue} 'Still there?'"));
+    assert!(w.run().is_empty());
 }
 
 #[test]

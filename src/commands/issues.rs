@@ -243,15 +243,35 @@ pub async fn get_attachment(cx: &mut Cx<'_>, attachment: i64) -> Result<Reply> {
         Err(Error::new(Code::UnknownAttachment))
     })?;
     let path = cx.app.attachments_dir().join(&a.file);
+    // A streamed file stays open until its reply is written: it takes one of the
+    // descriptors kept for that (crate::fdlimit), so downloads cannot use them all up.
+    let permit = if a.size > STREAM_ABOVE {
+        let files = crate::fdlimit::streamed_files().clone();
+        match tokio::time::timeout(STREAM_WAIT, files.acquire_owned()).await {
+            Ok(Ok(p)) => Some(std::sync::Arc::new(p)),
+            _ => {
+                tracing::warn!("download refused: too many attachment files streamed");
+                return Err(Error::with(
+                    Code::ServerError,
+                    "too many downloads in progress; try again later",
+                ));
+            }
+        }
+    } else {
+        None
+    };
     // Small files are read whole; larger ones are streamed from the open file by the
     // connection, so replies in flight never hold a large attachment in memory.
     let file = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
         let file = std::fs::File::open(&path)?;
         let size = file.metadata()?.len();
-        if size > STREAM_ABOVE {
+        if size > STREAM_ABOVE
+            && let Some(permit) = permit
+        {
             return Ok(Reply::File(FileBody {
                 file: std::sync::Arc::new(file),
                 size,
+                permit: Some(permit),
             }));
         }
         let mut data = Vec::with_capacity(size as usize);
@@ -265,6 +285,8 @@ pub async fn get_attachment(cx: &mut Cx<'_>, attachment: i64) -> Result<Reply> {
 
 /// Attachments larger than this are streamed from their file (see [`get_attachment`]).
 const STREAM_ABOVE: u64 = 64 * 1024;
+/// How long GET ATTACHMENT waits for a streamed file's descriptor before giving up.
+const STREAM_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The issue owning an issue, comment, attachment or change id.
 pub fn find_item(cx: &mut Cx, item: i64) -> Result<Reply> {

@@ -2,10 +2,12 @@
 //! arguments and returns a reply or a protocol error.
 
 pub mod backup;
+pub mod email_pref;
 pub mod issue_lines;
 pub mod issues;
 pub mod notifications;
 pub mod projects;
+pub mod quota;
 pub mod subscriptions;
 pub mod system;
 pub mod type_defaults;
@@ -26,6 +28,8 @@ pub struct Session {
     pub peer: SocketAddr,
     /// Set by QUIT: the connection closes after the reply.
     pub quit: bool,
+    /// The user's session epoch at login ([`crate::sessions`]).
+    epoch: u64,
     /// The logged-in user's record as last read, with the store's [`Generation::Users`]
     /// at that read: while no user record changes, commands use it without a lookup.
     known: Option<(u64, Arc<User>)>,
@@ -37,8 +41,25 @@ impl Session {
             user: None,
             peer,
             quit: false,
+            epoch: 0,
             known: None,
         }
+    }
+
+    pub fn log_in(&mut self, user: u64, epoch: u64) {
+        self.user = Some(user);
+        self.epoch = epoch;
+        self.known = None;
+    }
+
+    /// The session made a change that ended the user's sessions, and keeps working.
+    pub fn adopt_epoch(&mut self, epoch: u64) {
+        self.epoch = epoch;
+    }
+
+    fn log_out(&mut self) {
+        self.user = None;
+        self.known = None;
     }
 }
 
@@ -82,13 +103,21 @@ impl Cx<'_> {
                 u.clone()
             }
             _ => {
-                let (generation, user) = self.read(|r| {
+                let (generation, user, valid) = self.read(|r| {
                     Ok((
                         store.generation(Generation::Users),
                         crate::store::users::get(r, id as i64)?,
+                        crate::sessions::still_valid(r, id, self.session.epoch)?,
                     ))
                 })?;
-                let u = Arc::new(user.ok_or(Code::LoginRequired)?);
+                // A password change or a disabling ended this session: it stays logged out
+                // even if the account is enabled again.
+                let user = user.filter(|u| valid && u.access != crate::store::users::ACCESS_NONE);
+                let Some(user) = user else {
+                    self.session.log_out();
+                    return Err(Error::new(Code::LoginRequired));
+                };
+                let u = Arc::new(user);
                 self.session.known = Some((generation, u.clone()));
                 u
             }
@@ -216,6 +245,7 @@ async fn dispatch(cx: &mut Cx<'_>, cmd: Command) -> Result<Reply> {
             subscription,
             token,
         } => subscriptions::confirm(cx, subscription, token),
+        C::ConfirmEmail { user, token } => email_pref::confirm(cx, user, token),
         C::ListPreferences { user } => notifications::list_preferences(cx, user),
         C::SetPreference { user, name, value } => {
             notifications::set_preference(cx, user, name, value)

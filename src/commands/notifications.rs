@@ -42,10 +42,12 @@ fn target_user(cx: &mut Cx, user: i64) -> Result<User> {
 pub fn list_preferences(cx: &mut Cx, user: i64) -> Result<Reply> {
     let target = target_user(cx, user)?;
     let prefs = cx.read(|r| n::prefs(r, target.id))?;
+    let status = super::email_pref::status_line(cx, target.id)?;
     Ok(Reply::Lines(
         prefs
             .into_iter()
             .map(|(k, v)| Line::new("P").str(k).str(v))
+            .chain(status)
             .collect(),
     ))
 }
@@ -99,9 +101,17 @@ pub fn validate_preference(name: &str, value: &str, notify: bool) -> Result<()> 
 
 pub fn set_preference(cx: &mut Cx, user: i64, name: String, value: String) -> Result<Reply> {
     let target = target_user(cx, user)?;
+    super::email_pref::refuse_status(&name)?;
     validate_preference(&name, &value, cx.app.notifier.is_some())?;
     let t = now();
-    cx.write(|w| n::set_pref(w, target.id, &name, &value, t))?;
+    if name == PREF_EMAIL {
+        return super::email_pref::set(cx, &target, &value, t);
+    }
+    let limits = &cx.app.config.limits;
+    cx.write(|w| {
+        super::quota::preference(w, limits, target.id, &name, &value)?;
+        n::set_pref(w, target.id, &name, &value, t)
+    })?;
     Ok(Reply::Ok)
 }
 
@@ -141,7 +151,9 @@ pub fn notify_folder(cx: &mut Cx, folder: i64, status: i64) -> Result<Reply> {
         if folder <= 0 || !n::can_see_folder(w, &me, folder as u64)? {
             return Err(Error::new(Code::UnknownFolder));
         }
-        n::set_watch(w, me.id, Watch::Folder(folder as u64), on)
+        let watch = Watch::Folder(folder as u64);
+        super::quota::watch(w, &cx.app.config.limits, me.id, watch, on)?;
+        n::set_watch(w, me.id, watch, on)
     })?;
     Ok(Reply::Ok)
 }
@@ -154,7 +166,9 @@ pub fn notify_issue(cx: &mut Cx, issue: i64, status: i64) -> Result<Reply> {
         if issue <= 0 || !n::can_see_issue(w, &me, issue as u64)? {
             return Err(Error::new(Code::UnknownIssue));
         }
-        n::set_watch(w, me.id, Watch::Issue(issue as u64), on)
+        let watch = Watch::Issue(issue as u64);
+        super::quota::watch(w, &cx.app.config.limits, me.id, watch, on)?;
+        n::set_watch(w, me.id, watch, on)
     })?;
     Ok(Reply::Ok)
 }

@@ -14,7 +14,7 @@ use crate::store::users::{ACCESS_ADMIN, User};
 use crate::store::{Read, issues, projects};
 use crate::subscribe::mail::Context;
 use crate::subscribe::mailto::Mailto;
-use crate::subscribe::{mail, options, token};
+use crate::subscribe::{mail, options, rate, token};
 
 /// The longest TTL accepted: 100 years is "forever" for anyone who did not say 0.
 const MAX_TTL: i64 = 100 * 365 * 24 * 3600;
@@ -75,6 +75,8 @@ pub fn subscribe(
                 ),
             ));
         }
+        let addresses: Vec<String> = delivery.recipients.iter().map(|(a, _)| a.clone()).collect();
+        rate::charge(w, cfg, me.id, &addresses, time)?;
         let mut tokens = Vec::new();
         let recipients = delivery
             .recipients

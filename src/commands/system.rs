@@ -20,11 +20,25 @@ pub fn hello(cx: &mut Cx) -> Result<Reply> {
 /// 350 without checking the password (protocol-spec/limits.md).
 pub async fn login(cx: &mut Cx<'_>, login: String, password: String) -> Result<Reply> {
     let ip = cx.session.peer.ip();
-    if let Err(why) = cx.app.throttle.check(ip, &login) {
-        tracing::info!(%login, %ip, ?why, "login refused: throttled");
-        return Err(Error::new(Code::TooManyAttempts));
-    }
-    let user = cx.read(|r| users::by_login(r, &login))?;
+    let app = cx.app;
+    // Reserved before the hash and settled after it: simultaneous LOGINs cannot all pass.
+    let attempt = match app.throttle.begin(ip, &login) {
+        Ok(a) => a,
+        Err(refusal) => {
+            tracing::info!(%login, %ip, why = ?refusal.why, "login refused: throttled");
+            return Err(refusal.error());
+        }
+    };
+    // The epoch is read with the record: a password change made while this check runs
+    // ends the new session too.
+    let (user, epoch) = cx.read(|r| {
+        let user = users::by_login(r, &login)?;
+        let epoch = match &user {
+            Some(u) => crate::sessions::epoch(r, u.id)?,
+            None => 0,
+        };
+        Ok((user, epoch))
+    })?;
     let hash = user
         .as_ref()
         .map(|u| u.password.clone())
@@ -33,15 +47,15 @@ pub async fn login(cx: &mut Cx<'_>, login: String, password: String) -> Result<R
     match user {
         Some(u) if ok && u.access > users::ACCESS_NONE => {
             tracing::info!(user = %u.login, "login");
-            cx.app.throttle.succeeded(&login);
-            cx.session.user = Some(u.id);
+            attempt.succeeded();
+            cx.session.log_in(u.id, epoch);
             Ok(Reply::Lines(vec![
                 Line::new("USER").int(u.id as i64).int(u.access),
             ]))
         }
         _ => {
             tracing::warn!(%login, peer = %cx.session.peer, "failed login");
-            cx.app.throttle.failed(ip, &login);
+            attempt.failed();
             Err(Error::new(Code::IncorrectLogin))
         }
     }

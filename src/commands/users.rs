@@ -62,14 +62,19 @@ pub async fn set_password(cx: &mut Cx<'_>, user: i64, password: String) -> Resul
     }
     cx.read(|r| users::require(r, user))?;
     let hash = crate::password::hash_async(password).await;
-    cx.write(|w| {
+    let epoch = cx.write(|w| {
         let old = users::require(w, user)?;
         let new = users::User {
             password: hash,
             ..old.clone()
         };
-        users::update(w, &old, &new)
+        users::update(w, &old, &new)?;
+        crate::sessions::end_all(w, old.id)
     })?;
+    // The user's other sessions end; the one that changed the password goes on.
+    if me.id as i64 == user {
+        cx.session.adopt_epoch(epoch);
+    }
     Ok(Reply::Ok)
 }
 
@@ -112,6 +117,9 @@ pub fn grant_user(cx: &mut Cx, user: i64, access: i64) -> Result<Reply> {
             ..old.clone()
         };
         users::update(w, &old, &new)?;
+        if access == users::ACCESS_NONE {
+            crate::sessions::end_all(w, old.id)?;
+        }
         Ok(Reply::Ok)
     })
 }

@@ -1,4 +1,5 @@
-//! The HTTP listener: the confirm and unsubscribe pages of e-mail subscriptions.
+//! The HTTP listener: the confirm and unsubscribe pages of e-mail subscriptions, and the
+//! confirm page of the `email` preference.
 //!
 //! A GET only shows a page with one button; only a POST changes anything, because mail
 //! scanners and link previewers fetch every link in a mail and must neither confirm nor
@@ -8,12 +9,14 @@
 //! Every value shown is HTML-escaped, pages load nothing from elsewhere, and the token in
 //! the URL is kept out of `Referer` headers and caches.
 
+mod accept;
+
 use crate::app::App;
 use crate::error::{Code, Error, Result};
 use crate::store::issues::now;
 use crate::store::subscriptions::{self as subs, Status, Subscription, Target};
-use crate::store::{Read, issues, projects};
-use crate::subscribe::token;
+use crate::store::{Read, issues, projects, users};
+use crate::subscribe::{email, token};
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -32,9 +35,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     // Requests wait in the listen queue while the store loads at start-up.
     app.store.ready().await;
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(shutdown)
-        .await
+    accept::serve(app.clone(), listener, router(app), shutdown).await
 }
 
 pub fn router(app: Arc<App>) -> Router {
@@ -48,6 +49,10 @@ pub fn router(app: Arc<App>) -> Router {
             get(unsubscribe_page).post(unsubscribe_post),
         )
         .merge(crate::metrics::route::router())
+        .route(
+            "/email/{user}/confirm",
+            get(email_confirm_page).post(email_confirm_post),
+        )
         .fallback(|| async {
             page(
                 StatusCode::NOT_FOUND,
@@ -240,7 +245,9 @@ async fn confirm_post(
     });
     match result {
         Ok(((address, target), seq)) => {
-            app.store.durable(seq).await;
+            if !app.store.saved(seq).await {
+                return server_error();
+            }
             tracing::info!(subscription = id, "subscription confirmed by link");
             page(
                 StatusCode::OK,
@@ -271,22 +278,23 @@ async fn unsubscribe_page(
         let Some(sub) = subs::get(r, id)? else {
             return Ok(None);
         };
-        if !subs::unsubscribe_token_valid(r, sub.id, &q.token, time)? {
+        // Only the address this link was mailed to: the other recipients (Bcc above all)
+        // are none of its reader's business.
+        let Some(address) = subs::unsubscribe_address(r, &sub, &q.token, time)? else {
             return Ok(None);
-        }
-        let addresses: Vec<String> = sub.recipients.iter().map(|r| r.address.clone()).collect();
-        Ok(Some((addresses.join(", "), target_text(r, &sub)?)))
+        };
+        Ok(Some((address, target_text(r, &sub)?)))
     });
     match found {
-        Ok(Some((addresses, target))) => page(
+        Ok(Some((address, target))) => page(
             StatusCode::OK,
             "Unsubscribe",
             &format!(
                 "<p>Stop the notifications from {server} about <b>{target}</b> to \
-                 <b>{addresses}</b>?</p>\n{form}",
+                 <b>{address}</b>?</p>\n{form}",
                 server = escape(&app.config.server.name),
                 target = escape(&target),
-                addresses = escape(&addresses),
+                address = escape(&address),
                 form = form(
                     &format!("/subscriptions/{id}/unsubscribe?token={}", q.token),
                     "Unsubscribe"
@@ -299,7 +307,8 @@ async fn unsubscribe_page(
 }
 
 /// RFC 8058 one-click and the page's button alike: the token in the URL is the authority,
-/// the body is not needed.
+/// the body is not needed. It stops the address the link was mailed to; the subscription
+/// goes with its last address.
 async fn unsubscribe_post(
     State(app): State<Arc<App>>,
     Path(id): Path<i64>,
@@ -311,31 +320,104 @@ async fn unsubscribe_post(
     let time = now();
     let result = app.store.write(|w| {
         let sub = subs::get(w, id)?.ok_or_else(|| Error::new(Code::UnknownSubscription))?;
-        if !subs::unsubscribe_token_valid(w, sub.id, &q.token, time)? {
-            return Err(Error::new(Code::InvalidToken));
-        }
+        let address = subs::unsubscribe_address(w, &sub, &q.token, time)?
+            .ok_or_else(|| Error::new(Code::InvalidToken))?;
         let target = target_text(w, &sub)?;
-        subs::delete(w, &sub)?;
-        Ok(target)
+        subs::remove_recipient(w, &sub, &address)?;
+        Ok((address, target))
     });
     match result {
-        Ok((target, seq)) => {
-            app.store.durable(seq).await;
+        Ok(((address, target), seq)) => {
+            if !app.store.saved(seq).await {
+                return server_error();
+            }
             tracing::info!(
                 subscription = id,
-                "subscription cancelled by unsubscribe link"
+                "address unsubscribed by unsubscribe link"
             );
             page(
                 StatusCode::OK,
                 "Unsubscribed",
                 &format!(
-                    "<p>You will get no more notifications about <b>{}</b>.</p>",
+                    "<p><b>{}</b> will get no more notifications about <b>{}</b>.</p>",
+                    escape(&address),
                     escape(&target)
                 ),
             )
         }
         Err(e) if e.code == Code::ServerError => server_error(),
         Err(_) => invalid_link("unsubscribe"),
+    }
+}
+
+/// The page of an `email` preference's confirmation link: names the server, the account
+/// and the address, with one button; changes nothing.
+async fn email_confirm_page(
+    State(app): State<Arc<App>>,
+    Path(user): Path<i64>,
+    Query(q): Query<TokenQuery>,
+) -> Response {
+    if app.notifier.is_none() || user <= 0 {
+        return invalid_link("confirmation");
+    }
+    let found = app.store.read(|r| {
+        let Some(address) = email::pending_target(r, user as u64, &q.token, now())? else {
+            return Ok(None);
+        };
+        let login = users::get(r, user)?.map(|u| u.login).unwrap_or_default();
+        Ok(Some((address, login)))
+    });
+    match found {
+        Ok(Some((address, login))) => page(
+            StatusCode::OK,
+            "Confirm e-mail address",
+            &format!(
+                "<p>{server} was asked to send the notifications of the user <b>{login}</b> \
+                 to <b>{address}</b>.</p>\n<p>Nothing is sent until you confirm. If you did \
+                 not ask for this, close this page.</p>\n{form}",
+                server = escape(&app.config.server.name),
+                login = escape(&login),
+                address = escape(&address),
+                form = form(
+                    &format!("/email/{user}/confirm?token={}", q.token),
+                    "Confirm e-mail address"
+                ),
+            ),
+        ),
+        Ok(None) => invalid_link("confirmation"),
+        Err(_) => server_error(),
+    }
+}
+
+async fn email_confirm_post(
+    State(app): State<Arc<App>>,
+    Path(user): Path<i64>,
+    Query(q): Query<TokenQuery>,
+) -> Response {
+    if app.notifier.is_none() || user <= 0 {
+        return invalid_link("confirmation");
+    }
+    let time = now();
+    match app
+        .store
+        .write(|w| email::confirm(w, user as u64, &q.token, time))
+    {
+        Ok((address, seq)) => {
+            if !app.store.saved(seq).await {
+                return server_error();
+            }
+            tracing::info!(user, "e-mail address confirmed by link");
+            page(
+                StatusCode::OK,
+                "E-mail address confirmed",
+                &format!(
+                    "<p><b>{}</b> will now receive the notifications of this account.</p>",
+                    escape(&address)
+                ),
+            )
+        }
+        Err(e) if e.code == Code::ServerError => server_error(),
+        Err(_) => invalid_link("confirmation"),
     }
 }
 

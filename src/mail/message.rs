@@ -43,6 +43,12 @@ pub struct OutgoingMail {
     pub list_unsubscribe: Option<String>,
     /// `Date:` as Unix seconds.
     pub date: i64,
+    /// When not empty, the only envelope recipients (instead of To, Cc and Bcc): one copy of
+    /// a subscription's mail per recipient, each with its own unsubscribe link, while the
+    /// headers still show the same To and Cc. Not part of the stored form: the outbox keeps
+    /// it under a key of its own (`store::notify`), so entries of older versions still read.
+    #[serde(skip)]
+    pub envelope: Vec<String>,
 }
 
 /// Why an [`OutgoingMail`] could not become a MIME message. None of these get better by
@@ -183,10 +189,44 @@ fn mailbox(field: &'static str, value: &str) -> Result<Mailbox, MailError> {
             value: value.to_owned(),
         });
     }
-    value.parse().map_err(|_| MailError::InvalidAddress {
+    let mut m: Mailbox = value.parse().map_err(|_| MailError::InvalidAddress {
         field,
         value: value.to_owned(),
-    })
+    })?;
+    m.name = m.name.map(|n| header_text(&n));
+    Ok(m)
+}
+
+/// Whether a character may change how the text around it is shown: bidirectional
+/// embeddings, overrides and isolates (U+202E shows `gpj.exe` as `exe.jpg`) and the marks.
+fn is_bidi_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+    )
+}
+
+/// Text that becomes a header (subjects, display names), made inert: bidi controls are
+/// dropped, line and paragraph separators (U+2028, U+2029) and other control characters
+/// become spaces, and `=?` gets a U+200B ZERO WIDTH SPACE between its two characters, so
+/// nothing the user typed is ever read as an RFC 2047 encoded word: the word is encoded by
+/// lettre instead and shows as typed. CR and LF are refused before this is called.
+pub fn header_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if is_bidi_control(c) {
+            continue;
+        }
+        if c.is_control() || c == '\u{2028}' || c == '\u{2029}' {
+            out.push(' ');
+            continue;
+        }
+        if c == '?' && out.ends_with('=') {
+            out.push('\u{200B}');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn unix_to_system_time(secs: i64) -> SystemTime {
@@ -214,13 +254,29 @@ impl OutgoingMail {
         for addr in &self.bcc {
             builder = builder.bcc(mailbox("bcc", addr)?);
         }
-        if self.to.is_empty() && self.cc.is_empty() && self.bcc.is_empty() {
+        if self.to.is_empty()
+            && self.cc.is_empty()
+            && self.bcc.is_empty()
+            && self.envelope.is_empty()
+        {
             return Err(MailError::NoRecipient);
+        }
+
+        if !self.envelope.is_empty() {
+            let from = mailbox("from", &self.from)?.email;
+            let to = self
+                .envelope
+                .iter()
+                .map(|a| mailbox("envelope", a).map(|m| m.email))
+                .collect::<Result<Vec<_>, _>>()?;
+            let envelope =
+                lettre::address::Envelope::new(Some(from), to).map_err(MailError::Build)?;
+            builder = builder.envelope(envelope);
         }
 
         reject_line_breaks("Subject", &self.subject)?;
         builder = builder
-            .subject(self.subject.clone())
+            .subject(header_text(&self.subject))
             .header(MessageId::from(bracketed_id(
                 "Message-ID",
                 &self.message_id,
@@ -281,6 +337,7 @@ mod tests {
             list_id: Some("website.webissued.localhost".into()),
             list_unsubscribe: Some("https://tracker.example.org/unsubscribe?t=abc123".into()),
             date: 1_700_000_000,
+            envelope: vec![],
         }
     }
 
@@ -519,10 +576,57 @@ mod tests {
     }
 
     #[test]
+    fn an_explicit_envelope_replaces_the_header_recipients() {
+        let mut mail = sample();
+        mail.bcc.clear();
+        mail.envelope = vec!["hidden@example.org".into()];
+        let msg = mail.to_message().unwrap();
+        let rcpt: Vec<String> = msg.envelope().to().iter().map(|a| a.to_string()).collect();
+        assert_eq!(rcpt, ["hidden@example.org"]);
+        let head = headers(&String::from_utf8(msg.formatted()).unwrap());
+        assert_eq!(header(&head, "Cc"), Some("cc@example.org"));
+        assert_eq!(header(&head, "Bcc"), None);
+        // A copy for a Bcc recipient alone (no confirmed To or Cc) has no destination header.
+        mail.to.clear();
+        mail.cc.clear();
+        let msg = mail.to_message().unwrap();
+        assert_eq!(msg.envelope().to().len(), 1);
+        let head = headers(&String::from_utf8(msg.formatted()).unwrap());
+        assert_eq!(header(&head, "To"), None);
+    }
+
+    #[test]
+    fn header_text_defuses_encoded_words_bidi_and_separators() {
+        assert_eq!(
+            header_text("a =?utf-8?b?SGk=?= b"),
+            "a =\u{200B}?utf-8?b?SGk=\u{200B}?= b"
+        );
+        assert_eq!(header_text("x\u{202E}gpj.exe\u{2066}"), "xgpj.exe");
+        assert_eq!(header_text("a\u{2028}b\u{2029}c\u{0007}d"), "a b c d");
+        let mut mail = sample();
+        mail.subject = "=?utf-8?b?SGFja2Vk?=".into();
+        mail.to = vec!["\"\u{202E}evil\" <zoe@example.org>".into()];
+        let head = headers(&formatted(&mail));
+        let subject = header(&head, "Subject").unwrap();
+        assert!(
+            subject.starts_with("=?utf-8?b?") && !subject.contains("SGFja2Vk"),
+            "the word is encoded by us, not passed through: {subject}"
+        );
+        assert!(
+            !head.contains("4oCu"),
+            "U+202E (base64 4oCu) in a display name"
+        );
+    }
+
+    #[test]
     fn stored_form_round_trips() {
         let mail = sample();
         let bytes = postcard::to_allocvec(&mail).unwrap();
         let back: OutgoingMail = postcard::from_bytes(&bytes).unwrap();
         assert_eq!(back, mail);
+        // The envelope is stored apart, so the layout is that of earlier versions.
+        let mut copy = mail.clone();
+        copy.envelope = vec!["one@example.org".into()];
+        assert_eq!(postcard::to_allocvec(&copy).unwrap(), bytes);
     }
 }

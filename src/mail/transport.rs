@@ -304,6 +304,7 @@ mod tests {
             list_id: None,
             list_unsubscribe: None,
             date: 1_700_000_000,
+            envelope: vec![],
         }
     }
 

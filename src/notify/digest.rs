@@ -10,7 +10,7 @@ use crate::mail::{
 };
 use crate::notify::schedule::UserTz;
 use crate::store::notify::{
-    self as n, FanoutConfig, IssuePlace, PREF_EMAIL, PREF_FORMAT, PREF_TIMEZONE, Watch,
+    self as n, FanoutConfig, IssuePlace, PREF_FORMAT, PREF_TIMEZONE, Watch,
 };
 use crate::store::users::{self, ACCESS_NONE};
 use crate::store::{EventKind, IssueEvent, Read, key};
@@ -85,7 +85,7 @@ pub fn build(r: &impl Read, user_id: u64, cfg: &FanoutConfig) -> Result<Digest> 
     let format = n::pref(r, user_id, PREF_FORMAT)?
         .and_then(|f| Format::parse(&f))
         .unwrap_or(Format::Both);
-    let email = n::pref(r, user_id, PREF_EMAIL)?;
+    let email = crate::subscribe::email::confirmed_email(r, user_id)?;
     let mut digest = Digest {
         user: user_id,
         recipient: user.as_ref().map(|u| u.name.clone()).unwrap_or_default(),
@@ -281,6 +281,7 @@ pub fn render(
         list_id: Some(mail.list_id.clone()),
         list_unsubscribe: None,
         date: now,
+        envelope: vec![],
     })
 }
 

@@ -514,6 +514,7 @@ mod tests {
                 projects::insert_folder(w, 1, 1, "Bugs")?;
                 projects::set_member(w, 1, 2, 1)?;
                 set_pref(w, 2, PREF_EMAIL, "ann@example.org", 0)?;
+                crate::subscribe::email::mark_confirmed(w, 2, "ann@example.org")?;
                 if !freq.is_empty() {
                     set_pref(w, 2, PREF_FREQUENCY, freq, 0)?;
                 }

@@ -179,6 +179,10 @@ pub enum Command {
         subscription: Id,
         token: String,
     },
+    ConfirmEmail {
+        user: Id,
+        token: String,
+    },
 }
 
 impl Command {
@@ -476,6 +480,12 @@ pub fn parse_command(raw: &[u8], literal: Option<Bytes>) -> Result<Command, Erro
         ["CONFIRM", "SUBSCRIPTION"] => a.sig("is").and_then(|_| {
             Ok(C::ConfirmSubscription {
                 subscription: a.int(),
+                token: a.str(Kind::Key)?,
+            })
+        }),
+        ["CONFIRM", "EMAIL"] => a.sig("is").and_then(|_| {
+            Ok(C::ConfirmEmail {
+                user: a.int(),
                 token: a.str(Kind::Key)?,
             })
         }),

@@ -54,6 +54,8 @@ pub enum Reply {
 pub struct FileBody {
     pub file: std::sync::Arc<std::fs::File>,
     pub size: u64,
+    /// Its place among the files streamed at once (crate::fdlimit), given back with it.
+    pub permit: Option<std::sync::Arc<tokio::sync::OwnedSemaphorePermit>>,
 }
 
 impl PartialEq for FileBody {

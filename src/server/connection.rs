@@ -82,6 +82,7 @@ async fn run(
     let mut partial: Option<Partial> = None;
     let mut buf = BytesMut::new();
     let mut out = Vec::new();
+    let mut deps: Vec<Dep> = Vec::new();
     // The budget held for the literal being read.
     let mut held: Option<Held> = None;
     let mut eof = false;
@@ -97,6 +98,8 @@ async fn run(
         let mut durable_at = 0;
         let mut ran = 0;
         let mut file = None;
+        let discards = app.store.discards();
+        deps.clear();
         while ran < MAX_BATCH && out.len() < MAX_OUT && file.is_none() && !session.quit {
             let frame = match if eof {
                 codec.decode_eof(&mut buf)
@@ -110,6 +113,7 @@ async fn run(
                     return;
                 }
             };
+            let settled_before = app.store.settled();
             let mut cx = Cx {
                 app: &app,
                 session: &mut session,
@@ -139,7 +143,16 @@ async fn run(
                 }
                 frame => process(&mut cx, frame).await,
             };
-            durable_at = durable_at.max(cx.wrote);
+            // A write's reply waits for its batch; any other reply for every batch applied
+            // by the time it was built, so it shows nothing that is not on disk (a load and
+            // a compare when nothing is in flight).
+            let wrote = cx.wrote;
+            let needs = if wrote > 0 {
+                wrote
+            } else {
+                app.store.last_applied()
+            };
+            durable_at = durable_at.max(needs);
             ran += 1;
             match reply {
                 Reply::File(body) => {
@@ -148,11 +161,24 @@ async fn run(
                 }
                 reply => reply.encode(&mut out),
             }
+            deps.push(Dep {
+                end: out.len(),
+                settled_before,
+                needs,
+                wrote: wrote > 0,
+            });
         }
         // Stopped before the buffered input ran out: decode on before reading again.
         let more = ran == MAX_BATCH || out.len() >= MAX_OUT || file.is_some();
         if !out.is_empty() {
             app.store.durable(durable_at).await;
+            if app.store.discards() != discards {
+                let (fixed, last_kept) = replace_discarded(&app, &out, &deps);
+                out = fixed;
+                if !last_kept {
+                    file = None; // a streamed body belongs to the last reply
+                }
+            }
             // A client that pipelines without reading fills its socket buffer; the write
             // then waits here, blocking this connection only (it reads nothing meanwhile,
             // so TCP pushes back on the client), and the write limit closes it once it
@@ -243,6 +269,41 @@ async fn run(
     }
     let _ = stream.shutdown().await;
     tracing::debug!("closed");
+}
+
+/// What one reply in `out` rests on.
+struct Dep {
+    /// Where the reply ends in `out`.
+    end: usize,
+    /// The settled sequence before the command ran: what it read up to there was on disk.
+    settled_before: u64,
+    /// Its own batch (a write), or the newest batch it may have read.
+    needs: u64,
+    wrote: bool,
+}
+
+/// Replies after the log could not be written: a write whose batch was discarded, and any
+/// other reply that may have read a discarded batch, become the failure's `ERROR 500`.
+/// Also says whether the last reply was kept.
+fn replace_discarded(app: &App, out: &[u8], deps: &[Dep]) -> (Vec<u8>, bool) {
+    let mut fixed = Vec::with_capacity(out.len());
+    let mut start = 0;
+    let mut kept = true;
+    for d in deps {
+        let lost = if d.wrote {
+            app.store.discarded_in(d.needs, d.needs)
+        } else {
+            app.store.discarded_in(d.settled_before + 1, d.needs)
+        };
+        if lost {
+            Reply::Error(app.store.failure_error()).encode(&mut fixed);
+        } else {
+            fixed.extend_from_slice(&out[start..d.end]);
+        }
+        kept = !lost;
+        start = d.end;
+    }
+    (fixed, kept)
 }
 
 /// What the codec is part-way through between reads, with its deadline.

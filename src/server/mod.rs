@@ -8,7 +8,7 @@ mod pace;
 mod send;
 mod throttle;
 
-pub use throttle::{LoginThrottle, Throttled};
+pub use throttle::{Attempt, LoginThrottle, Refusal, Throttled};
 
 use crate::app::App;
 use std::collections::HashMap;
@@ -94,27 +94,27 @@ pub async fn run(
 
 /// Open connections per client address, so one address cannot take every connection slot.
 #[derive(Clone)]
-struct PerIp {
+pub(crate) struct PerIp {
     max: usize,
     open: Arc<Mutex<HashMap<IpAddr, usize>>>,
 }
 
 /// Holds one of an address's connection slots; gives it back on drop.
-struct PerIpSlot {
+pub(crate) struct PerIpSlot {
     ip: IpAddr,
     open: Arc<Mutex<HashMap<IpAddr, usize>>>,
 }
 
 impl PerIp {
     /// `max` 0 means no per-address limit.
-    fn new(max: usize) -> Self {
+    pub(crate) fn new(max: usize) -> Self {
         PerIp {
             max: if max == 0 { usize::MAX } else { max },
             open: Arc::default(),
         }
     }
 
-    fn acquire(&self, ip: IpAddr) -> Option<PerIpSlot> {
+    pub(crate) fn acquire(&self, ip: IpAddr) -> Option<PerIpSlot> {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         let n = open.entry(ip).or_insert(0);
         if *n >= self.max {

@@ -159,12 +159,29 @@ impl Checkpointer {
             // One file per sled session: sled's memory grows with the keys written while
             // it is open (about 4 KB a key here) and is only returned when it closes.
             let round = [oldest.path.clone()];
-            while let Err(e) = self.fold_gated(&round) {
-                if self.stopping() {
-                    return;
+            loop {
+                match self.fold_gated(&round) {
+                    Ok(None) => break,
+                    Ok(Some((path, at))) => {
+                        // Folding stops here for good: the file (and every later one) stays
+                        // for the next start to refuse and `webissued salvage` to read, and
+                        // folding later files would put batches after a hole into sled.
+                        tracing::error!(
+                            file = %path.display(),
+                            at,
+                            "damaged log file: not folded and kept; no further checkpoints; the server serves from memory, but will refuse to start until `webissued salvage` is run"
+                        );
+                        while files.recv().is_ok() {}
+                        return;
+                    }
+                    Err(e) => {
+                        if self.stopping() {
+                            return;
+                        }
+                        tracing::error!(error = %e, "checkpoint failed; retrying");
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
                 }
-                tracing::error!(error = %e, "checkpoint failed; retrying");
-                std::thread::sleep(Duration::from_secs(1));
             }
             waiting.pop_front();
             release_memory();
@@ -178,12 +195,14 @@ impl Checkpointer {
         self.stop.load(std::sync::atomic::Ordering::Acquire)
     }
 
-    fn fold_gated(&self, paths: &[PathBuf]) -> crate::error::Result<()> {
+    fn fold_gated(&self, paths: &[PathBuf]) -> crate::error::Result<Option<(PathBuf, u64)>> {
         let _gate = self.gate.lock().unwrap_or_else(|e| e.into_inner());
         self.fold_all(paths)
     }
 
-    fn fold_all(&self, paths: &[PathBuf]) -> crate::error::Result<()> {
+    /// Folds `paths`, then removes them; or, when one of them is damaged, stops before it
+    /// and returns its path and the offset of the damage (nothing is removed).
+    fn fold_all(&self, paths: &[PathBuf]) -> crate::error::Result<Option<(PathBuf, u64)>> {
         let mut folded = Vec::new();
         {
             let (db, tree) = open_sled(&self.sled_dir, self.cache_bytes)?;
@@ -196,7 +215,9 @@ impl Checkpointer {
                 }
                 // A file folded before a failure in this round is gone already.
                 if path.exists() {
-                    self.fold(&db, &tree, &sled_log, path)?;
+                    if let Some(at) = self.fold(&db, &tree, &sled_log, path)? {
+                        return Ok(Some((path.clone(), at)));
+                    }
                     folded.push(path);
                 }
             }
@@ -210,17 +231,18 @@ impl Checkpointer {
             std::fs::remove_file(path)?;
         }
         wal::sync_dir(&self.wal_dir)?;
-        Ok(())
+        Ok(None)
     }
 
-    /// Folds one closed log file into sled (the caller removes it).
+    /// Folds one closed log file into sled (the caller removes it). A damaged file (a bad
+    /// record, or bytes after its last one) is not folded: returns the damage's offset.
     fn fold(
         &self,
         db: &sled::Db,
         tree: &sled::Tree,
         sled_log: &std::fs::File,
         path: &Path,
-    ) -> crate::error::Result<()> {
+    ) -> crate::error::Result<Option<u64>> {
         let started = std::time::Instant::now();
         let done = folded_seq(tree)?;
         let mut latest: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
@@ -231,6 +253,9 @@ impl Checkpointer {
                 last = seq;
             }
         })?;
+        if summary.torn {
+            return Ok(Some(summary.valid_bytes));
+        }
         if last > done {
             let keys = latest.len();
             // In flushed chunks: a whole file at once made sled hold over a gigabyte.
@@ -260,7 +285,63 @@ impl Checkpointer {
                 "checkpoint"
             );
         }
-        Ok(())
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A closed file with a bad record is neither folded nor removed, and folding stops
+    /// there (the file after it stays too); an intact file before it is folded and removed.
+    #[test]
+    fn a_damaged_file_is_never_folded_nor_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal_dir = dir.path().join("wal");
+        std::fs::create_dir_all(&wal_dir).unwrap();
+        let mut paths = Vec::new();
+        for (g, seq) in [(1u64, 1u64), (2, 3), (3, 5)] {
+            let mut log = wal::LogFile::create(&wal_dir, g).unwrap();
+            let mut bytes = Vec::new();
+            for s in seq..seq + 2 {
+                let k = format!("k{s}");
+                wal::encode(&mut bytes, s, [(k.as_bytes(), Some(&b"v"[..]))].into_iter());
+            }
+            log.append_durable(&bytes).unwrap();
+            paths.push(log.path.clone());
+        }
+        let mut bad = std::fs::read(&paths[1]).unwrap();
+        bad[20] ^= 1;
+        std::fs::write(&paths[1], &bad).unwrap();
+        let checkpointer = Checkpointer {
+            sled_dir: dir.path().join("db"),
+            cache_bytes: 1 << 20,
+            wal_dir: wal_dir.clone(),
+            stop: Default::default(),
+            activity: Box::new(|| 0),
+            schedule: Schedule {
+                quiet: Duration::ZERO,
+                backlog_bytes: 0,
+                max_wait: Duration::ZERO,
+            },
+            gate: Default::default(),
+        };
+        let (tx, rx) = mpsc::channel();
+        for p in &paths {
+            tx.send(p.clone()).unwrap();
+        }
+        drop(tx);
+        checkpointer.run(rx);
+        assert!(!paths[0].exists(), "the intact file is folded and removed");
+        assert_eq!(
+            std::fs::read(&paths[1]).unwrap(),
+            bad,
+            "the damaged file stays"
+        );
+        assert!(paths[2].exists(), "no fold past the damage");
+        let (_db, tree) = open_sled(&dir.path().join("db"), 1 << 20).unwrap();
+        assert_eq!(folded_seq(&tree).unwrap(), 2);
     }
 }
 

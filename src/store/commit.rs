@@ -10,6 +10,13 @@
 //!
 //! When the current file grows past its size or age limit the committer starts the next
 //! generation and hands the closed file to the checkpointer ([`super::checkpoint`]).
+//!
+//! When the log cannot be written (a full disk) for [`FAILURE_GRACE`], every batch not yet
+//! on disk is discarded: the store takes its writes back ([`Rollback`]), its writers are
+//! told it failed, and new writes are refused until a probe file can be written again.
+//! Sequences handed out stay increasing (a waiter never mistakes a later batch for its
+//! own), while the log's sequences stay consecutive: a discarded batch's log sequence is
+//! given to the next batch ([`Queue::skipped`]).
 
 use super::wal::{self, LogFile};
 use std::path::PathBuf;
@@ -38,14 +45,43 @@ struct Queue {
     /// there must wake it; while it writes, appends save the futex call).
     waiting: bool,
     want: usize,
+    /// Sequences discarded so far: a batch's log sequence is its sequence minus this.
+    skipped: u64,
 }
+
+/// Takes back, under the store's write lock, the writes of every batch after the given
+/// durable sequence, then calls [`GroupCommit::discard_unwritten`] (the committer calls it
+/// with the reason the log cannot be written).
+pub type Rollback = Box<dyn Fn(&GroupCommit, &str) + Send>;
+
+/// How long the committer retries a failed log write before it discards what is waiting.
+/// Short: every writer and every reply that read a batch waiting for this flush waits too,
+/// and the replies that read a discarded batch become errors.
+pub const FAILURE_GRACE: Duration = Duration::from_millis(200);
+
+/// How often a failed log is probed for space.
+const PROBE_EVERY: Duration = Duration::from_millis(500);
+
+/// The zeros a probe writes: writes resume once this much can be written (and kept, as the
+/// next log file's room).
+const PROBE_FILL: u64 = 1 << 20;
 
 pub struct GroupCommit {
     queue: Mutex<Queue>,
     wake: Condvar,
     applied: AtomicU64,
-    /// The newest sequence on disk.
+    /// The newest settled sequence: every batch up to it is on disk, or was discarded
+    /// (those are in `discarded`).
     durable: AtomicU64,
+    /// Discarded sequence ranges (inclusive), and the highest discarded sequence (0: none),
+    /// so the usual check costs one load.
+    discarded: Mutex<Vec<(u64, u64)>>,
+    discarded_max: AtomicU64,
+    discard_count: std::sync::atomic::AtomicUsize,
+    /// Set while the log cannot be written: new batches are refused.
+    failed: std::sync::atomic::AtomicBool,
+    /// Why, for the replies.
+    failure: Mutex<String>,
     /// Tasks waiting in [`GroupCommit::durable`], each with the sequence it waits for: a
     /// flush wakes only those it made durable. (A `watch` channel woke every waiter at every
     /// flush, and with two flushes' worth of writers in flight, half of them for nothing.)
@@ -88,10 +124,16 @@ impl GroupCommit {
                 stop: false,
                 waiting: false,
                 want: 1,
+                skipped: 0,
             }),
             wake: Condvar::new(),
             applied: AtomicU64::new(0),
             durable: AtomicU64::new(0),
+            discarded: Mutex::new(Vec::new()),
+            discarded_max: AtomicU64::new(0),
+            discard_count: std::sync::atomic::AtomicUsize::new(0),
+            failed: std::sync::atomic::AtomicBool::new(false),
+            failure: Mutex::new(String::new()),
             waiters: Mutex::new(Vec::new()),
             durable_lock: Mutex::new(0),
             durable_cond: Condvar::new(),
@@ -108,6 +150,7 @@ impl GroupCommit {
         last_seq: u64,
         rotation: Rotation,
         closed: mpsc::Sender<PathBuf>,
+        rollback: Rollback,
     ) -> std::io::Result<std::thread::JoinHandle<()>> {
         self.queue.lock().unwrap().last = last_seq;
         self.applied.store(last_seq, Ordering::Release);
@@ -115,7 +158,71 @@ impl GroupCommit {
         let me = self.clone();
         std::thread::Builder::new()
             .name("group-commit".into())
-            .spawn(move || me.run(log, dir, rotation, closed))
+            .spawn(move || me.run(log, dir, rotation, closed, rollback))
+    }
+
+    /// Whether new batches are refused (the log cannot be written).
+    #[inline]
+    pub fn failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
+    }
+
+    /// Why the log cannot be written (or could not, when a batch was discarded).
+    pub fn failure(&self) -> String {
+        self.failure.lock().unwrap().clone()
+    }
+
+    /// Whether batch `seq` was discarded (only meaningful once it is settled).
+    #[inline]
+    pub fn is_discarded(&self, seq: u64) -> bool {
+        self.discarded_in(seq, seq)
+    }
+
+    /// Whether any batch in `from..=to` was discarded.
+    pub fn discarded_in(&self, from: u64, to: u64) -> bool {
+        if from > to || self.discarded_max.load(Ordering::Acquire) < from {
+            return false;
+        }
+        self.discarded
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|&(a, b)| a <= to && from <= b)
+    }
+
+    /// How many discards there were: while it stays the same, nothing was discarded.
+    #[inline]
+    pub fn discards(&self) -> usize {
+        self.discard_count.load(Ordering::Acquire)
+    }
+
+    /// Drops every batch not on disk yet and refuses new ones until the log can be written
+    /// again. To be called with the store's write lock held (so no batch is applied
+    /// meanwhile), by the [`Rollback`] after `undo(durable)` took the writes back.
+    pub fn discard_unwritten(&self, reason: &str, undo: impl FnOnce(u64)) {
+        let mut q = self.queue.lock().unwrap();
+        let durable = self.durable.load(Ordering::Acquire);
+        let last = q.last;
+        q.buf.clear();
+        q.batches = 0;
+        q.skipped += last - durable;
+        *self.failure.lock().unwrap() = reason.to_string();
+        self.failed.store(true, Ordering::Release);
+        undo(durable);
+        drop(q);
+        if last > durable {
+            self.discarded.lock().unwrap().push((durable + 1, last));
+            self.discarded_max.store(last, Ordering::Release);
+            self.discard_count.fetch_add(1, Ordering::Release);
+            tracing::error!(
+                from = durable + 1,
+                to = last,
+                reason,
+                "batches not on disk discarded and taken back; writes refused until the log can be written"
+            );
+        }
+        // Settled: their waiters wake and find them discarded.
+        self.publish(last);
     }
 
     /// Queues the record of a batch and returns its sequence. Called under the store's
@@ -125,7 +232,8 @@ impl GroupCommit {
         let seq = q.last + 1;
         q.last = seq;
         q.batches += 1;
-        wal::encode(&mut q.buf, seq, ops);
+        let log_seq = seq - q.skipped;
+        wal::encode(&mut q.buf, log_seq, ops);
         self.applied.store(seq, Ordering::Release);
         let waiting = q.waiting && q.batches >= q.want;
         drop(q);
@@ -140,7 +248,7 @@ impl GroupCommit {
         self.applied.load(Ordering::Acquire)
     }
 
-    /// Waits until batch `seq` is on disk.
+    /// Waits until batch `seq` is settled: on disk, or discarded ([`GroupCommit::is_discarded`]).
     pub async fn durable(&self, seq: u64) {
         let mut registered = false;
         std::future::poll_fn(|cx| {
@@ -167,12 +275,18 @@ impl GroupCommit {
         .await
     }
 
-    /// Whether `seq` is already durable (no wait needed).
+    /// The newest settled sequence.
+    #[inline]
+    pub fn settled(&self) -> u64 {
+        self.durable.load(Ordering::Acquire)
+    }
+
+    /// Whether `seq` is already settled (no wait needed).
     pub fn is_durable(&self, seq: u64) -> bool {
         self.durable.load(Ordering::Acquire) >= seq
     }
 
-    /// Blocks the calling thread until batch `seq` is on disk (start-up, tools).
+    /// Blocks the calling thread until batch `seq` is settled (start-up, tools).
     pub fn wait_durable(&self, seq: u64) {
         let mut blocked = self.durable_lock.lock().unwrap();
         while !self.is_durable(seq) {
@@ -242,6 +356,7 @@ impl GroupCommit {
         dir: PathBuf,
         rotation: Rotation,
         closed: mpsc::Sender<PathBuf>,
+        rollback: Rollback,
     ) {
         let mut spare = Vec::new();
         if let Err(e) = wal::remove_prepared(&dir) {
@@ -281,13 +396,26 @@ impl GroupCommit {
             };
             if !spare.is_empty() {
                 let started = std::time::Instant::now();
-                while let Err(e) = log.append_durable(&spare) {
-                    tracing::error!(error = %e, file = %log.path.display(), "log write failed; retrying");
-                    std::thread::sleep(Duration::from_millis(100));
+                let written = self.write_or_give_up(&mut log, &spare, stop);
+                if written.is_ok() {
+                    crate::metrics::global().flushed(last_flush, spare.len(), started.elapsed());
                 }
-                crate::metrics::global().flushed(last_flush, spare.len(), started.elapsed());
                 spare.clear();
-                self.publish(target);
+                match written {
+                    Ok(()) => self.publish(target),
+                    Err(e) => {
+                        let reason = if e.raw_os_error() == Some(libc::ENOSPC) {
+                            "disk full, the change was not saved".to_string()
+                        } else {
+                            format!("the log cannot be written ({e}), the change was not saved")
+                        };
+                        rollback(self, &reason);
+                        match self.recover(&mut log, &dir, &mut next, rotation, &closed) {
+                            true => continue,
+                            false => return, // stopped while failed: nothing is queued
+                        }
+                    }
+                }
             }
             if stop {
                 if log.len > 0 {
@@ -318,6 +446,75 @@ impl GroupCommit {
                     }
                 }
             }
+        }
+    }
+}
+
+impl GroupCommit {
+    /// Appends `bytes`, retrying for [`FAILURE_GRACE`] (unless stopping); the last error when
+    /// it gives up.
+    fn write_or_give_up(&self, log: &mut LogFile, bytes: &[u8], stop: bool) -> std::io::Result<()> {
+        let started = std::time::Instant::now();
+        loop {
+            let e = match log.append_durable(bytes) {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            tracing::error!(error = %e, file = %log.path.display(), "log write failed; retrying");
+            if stop || started.elapsed() >= FAILURE_GRACE {
+                return Err(e);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// After a discard: probes every [`PROBE_EVERY`] by preparing the next log file; once
+    /// that works, continues in it and takes writes again. False when stopped first.
+    fn recover(
+        &self,
+        log: &mut LogFile,
+        dir: &std::path::Path,
+        next: &mut Option<std::thread::JoinHandle<std::io::Result<wal::Prepared>>>,
+        rotation: Rotation,
+        closed: &mpsc::Sender<PathBuf>,
+    ) -> bool {
+        let started = std::time::Instant::now();
+        loop {
+            {
+                let q = self.queue.lock().unwrap();
+                let q = self.wake.wait_timeout(q, PROBE_EVERY).unwrap().0;
+                if q.stop {
+                    return false;
+                }
+            }
+            let generation = log.generation + 1;
+            let prepared = match next.take().map(std::thread::JoinHandle::join) {
+                Some(Ok(Ok(p))) => Ok(p),
+                _ => wal::Prepared::create(dir, generation, PROBE_FILL.min(rotation.max_bytes)),
+            };
+            let file = match prepared.and_then(|p| p.install(dir)) {
+                Ok(file) => file,
+                Err(e) => {
+                    tracing::debug!(error = %e, "log still not writable");
+                    continue;
+                }
+            };
+            let old = std::mem::replace(log, file);
+            // Cut back once more, in case the cut after the failed write failed too.
+            let _ = old.cut_back();
+            if old.len > 0 {
+                let _ = closed.send(old.path);
+            } else {
+                let _ = std::fs::remove_file(&old.path);
+            }
+            *next = Some(prepare(dir, generation + 1, rotation.max_bytes));
+            self.failed.store(false, Ordering::Release);
+            tracing::warn!(
+                after_ms = started.elapsed().as_millis() as u64,
+                file = %log.path.display(),
+                "the log can be written again; writes resume"
+            );
+            return true;
         }
     }
 }

@@ -8,6 +8,7 @@
 //! | `user/<id>` | [`super::users::User`] |
 //! | `user-login/<login>` | user id (logins are unique) |
 //! | `user-name/<name>` | user id (display names are unique) |
+//! | `user-epoch/<id>` | u64 session epoch, raised to end the user's sessions ([`crate::sessions`]) |
 //! | `member/<project>/<user>` | access level u8 (membership, by project) |
 //! | `user-member/<user>/<project>` | access level u8 (the same, by user) |
 //! | `event/<stamp>` | [`super::IssueEvent`] (the issue change log; never removed: it names the issue of every item id) |
@@ -34,11 +35,16 @@
 //! | `due/<unix time>/<user>` | `()`: the due index the digest pass scans up to now |
 //! | `outbox/<id>` | [`super::notify::OutboxEntry`]: a queued or failed message |
 //! | `outbox-queue/<next attempt>/<id>` | `()`: queued messages by next attempt |
+//! | `outbox-rcpt/<id>` | `Vec<String>`: the explicit envelope of a message (one copy per subscription recipient) |
 //! | `sub/<id>` | [`super::subscriptions::Subscription`] (recipients with hashed confirm tokens) |
 //! | `user-sub/<user>/<sub>` | `()` (subscriptions a user created) |
 //! | `folder-sub/<folder>/<sub>`, `issue-sub/<issue>/<sub>` | `()` (subscriptions by target: fan-out) |
 //! | `sub-pending/<sub>/<stamp>` | `()` (changes waiting for delivery to a subscription) |
-//! | `sub-unsub/<sub>/<sha256 of token>` | i64 expiry (live unsubscribe tokens, one per mail) |
+//! | `sub-unsub/<sub>/<sha256 of token>` | no longer written: one token per mail for all its recipients (removed with the subscription) |
+//! | `sub-unsub-to/<sub>/<sha256 of token>` | [`super::subscriptions::UnsubscribeToken`]: a live unsubscribe token and the one address it was mailed to |
+//! | `confirm-rate/<normalised address>`, `confirm-rate-user/<user>` | `Vec<i64>`: times of the confirmation mails in the window ([`crate::subscribe::rate`]) |
+//! | `email-ok/<user>` | the user's confirmed `email` address ([`crate::subscribe::email`]) |
+//! | `email-pending/<user>` | [`crate::subscribe::email::Pending`]: an address waiting for its confirmation |
 
 /// `prefix` followed by `/` and each id as 8 big-endian bytes.
 pub fn key(prefix: &str, ids: &[u64]) -> Vec<u8> {

@@ -160,6 +160,18 @@ impl Key {
     }
 }
 
+impl Clone for Key {
+    fn clone(&self) -> Key {
+        Key(match &self.0 {
+            KeyBytes::Inline { len, bytes } => KeyBytes::Inline {
+                len: *len,
+                bytes: *bytes,
+            },
+            KeyBytes::Heap(b) => KeyBytes::Heap(b.clone()),
+        })
+    }
+}
+
 impl Borrow<KeyRef> for Key {
     fn borrow(&self) -> &KeyRef {
         KeyRef::new(self.as_bytes())
@@ -393,6 +405,18 @@ pub struct Mem {
     groups: Groups,
     /// The last stamp and the folder stamps, derived from the keys ([`super::stamps`]).
     stamps: Stamps,
+    /// How to take back the writes of batches not yet durable, oldest first
+    /// ([`Mem::rollback`]).
+    undo: std::collections::VecDeque<Undo>,
+}
+
+/// What a key held in the overlay before a batch wrote it.
+struct Undo {
+    seq: u64,
+    key: Key,
+    /// None: the overlay had no entry (the layers below hold the old value, and removing the
+    /// overlay's entry brings it back). Some: the entry to put back (None in it: absent).
+    was: Option<Option<Box<[u8]>>>,
 }
 
 impl Mem {
@@ -462,6 +486,7 @@ impl Mem {
         if self.frozen.is_some() {
             return None;
         }
+        self.pin_undo();
         let frozen = Arc::new(std::mem::take(&mut self.overlay));
         self.frozen = Some(frozen.clone());
         Some((self.base.clone(), frozen))
@@ -469,6 +494,7 @@ impl Mem {
 
     /// Merges everything into the base in place (start-up, tools after a bulk load).
     pub fn compact_now(&mut self) {
+        self.pin_undo();
         let step = self.frozen.take().map(|f| compact(&self.base, &f));
         let merged = compact(step.as_ref().unwrap_or(&self.base), &self.overlay);
         self.overlay.clear();
@@ -523,6 +549,97 @@ impl Mem {
         // A removal always leaves a tombstone: the key may be in a lower layer.
         self.overlay
             .insert(Key::new(key), value.map(Vec::into_boxed_slice));
+    }
+
+    /// [`Mem::write`], remembering how to take the write back until [`Mem::forget_undo`]
+    /// says its batch is durable. Costs a key copy; the replaced overlay entry, which would
+    /// be freed here, is kept instead.
+    pub fn write_undoable(&mut self, seq: u64, key: Vec<u8>, value: Option<Vec<u8>>) {
+        self.last_seq = self.last_seq.max(seq);
+        self.stamps.observe(&key, value.as_deref());
+        if group_of(&key).is_some() {
+            let was = self.get(&key).is_some();
+            self.groups.changed(&key, was, value.is_some());
+        }
+        let key = Key::new(key);
+        let undo_key = key.clone();
+        let was = self.overlay.insert(key, value.map(Vec::into_boxed_slice));
+        self.undo.push_back(Undo {
+            seq,
+            key: undo_key,
+            was,
+        });
+    }
+
+    /// Drops what [`Mem::rollback`] would need for batches up to `settled`.
+    #[inline]
+    pub fn forget_undo(&mut self, settled: u64) {
+        while self.undo.front().is_some_and(|u| u.seq <= settled) {
+            self.undo.pop_front();
+        }
+    }
+
+    /// Before the overlay moves down (a freeze or a merge), writes whose old value lies
+    /// below it get that value spelled out: removing the overlay's entry would no longer
+    /// bring it back.
+    fn pin_undo(&mut self) {
+        let Mem {
+            undo, frozen, base, ..
+        } = self;
+        for u in undo.iter_mut().filter(|u| u.was.is_none()) {
+            let below = match frozen.as_deref().and_then(|f| find(f, u.key.as_bytes())) {
+                Some(e) => e.clone(),
+                None => base.get(u.key.as_bytes()).map(Box::from),
+            };
+            u.was = Some(below);
+        }
+    }
+
+    /// Takes back every write of the batches after `settled`, newest first, so the data is
+    /// what the durable batches made it; the stamps are derived again from the keys.
+    pub fn rollback(&mut self, settled: u64) {
+        while self.undo.back().is_some_and(|u| u.seq > settled) {
+            let u = self.undo.pop_back().expect("checked");
+            let bytes = u.key.as_bytes().to_vec();
+            let now = self.get(&bytes).is_some();
+            match u.was {
+                Some(entry) => {
+                    self.overlay.insert(u.key, entry);
+                }
+                None => {
+                    self.overlay.remove(&u.key);
+                }
+            }
+            if group_of(&bytes).is_some() {
+                let is = self.get(&bytes).is_some();
+                self.groups.changed(&bytes, now, is);
+            }
+        }
+        self.stamps = self.derive_stamps();
+    }
+
+    /// The stamps as the keys give them (the load does the same from the base alone).
+    fn derive_stamps(&self) -> Stamps {
+        let mut stamps = Stamps::default();
+        if let Some(v) = self.get(b"ctr/stamp") {
+            stamps.observe(b"ctr/stamp", Some(v));
+        }
+        let events = self
+            .range(
+                Bound::Included(&b"event/"[..]),
+                Bound::Excluded(&b"event0"[..]),
+            )
+            .last();
+        if let Some((k, v)) = events {
+            stamps.observe(k, Some(v));
+        }
+        for (k, v) in self
+            .range(Bound::Included(&b"folder-stamp/"[..]), Bound::Unbounded)
+            .take_while(|(k, _)| k.starts_with(b"folder-stamp/"))
+        {
+            stamps.observe(k, Some(v));
+        }
+        stamps
     }
 
     /// Records with keys within the bounds, in key order (none when the bounds cross).
@@ -672,6 +789,62 @@ mod tests {
         for (k, v) in [(b"a", b"1"), (b"b", b"2"), (b"c", b"3")] {
             assert_eq!(mem.get(k), Some(&v[..]));
         }
+    }
+
+    fn dump(mem: &Mem) -> Vec<(Vec<u8>, Vec<u8>)> {
+        mem.range(Bound::Unbounded, Bound::Unbounded)
+            .map(|(k, v)| (k.to_vec(), v.to_vec()))
+            .collect()
+    }
+
+    /// Batches after the durable point are taken back exactly, across a freeze, a
+    /// compaction's install and a merge, with removals, rewrites and long keys, and the
+    /// stamps follow.
+    #[test]
+    fn a_rollback_restores_the_durable_state() {
+        let long = vec![b'k'; 40];
+        let mut base = Packed::default();
+        base.push(b"a", b"base-a");
+        base.push(b"event/\0\0\0\0\0\0\0\x05", b"e");
+        base.push(b"z", b"base-z");
+        let mut mem = Mem::new(base);
+        mem.write_undoable(1, b"b".to_vec(), Some(b"1".to_vec()));
+        mem.write_undoable(1, long.clone(), Some(b"long".to_vec()));
+        mem.forget_undo(1);
+        let durable = dump(&mem);
+        let stamp = mem.stamps().last();
+        // Not durable: rewrites, removals (of the base's key and of an overlay key),
+        // a new event, then a freeze, more writes, an install and a merge.
+        mem.write_undoable(2, b"a".to_vec(), Some(b"2".to_vec()));
+        mem.write_undoable(2, b"b".to_vec(), None);
+        mem.write_undoable(3, b"z".to_vec(), None);
+        mem.write_undoable(3, key_event(9), Some(b"e".to_vec()));
+        let job = mem.freeze().unwrap();
+        mem.write_undoable(4, b"a".to_vec(), Some(b"4".to_vec()));
+        mem.write_undoable(4, long.clone(), None);
+        mem.write_undoable(4, b"c".to_vec(), Some(b"4".to_vec()));
+        let merged = run_job(&job);
+        assert!(mem.install(&job, merged).is_some());
+        mem.write_undoable(5, b"z".to_vec(), Some(b"5".to_vec()));
+        mem.compact_now();
+        mem.write_undoable(6, b"b".to_vec(), Some(b"6".to_vec()));
+        assert_eq!(mem.stamps().last(), 9);
+        mem.rollback(1);
+        assert_eq!(dump(&mem), durable);
+        assert_eq!(mem.stamps().last(), stamp);
+        // And a partial one: batches up to 3 stay.
+        mem.write_undoable(7, b"a".to_vec(), Some(b"7".to_vec()));
+        let kept = dump(&mem);
+        mem.write_undoable(8, b"a".to_vec(), None);
+        mem.write_undoable(8, b"q".to_vec(), Some(b"8".to_vec()));
+        mem.rollback(7);
+        assert_eq!(dump(&mem), kept);
+    }
+
+    fn key_event(stamp: u64) -> Vec<u8> {
+        let mut k = b"event/".to_vec();
+        k.extend_from_slice(&stamp.to_be_bytes());
+        k
     }
 
     #[test]

@@ -21,13 +21,14 @@ pub mod keys;
 pub mod mem;
 pub mod notify;
 pub mod projects;
+pub mod recovery;
 pub mod stamps;
 pub mod subscriptions;
 pub mod types;
 pub mod users;
 pub mod wal;
 
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 use serde::{Serialize, de::DeserializeOwned};
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -113,7 +114,7 @@ pub struct Store {
     stop_checkpoints: Arc<std::sync::atomic::AtomicBool>,
     /// Counters bumped by the batches that touch a kind of record, so what is cached from
     /// those records knows when to read them again ([`Generation`]).
-    generations: [std::sync::atomic::AtomicU64; Generation::COUNT],
+    generations: Arc<[std::sync::atomic::AtomicU64; Generation::COUNT]>,
     /// Set when notifications are enabled: every recorded event then fans out to watchers.
     fanout: std::sync::OnceLock<notify::FanoutConfig>,
     /// Held by the checkpointer while it writes sled, and by [`Store::backup`].
@@ -444,8 +445,6 @@ impl Store {
         let wal_dir = dir.join("wal");
         std::fs::create_dir_all(&wal_dir)?;
         let files = wal::files(&wal_dir)?;
-        let next_gen = files.last().map_or(1, |(g, _)| g + 1);
-        let log = wal::LogFile::create(&wal_dir, next_gen)?;
         tracing::info!(ms = started.elapsed().as_millis() as u64, "sled open");
 
         let mem = Arc::new(RwLock::new(Mem::default()));
@@ -455,14 +454,16 @@ impl Store {
         let fold_gate = Arc::new(std::sync::Mutex::new(()));
         let (loaded_tx, loaded) = tokio::sync::watch::channel(false);
         let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+        let generations: Arc<[std::sync::atomic::AtomicU64; Generation::COUNT]> =
+            Default::default();
         let loader = Loader {
+            generations: generations.clone(),
             db,
             tree,
             early: early.clone(),
             sled_dir: dir.join("db"),
             wal_dir,
             files,
-            log,
             options,
             mem: mem.clone(),
             commit: commit.clone(),
@@ -501,7 +502,7 @@ impl Store {
             commit,
             threads,
             stop_checkpoints,
-            generations: Default::default(),
+            generations,
             fanout: std::sync::OnceLock::new(),
             fold_gate,
             dir: dir.to_path_buf(),
@@ -547,6 +548,10 @@ impl Store {
     /// batch's sequence number (0 if it wrote nothing), for [`Store::durable`].
     pub fn write<T>(&self, f: impl FnOnce(&mut Writer) -> Result<T>) -> Result<(T, u64)> {
         let mut guard = self.mem.write().map_err(Error::internal)?;
+        // Checked under the write lock: a discard holds it while it sets the flag.
+        if self.commit.failed() {
+            return Err(self.failure_error());
+        }
         let mut w = Writer {
             reader: Reader { mem: &guard },
             pending: BTreeMap::new(),
@@ -576,8 +581,40 @@ impl Store {
         let seq = self
             .commit
             .append(pending.iter().map(|(k, v)| (k.as_slice(), v.as_deref())));
-        apply(&mut guard, seq, pending);
+        guard.forget_undo(self.commit.settled());
+        for (k, v) in pending {
+            guard.write_undoable(seq, k, v);
+        }
         Ok((value, seq))
+    }
+
+    /// The reply to a command whose batch was discarded, or that is refused, because the
+    /// log cannot be written (protocol-spec/errors.md).
+    pub fn failure_error(&self) -> Error {
+        Error::with(Code::ServerError, self.commit.failure())
+    }
+
+    /// The newest settled sequence: every batch up to it is on disk or was discarded.
+    #[inline]
+    pub fn settled(&self) -> u64 {
+        self.commit.settled()
+    }
+
+    /// Waits until batch `seq` is settled; false when it was discarded.
+    pub async fn saved(&self, seq: u64) -> bool {
+        self.durable(seq).await;
+        !self.commit.is_discarded(seq)
+    }
+
+    /// How many times batches were discarded; while it stays the same, none was.
+    #[inline]
+    pub fn discards(&self) -> usize {
+        self.commit.discards()
+    }
+
+    /// Whether any batch in `from..=to` was discarded (once they are settled).
+    pub fn discarded_in(&self, from: u64, to: u64) -> bool {
+        self.commit.discarded_in(from, to)
     }
 
     /// Changes whenever a batch touches records of kind `g`. Read it inside [`Store::read`]
@@ -596,7 +633,8 @@ impl Store {
         self.generation(Generation::Attributes)
     }
 
-    /// Waits until the batch with sequence `seq` is on disk.
+    /// Waits until the batch with sequence `seq` is on disk, or was discarded because the
+    /// log could not be written ([`Store::discarded_in`] tells which).
     pub async fn durable(&self, seq: u64) {
         if seq != 0 && !self.commit.is_durable(seq) {
             self.commit.durable(seq).await;
@@ -618,7 +656,11 @@ impl Store {
 
     /// Blocks until everything written so far is durable (start-up, tools).
     pub fn flush_now(&self) -> Result<()> {
-        self.commit.wait_durable(self.commit.last_applied());
+        let last = self.commit.last_applied();
+        self.commit.wait_durable(last);
+        if self.commit.is_discarded(last) {
+            return Err(self.failure_error());
+        }
         Ok(())
     }
 
@@ -665,7 +707,6 @@ struct Loader {
     sled_dir: PathBuf,
     wal_dir: PathBuf,
     files: Vec<(u64, PathBuf)>,
-    log: wal::LogFile,
     options: Options,
     mem: Arc<RwLock<Mem>>,
     commit: Arc<commit::GroupCommit>,
@@ -673,6 +714,7 @@ struct Loader {
     stop_checkpoints: Arc<std::sync::atomic::AtomicBool>,
     fold_gate: Arc<std::sync::Mutex<()>>,
     after_load: AfterLoad,
+    generations: Arc<[std::sync::atomic::AtomicU64; Generation::COUNT]>,
 }
 
 /// Work on the freshly loaded data that must finish before anything else reads or writes.
@@ -686,6 +728,7 @@ impl Loader {
         *mem = load_tree(&self.tree)?;
         let sled_ms = started.elapsed().as_millis() as u64;
         let mut last = folded;
+        let mut scanned = Vec::with_capacity(self.files.len());
         for (_, path) in &self.files {
             let summary = wal::read_file(path, |seq, ops| {
                 if seq > folded {
@@ -693,14 +736,46 @@ impl Loader {
                     last = last.max(seq);
                 }
             })?;
-            if summary.torn {
-                tracing::warn!(
-                    file = %path.display(),
-                    intact = summary.records,
-                    "log file ends in an unfinished record (a crash before its flush); it was never acknowledged"
-                );
+            scanned.push(recovery::Scanned {
+                path: path.clone(),
+                summary,
+            });
+        }
+        for finding in recovery::judge(&scanned, folded) {
+            match finding {
+                recovery::Finding::TornTail(i) => {
+                    let f = &scanned[i];
+                    tracing::warn!(
+                        file = %f.path.display(),
+                        intact = f.summary.records,
+                        at = f.summary.valid_bytes,
+                        "the newest log file ends in an unfinished record (a crash before its flush); it was never acknowledged and is cut off"
+                    );
+                    recovery::cut_torn_tail(f)?;
+                }
+                recovery::Finding::Harmless(i) => {
+                    let f = &scanned[i];
+                    let kept = recovery::set_aside(f)?;
+                    tracing::warn!(
+                        file = %f.path.display(),
+                        at = f.summary.valid_bytes,
+                        kept = %kept.display(),
+                        "log file damaged after its last record; nothing lost (the next file goes on at the next sequence)"
+                    );
+                }
+                recovery::Finding::Damaged(i) => {
+                    let data_dir = self.wal_dir.parent().unwrap_or(Path::new("."));
+                    let refusal = recovery::refusal(&scanned[i], data_dir);
+                    tracing::error!("{refusal}");
+                    eprintln!("webissued: {refusal}");
+                    std::process::exit(1);
+                }
             }
         }
+        // The next generation only now: a file created before the cut above would make the
+        // torn file look closed, and its tail like damage, after another crash.
+        let next_gen = self.files.last().map_or(1, |(g, _)| g + 1);
+        let log = wal::LogFile::create(&self.wal_dir, next_gen)?;
         if mem.sizes().1 > 0 {
             mem.compact_now();
         }
@@ -751,7 +826,7 @@ impl Loader {
                 .spawn(move || compactor(compact_mem, min, compact_stop))?,
         );
         threads.committer = Some(self.commit.start(
-            self.log,
+            log,
             self.wal_dir,
             last,
             commit::Rotation {
@@ -759,6 +834,7 @@ impl Loader {
                 max_age: self.options.checkpoint_age,
             },
             closed_tx,
+            rollback(self.mem.clone(), self.generations.clone()),
         )?);
         Ok(())
     }
@@ -793,6 +869,29 @@ fn load_tree(tree: &sled::Tree) -> Result<Mem> {
     let mut packed = low?;
     packed.append(high.map_err(|_| Error::internal("load thread panicked"))??);
     Ok(Mem::new(packed))
+}
+
+/// What the committer runs when the log cannot be written: under the write lock (no batch
+/// is applied meanwhile), every batch not on disk is taken back out of memory and
+/// discarded, and every cache built from records is told to read them again (a discarded
+/// batch may have filled one, and its stamps are handed out again).
+fn rollback(
+    mem: Arc<RwLock<Mem>>,
+    generations: Arc<[std::sync::atomic::AtomicU64; Generation::COUNT]>,
+) -> commit::Rollback {
+    Box::new(move |commit: &commit::GroupCommit, reason: &str| {
+        let started = std::time::Instant::now();
+        let mut m = mem.write().unwrap_or_else(|e| e.into_inner());
+        commit.discard_unwritten(reason, |durable| m.rollback(durable));
+        for g in generations.iter() {
+            g.fetch_add(1, std::sync::atomic::Ordering::Release);
+        }
+        drop(m);
+        tracing::warn!(
+            us = started.elapsed().as_micros() as u64,
+            "writes not on disk taken back"
+        );
+    })
 }
 
 /// Merges the in-memory overlay into the packed base whenever it has grown (see [`mem`]):
@@ -919,7 +1018,7 @@ impl Generation {
         match self {
             Generation::Catalogue => k.starts_with(b"project") || k.starts_with(b"folder/"),
             Generation::Attributes => k.starts_with(b"attr"),
-            Generation::Users => k.starts_with(b"user/"),
+            Generation::Users => k.starts_with(b"user/") || k.starts_with(b"user-epoch/"),
         }
     }
 }
@@ -1106,6 +1205,37 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20));
         }
         store.close().unwrap();
+    }
+
+    /// Junk after the last record of a closed file, where the next file goes on at the next
+    /// sequence, loses nothing: the start goes on, keeps a damaged copy and replays all.
+    #[test]
+    fn damage_after_the_last_record_of_a_closed_file_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal_dir = dir.path().join("wal");
+        std::fs::create_dir_all(&wal_dir).unwrap();
+        let record = |seq: u64| {
+            let mut b = Vec::new();
+            let k = key("x", &[seq]);
+            wal::encode(&mut b, seq, [(&k[..], Some(&b"\x01"[..]))].into_iter());
+            b
+        };
+        let mut first = [record(1), record(2)].concat();
+        first.extend_from_slice(b"\x07junk");
+        wal::LogFile::create(&wal_dir, 1)
+            .unwrap()
+            .append_durable(&first)
+            .unwrap();
+        wal::LogFile::create(&wal_dir, 2)
+            .unwrap()
+            .append_durable(&record(3))
+            .unwrap();
+        let store = Store::open_with(dir.path(), small_logs()).unwrap();
+        assert_eq!(store.read(|r| Ok(r.scan_raw(b"x/")?.len())).unwrap(), 3);
+        assert_eq!(store.last_applied(), 3);
+        store.close().unwrap();
+        let kept = std::fs::read(wal_dir.join("0000000000000001.log.damaged")).unwrap();
+        assert_eq!(kept, first, "the damaged bytes are kept aside");
     }
 
     #[test]

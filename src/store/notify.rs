@@ -308,7 +308,10 @@ pub fn fan_out(w: &mut Writer, event: &IssueEvent, cfg: &FanoutConfig) -> Result
         let Some(user) = users::get(w, user_id as i64)? else {
             continue;
         };
-        if pref(w, user_id, PREF_EMAIL)?.is_none() || !can_see(w, &user, event.project)? {
+        // Only a confirmed address collects changes (protocol-spec/notifications.md).
+        if crate::subscribe::email::confirmed_email(w, user_id)?.is_none()
+            || !can_see(w, &user, event.project)?
+        {
             continue;
         }
         add_pending(w, user_id, event.stamp, event.time, cfg)?;
@@ -451,21 +454,33 @@ pub fn queue_mail(w: &mut Writer, user: u64, mail: OutgoingMail, now: i64) -> Re
         next_attempt: now,
         last_error: None,
     };
+    if !entry.mail.envelope.is_empty() {
+        w.put(key("outbox-rcpt", &[id]), &entry.mail.envelope)?;
+    }
     w.put(queue_key(now, id), &())?;
     w.put(key("outbox", &[id]), &entry)?;
     Ok(id)
 }
 
+/// The explicit envelope of a message lives under `outbox-rcpt/<id>`, not in the entry, so
+/// that entries stored by earlier versions still decode.
+fn with_envelope(r: &impl Read, mut entry: OutboxEntry) -> Result<OutboxEntry> {
+    entry.mail.envelope = r.get(&key("outbox-rcpt", &[entry.id]))?.unwrap_or_default();
+    Ok(entry)
+}
+
 pub fn outbox_entry(r: &impl Read, id: u64) -> Result<Option<OutboxEntry>> {
-    r.get(&key("outbox", &[id]))
+    r.get(&key("outbox", &[id]))?
+        .map(|e| with_envelope(r, e))
+        .transpose()
 }
 
 /// Every outbox entry, queued and failed, in id order.
 pub fn outbox_all(r: &impl Read) -> Result<Vec<OutboxEntry>> {
-    Ok(r.scan::<OutboxEntry>(b"outbox/")?
+    r.scan::<OutboxEntry>(b"outbox/")?
         .into_iter()
-        .map(|(_, e)| e)
-        .collect())
+        .map(|(_, e)| with_envelope(r, e))
+        .collect()
 }
 
 /// Ids of queued messages whose next attempt is at or before `now`, earliest first.
@@ -492,6 +507,7 @@ pub fn outbox_next_attempt(r: &impl Read) -> Result<Option<i64>> {
 /// Removes a sent message.
 pub fn outbox_remove(w: &mut Writer, entry: &OutboxEntry) {
     w.remove(queue_key(entry.next_attempt, entry.id));
+    w.remove(key("outbox-rcpt", &[entry.id]));
     w.remove(key("outbox", &[entry.id]));
 }
 
@@ -576,6 +592,7 @@ mod tests {
                 projects::set_member(w, 1, 2, 1)?;
                 for u in [1, 2, 3] {
                     set_pref(w, u, PREF_EMAIL, "x@example.org", 0)?;
+                    crate::subscribe::email::mark_confirmed(w, u, "x@example.org")?;
                 }
                 Ok(())
             })
@@ -649,6 +666,7 @@ mod tests {
             list_id: None,
             list_unsubscribe: None,
             date,
+            envelope: vec![],
         }
     }
 
@@ -687,6 +705,24 @@ mod tests {
                 assert_eq!(due_users(r, i64::MAX / 2, 10)?, vec![]);
                 assert_eq!(state(r, 2)?.last_sent, Some(1010));
                 assert!(!r.any(b"nstate/")? || state(r, 2)?.due.is_none());
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn an_explicit_envelope_is_kept_beside_the_entry_and_removed_with_it() {
+        let (_d, store) = setup();
+        let mut mail = test_mail(100);
+        mail.envelope = vec!["one@example.org".into()];
+        let id = store.write(|w| queue_mail(w, 2, mail, 100)).unwrap().0;
+        store
+            .write(|w| {
+                let e = outbox_entry(w, id)?.unwrap();
+                assert_eq!(e.mail.envelope, ["one@example.org"]);
+                assert_eq!(outbox_all(w)?[0].mail.envelope, ["one@example.org"]);
+                assert!(outbox_delete(w, id)?);
+                assert!(w.get::<Vec<String>>(&key("outbox-rcpt", &[id]))?.is_none());
                 Ok(())
             })
             .unwrap();

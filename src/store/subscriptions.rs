@@ -143,6 +143,7 @@ pub fn delete(w: &mut Writer, sub: &Subscription) -> Result<()> {
     w.remove(target_key(sub.target, sub.id));
     w.remove_prefix(&under("sub-pending", sub.id))?;
     w.remove_prefix(&under("sub-unsub", sub.id))?;
+    w.remove_prefix(&under("sub-unsub-to", sub.id))?;
     w.remove(key("sub", &[sub.id]));
     Ok(())
 }
@@ -192,30 +193,75 @@ pub fn confirm(sub: &mut Subscription, token: &str, now: i64) -> Result<()> {
 }
 
 fn unsub_key(sub: u64, hash: &TokenHash) -> Vec<u8> {
-    let mut k = under("sub-unsub", sub);
+    let mut k = under("sub-unsub-to", sub);
     k.extend_from_slice(hash);
     k
 }
 
-/// Makes a new unsubscribe token for one notification mail, valid until `expires`; drops the
-/// subscription's lapsed ones on the way. Only the hash is stored.
-pub fn new_unsubscribe_token(w: &mut Writer, sub: u64, now: i64, expires: i64) -> Result<String> {
-    for (k, until) in w.scan::<i64>(&under("sub-unsub", sub))? {
-        if until <= now {
+/// A live unsubscribe token: which address it was mailed to, and until when it works.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnsubscribeToken {
+    pub address: String,
+    pub until: i64,
+}
+
+/// Makes a new unsubscribe token for the mail to `address`, valid until `expires`; drops the
+/// subscription's lapsed ones on the way. Only the hash is stored. Each recipient gets its
+/// own token, so a link names and stops one address only.
+pub fn new_unsubscribe_token(
+    w: &mut Writer,
+    sub: u64,
+    address: &str,
+    now: i64,
+    expires: i64,
+) -> Result<String> {
+    for (k, t) in w.scan::<UnsubscribeToken>(&under("sub-unsub-to", sub))? {
+        if t.until <= now {
             w.remove(k);
         }
     }
     let (token, hash) = token::generate();
-    w.put(unsub_key(sub, &hash), &expires)?;
+    w.put(
+        unsub_key(sub, &hash),
+        &UnsubscribeToken {
+            address: address.to_string(),
+            until: expires,
+        },
+    )?;
     Ok(token)
 }
 
-/// Whether `token` is a live unsubscribe token of subscription `sub`. The lookup is by the
-/// token's SHA-256, which tells a guesser nothing about the stored values.
-pub fn unsubscribe_token_valid(r: &impl Read, sub: u64, token: &str, now: i64) -> Result<bool> {
+/// The address a live unsubscribe token of subscription `sub` was sent to, if it is one and
+/// that address still receives the subscription. The lookup is by the token's SHA-256,
+/// which tells a guesser nothing about the stored values.
+pub fn unsubscribe_address(
+    r: &impl Read,
+    sub: &Subscription,
+    token: &str,
+    now: i64,
+) -> Result<Option<String>> {
     let hash = token::hash(token);
-    Ok(r.get::<i64>(&unsub_key(sub, &hash))?
-        .is_some_and(|until| now < until))
+    Ok(r.get::<UnsubscribeToken>(&unsub_key(sub.id, &hash))?
+        .filter(|t| now < t.until && sub.recipients.iter().any(|r| r.address == t.address))
+        .map(|t| t.address))
+}
+
+/// Stops the subscription for one address (its unsubscribe link): the address and its
+/// tokens go; the subscription goes with its last address. Returns whether it was deleted.
+pub fn remove_recipient(w: &mut Writer, sub: &Subscription, address: &str) -> Result<bool> {
+    let mut sub = sub.clone();
+    sub.recipients.retain(|r| r.address != address);
+    if sub.recipients.is_empty() {
+        delete(w, &sub)?;
+        return Ok(true);
+    }
+    for (k, t) in w.scan::<UnsubscribeToken>(&under("sub-unsub-to", sub.id))? {
+        if t.address == address {
+            w.remove(k);
+        }
+    }
+    update(w, &sub)?;
+    Ok(false)
 }
 
 /// Whether the subscription should receive changes now: not expired, and someone confirmed.
@@ -364,14 +410,24 @@ mod tests {
                 assert_eq!(pending(w, 1)?.len(), 1);
                 clear_pending(w, active)?;
                 assert_eq!(pending(w, 10)?, vec![(on_issue, vec![50])]);
-                let token = new_unsubscribe_token(w, on_issue, 150, 300)?;
-                assert!(unsubscribe_token_valid(w, on_issue, &token, 299)?);
-                assert!(!unsubscribe_token_valid(w, on_issue, &token, 300)?);
-                assert!(!unsubscribe_token_valid(w, active, &token, 200)?);
                 let s = get(w, on_issue as i64)?.unwrap();
+                let token = new_unsubscribe_token(w, on_issue, "a@example.com", 150, 300)?;
+                let other = new_unsubscribe_token(w, on_issue, "gone@example.com", 150, 300)?;
+                assert_eq!(
+                    unsubscribe_address(w, &s, &token, 299)?.as_deref(),
+                    Some("a@example.com")
+                );
+                assert_eq!(unsubscribe_address(w, &s, &token, 300)?, None);
+                assert_eq!(
+                    unsubscribe_address(w, &s, &other, 200)?,
+                    None,
+                    "not a recipient"
+                );
+                let a = get(w, active as i64)?.unwrap();
+                assert_eq!(unsubscribe_address(w, &a, &token, 200)?, None);
                 delete(w, &s)?;
                 assert!(pending(w, 10)?.is_empty());
-                assert!(!unsubscribe_token_valid(w, on_issue, &token, 200)?);
+                assert_eq!(unsubscribe_address(w, &s, &token, 200)?, None);
                 assert_eq!(of_user(w, 1)?.len(), 3);
                 Ok(())
             })

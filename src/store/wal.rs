@@ -84,48 +84,95 @@ fn decode_ops(mut p: &[u8]) -> Option<Vec<Op>> {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct FileSummary {
     pub records: u64,
+    /// Sequence of the first intact record (0: none).
+    pub first_seq: u64,
     pub last_seq: u64,
-    /// Bytes of intact records; less than the file's length when a crash cut it.
+    /// Bytes of intact records: where reading stopped, the offset of the damage when `torn`.
     pub valid_bytes: u64,
+    /// A record that is short, fails its checksum or does not decode, or bytes other than
+    /// zeros after the last record: a crash cut the file (only ever at the tail of the
+    /// newest file) or the file was damaged.
     pub torn: bool,
+    /// The file's length.
+    pub len: u64,
 }
 
 /// Calls `f(seq, ops)` for each intact record of the file at `path`, in order, up to the
 /// first damaged one.
-pub fn read_file(path: &Path, mut f: impl FnMut(u64, Vec<Op>)) -> io::Result<FileSummary> {
+pub fn read_file(path: &Path, f: impl FnMut(u64, Vec<Op>)) -> io::Result<FileSummary> {
     let mut data = Vec::new();
     File::open(path)?.read_to_end(&mut data)?;
-    let mut s = FileSummary::default();
+    Ok(read_bytes(&data, f))
+}
+
+/// The record starting at `rest`: (sequence, length in bytes, writes), if intact.
+fn record_at(rest: &[u8]) -> Option<(u64, usize, Vec<Op>)> {
+    if rest.len() < HEADER {
+        return None;
+    }
+    let len = u32::from_le_bytes(rest[0..4].try_into().unwrap()) as usize;
+    let crc = u32::from_le_bytes(rest[4..8].try_into().unwrap());
+    if rest.len() - HEADER < len || crc32fast::hash(&rest[8..HEADER + len]) != crc {
+        return None;
+    }
+    let seq = u64::from_le_bytes(rest[8..16].try_into().unwrap());
+    let ops = decode_ops(&rest[HEADER..HEADER + len])?;
+    Some((seq, HEADER + len, ops))
+}
+
+/// [`read_file`] on a file's bytes.
+pub fn read_bytes(data: &[u8], mut f: impl FnMut(u64, Vec<Op>)) -> FileSummary {
+    let mut s = FileSummary {
+        len: data.len() as u64,
+        ..FileSummary::default()
+    };
     let mut at = 0usize;
     while at < data.len() {
         let rest = &data[at..];
         // A record's header is never all zeros (its sequence is at least 1): this is the
-        // unwritten part of a file prepared with zeros.
+        // unwritten part of a file prepared with zeros, which must be zeros to its end
+        // (a page of zeros inside a closed file would otherwise hide the records after it).
         if rest[..rest.len().min(HEADER)].iter().all(|&b| b == 0) {
+            s.torn = rest.iter().any(|&b| b != 0);
             break;
         }
-        if rest.len() < HEADER {
-            s.torn = true;
-            break;
-        }
-        let len = u32::from_le_bytes(rest[0..4].try_into().unwrap()) as usize;
-        let crc = u32::from_le_bytes(rest[4..8].try_into().unwrap());
-        if rest.len() - HEADER < len || crc32fast::hash(&rest[8..HEADER + len]) != crc {
-            s.torn = true;
-            break;
-        }
-        let seq = u64::from_le_bytes(rest[8..16].try_into().unwrap());
-        let Some(ops) = decode_ops(&rest[HEADER..HEADER + len]) else {
+        let Some((seq, n, ops)) = record_at(rest) else {
             s.torn = true;
             break;
         };
         f(seq, ops);
+        if s.records == 0 {
+            s.first_seq = seq;
+        }
         s.records += 1;
         s.last_seq = seq;
-        at += HEADER + len;
+        at += n;
         s.valid_bytes = at as u64;
     }
-    Ok(s)
+    s
+}
+
+/// Intact records found after damage at `from`: a search at every byte for a record whose
+/// sequence lies above `after_seq` (the last one read before the damage), then following
+/// the records from there. Returns how many were found and the highest sequence (0: none).
+/// Only for telling what salvage loses; a record found this way is never replayed.
+pub fn resync(data: &[u8], from: usize, after_seq: u64) -> (u64, u64) {
+    let (mut found, mut max) = (0, 0);
+    let mut at = from + 1;
+    while at + HEADER <= data.len() {
+        let seq = u64::from_le_bytes(data[at + 8..at + 16].try_into().unwrap());
+        // The cheap test first: a random 8 bytes are almost never a nearby sequence.
+        let plausible = seq > after_seq && seq - after_seq < 1 << 32;
+        match plausible.then(|| record_at(&data[at..])).flatten() {
+            Some((seq, n, _)) => {
+                found += 1;
+                max = max.max(seq);
+                at += n;
+            }
+            None => at += 1,
+        }
+    }
+    (found, max)
 }
 
 /// The log files under `dir`, oldest generation first.
@@ -171,6 +218,15 @@ pub struct Prepared {
 
 impl Prepared {
     pub fn create(dir: &Path, generation: u64, bytes: u64) -> io::Result<Prepared> {
+        let made = Prepared::fill(dir, generation, bytes);
+        if made.is_err() {
+            // A half-filled file would hold on to space a full disk needs back.
+            let _ = std::fs::remove_file(prepared_name(dir, generation));
+        }
+        made
+    }
+
+    fn fill(dir: &Path, generation: u64, bytes: u64) -> io::Result<Prepared> {
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .write(true)
@@ -245,6 +301,11 @@ impl LogFile {
             len: 0,
             opened: std::time::Instant::now(),
         })
+    }
+
+    /// Cuts the file back to what was written and synced.
+    pub fn cut_back(&self) -> io::Result<()> {
+        self.file.set_len(self.len)
     }
 
     /// Appends `bytes` and waits until they are on disk. On failure the file is cut back to

@@ -60,6 +60,11 @@ impl Context {
         format!("{}/subscriptions/{id}/confirm?token={token}", self.base_url)
     }
 
+    /// `/email/<user>/confirm?token=…`: confirms the `email` preference of a user.
+    pub fn email_confirm_url(&self, user: u64, token: &str) -> String {
+        format!("{}/email/{user}/confirm?token={token}", self.base_url)
+    }
+
     /// `/subscriptions/<id>/unsubscribe?token=…`: also the RFC 8058 one-click POST target.
     pub fn unsubscribe_url(&self, id: u64, token: &str) -> String {
         format!(
@@ -68,7 +73,7 @@ impl Context {
         )
     }
 
-    fn mail(&self, subject: String, message_id: String, date: i64) -> OutgoingMail {
+    pub(crate) fn mail(&self, subject: String, message_id: String, date: i64) -> OutgoingMail {
         OutgoingMail {
             from: self.from.clone(),
             to: vec![],
@@ -83,11 +88,12 @@ impl Context {
             list_id: Some(self.list_id.clone()).filter(|l| !l.is_empty()),
             list_unsubscribe: None,
             date,
+            envelope: vec![],
         }
     }
 }
 
-fn utc(t: i64) -> String {
+pub(crate) fn utc(t: i64) -> String {
     DateTime::<Utc>::from_timestamp(t, 0)
         .map(|d| d.format("%Y-%m-%d %H:%M UTC").to_string())
         .unwrap_or_default()
@@ -132,10 +138,11 @@ pub fn enqueue(w: &mut Writer, sub: &Subscription, mail: OutgoingMail, now: i64)
     notify::queue_mail(w, sub.owner, mail, now).map(drop)
 }
 
-/// Builds the notification of `stamps` for subscription `id`, or `None` when there is nothing
-/// to send: the subscription is gone, not active, or its creator may no longer see the
-/// changes (visibility is checked now, at sending time, not when the change was made).
-/// Creates the mail's unsubscribe token as a side effect.
+/// Builds the notification of `stamps` for subscription `id`: one copy per confirmed
+/// recipient (the same To and Cc headers, the envelope to that address alone, its own
+/// unsubscribe token and link), or none when there is nothing to send: the subscription is
+/// gone, not active, or its creator may no longer see the changes (visibility is checked
+/// now, at sending time, not when the change was made). Creates the tokens as a side effect.
 pub fn notification(
     w: &mut Writer,
     ctx: &Context,
@@ -143,13 +150,13 @@ pub fn notification(
     sub: &Subscription,
     stamps: &[u64],
     now: i64,
-) -> Result<Option<OutgoingMail>> {
+) -> Result<Vec<OutgoingMail>> {
     if sub.status(now) != subs::Status::Active {
-        return Ok(None);
+        return Ok(vec![]);
     }
     let Some(owner) = users::get(w, sub.owner as i64)?.filter(|u| u.access > users::ACCESS_NONE)
     else {
-        return Ok(None);
+        return Ok(vec![]);
     };
     let mut projects_v: Vec<(u64, ProjectView)> = Vec::new();
     let mut count = 0;
@@ -216,27 +223,12 @@ pub fn notification(
         }
     }
     if count == 0 {
-        return Ok(None);
+        return Ok(vec![]);
     }
-    let token =
-        subs::new_unsubscribe_token(w, sub.id, now, now.saturating_add(ctx.unsubscribe_ttl))?;
-    let unsubscribe = ctx.unsubscribe_url(sub.id, &token);
     let to = sub.confirmed(Role::To);
-    let view = DigestView {
-        server_name: ctx.server_name.clone(),
-        recipient_name: if to.is_empty() {
-            "subscriber".into()
-        } else {
-            to.join(", ")
-        },
-        projects: projects_v.into_iter().map(|(_, p)| p).collect(),
-        unsubscribe_url: Some(unsubscribe.clone()),
-        // The `body` of the mailto URI: the subscriber's own note, shown at the foot.
-        settings_hint: sub.body.clone(),
-    };
-    let (text, html) = templates.render_digest(&view).map_err(Error::internal)?;
+    let projects: Vec<ProjectView> = projects_v.into_iter().map(|(_, p)| p).collect();
     let subject = sub.subject.clone().unwrap_or_else(|| {
-        let what = match &view.projects[..] {
+        let what = match &projects[..] {
             [p] if p.folders.len() == 1 && p.folders[0].issues.len() == 1 => {
                 let i = &p.folders[0].issues[0];
                 format!("#{} {}", i.id, i.name)
@@ -246,41 +238,70 @@ pub fn notification(
         format!("[{}] {what}", ctx.server_name)
     });
     let last = stamps.last().copied().unwrap_or(0);
-    let mut m = ctx.mail(
-        subject,
-        format!("subscription-{}-{last}@{}", sub.id, ctx.host),
-        now,
-    );
-    m.to = to;
-    m.cc = sub.confirmed(Role::Cc);
-    m.bcc = sub.confirmed(Role::Bcc);
-    m.text = Some(text);
-    m.html = Some(html);
-    m.list_unsubscribe = Some(unsubscribe);
-    Ok(Some(m))
+    let mut mails = Vec::new();
+    for (index, r) in sub.recipients.iter().enumerate() {
+        if r.confirmed.is_none() {
+            continue;
+        }
+        let token = subs::new_unsubscribe_token(
+            w,
+            sub.id,
+            &r.address,
+            now,
+            now.saturating_add(ctx.unsubscribe_ttl),
+        )?;
+        let unsubscribe = ctx.unsubscribe_url(sub.id, &token);
+        let view = DigestView {
+            server_name: ctx.server_name.clone(),
+            recipient_name: if to.is_empty() {
+                "subscriber".into()
+            } else {
+                to.join(", ")
+            },
+            projects: projects.clone(),
+            unsubscribe_url: Some(unsubscribe.clone()),
+            // The `body` of the mailto URI: the subscriber's own note, shown at the foot.
+            settings_hint: sub.body.clone(),
+        };
+        let (text, html) = templates.render_digest(&view).map_err(Error::internal)?;
+        let mut m = ctx.mail(
+            subject.clone(),
+            format!("subscription-{}-{last}-{index}@{}", sub.id, ctx.host),
+            now,
+        );
+        m.to = to.clone();
+        m.cc = sub.confirmed(Role::Cc);
+        m.envelope = vec![r.address.clone()];
+        m.text = Some(text);
+        m.html = Some(html);
+        m.list_unsubscribe = Some(unsubscribe);
+        mails.push(m);
+    }
+    Ok(mails)
 }
 
 /// The subscription part of a digest pass: every subscription with pending changes (at most
 /// `max_per_pass`) gets one notification, queued in the same write that clears its pending
-/// entries, one write per subscription. Returns (mails queued, last write's sequence).
+/// entries, one write per subscription. Returns (mails queued: one per recipient, last write's
+/// sequence).
 pub fn pass(store: &Store, ctx: &Context, templates: &Templates, now: i64) -> Result<(usize, u64)> {
     let (mut queued, mut last_seq) = (0, 0);
     let pending = store.read(|r| subs::pending(r, ctx.max_per_pass))?;
     for (id, stamps) in pending {
         let (sent, seq) = store.write(|w| {
-            let mut sent = false;
-            if let Some(sub) = subs::get(w, id as i64)?
-                && let Some(m) = notification(w, ctx, templates, &sub, &stamps, now)?
-            {
-                enqueue(w, &sub, m, now)?;
-                sent = true;
+            let mut sent = 0;
+            if let Some(sub) = subs::get(w, id as i64)? {
+                for m in notification(w, ctx, templates, &sub, &stamps, now)? {
+                    enqueue(w, &sub, m, now)?;
+                    sent += 1;
+                }
             }
             for stamp in &stamps {
                 subs::clear_one(w, id, *stamp);
             }
             Ok(sent)
         })?;
-        queued += usize::from(sent);
+        queued += sent;
         last_seq = last_seq.max(seq);
     }
     if queued > 0 {
