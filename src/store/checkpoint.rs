@@ -289,6 +289,50 @@ impl Checkpointer {
     }
 }
 
+/// Writes records in key order straight into an empty checkpoint (`webissued import`): in
+/// flushed batches, with nothing left to replay from a log.
+pub struct BulkWriter {
+    db: sled::Db,
+    tree: sled::Tree,
+    dir: PathBuf,
+    batch: sled::Batch,
+    pending: usize,
+}
+
+impl BulkWriter {
+    pub fn open(dir: &Path) -> crate::error::Result<BulkWriter> {
+        let (db, tree) = open_sled(dir, 16 << 20)?;
+        Ok(BulkWriter {
+            db,
+            tree,
+            dir: dir.to_path_buf(),
+            batch: sled::Batch::default(),
+            pending: 0,
+        })
+    }
+
+    pub fn put(&mut self, key: &[u8], value: &[u8]) -> crate::error::Result<()> {
+        self.batch.insert(key, value);
+        self.pending += 1;
+        if self.pending >= FOLD_CHUNK {
+            self.tree.apply_batch(std::mem::take(&mut self.batch))?;
+            self.pending = 0;
+        }
+        Ok(())
+    }
+
+    /// Writes the last batch and makes everything durable.
+    pub fn finish(self) -> crate::error::Result<()> {
+        self.tree.apply_batch(self.batch)?;
+        self.db.flush()?;
+        std::fs::File::open(self.dir.join("db"))?.sync_data()?;
+        drop((self.tree, self.db));
+        // An opening makes sled snapshot what it replayed, so the next start is quick.
+        drop(open_sled(&self.dir, 16 << 20)?);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -342,49 +386,5 @@ mod tests {
         assert!(paths[2].exists(), "no fold past the damage");
         let (_db, tree) = open_sled(&dir.path().join("db"), 1 << 20).unwrap();
         assert_eq!(folded_seq(&tree).unwrap(), 2);
-    }
-}
-
-/// Writes records in key order straight into an empty checkpoint (`webissued import`): in
-/// flushed batches, with nothing left to replay from a log.
-pub struct BulkWriter {
-    db: sled::Db,
-    tree: sled::Tree,
-    dir: PathBuf,
-    batch: sled::Batch,
-    pending: usize,
-}
-
-impl BulkWriter {
-    pub fn open(dir: &Path) -> crate::error::Result<BulkWriter> {
-        let (db, tree) = open_sled(dir, 16 << 20)?;
-        Ok(BulkWriter {
-            db,
-            tree,
-            dir: dir.to_path_buf(),
-            batch: sled::Batch::default(),
-            pending: 0,
-        })
-    }
-
-    pub fn put(&mut self, key: &[u8], value: &[u8]) -> crate::error::Result<()> {
-        self.batch.insert(key, value);
-        self.pending += 1;
-        if self.pending >= FOLD_CHUNK {
-            self.tree.apply_batch(std::mem::take(&mut self.batch))?;
-            self.pending = 0;
-        }
-        Ok(())
-    }
-
-    /// Writes the last batch and makes everything durable.
-    pub fn finish(self) -> crate::error::Result<()> {
-        self.tree.apply_batch(self.batch)?;
-        self.db.flush()?;
-        std::fs::File::open(self.dir.join("db"))?.sync_data()?;
-        drop((self.tree, self.db));
-        // An opening makes sled snapshot what it replayed, so the next start is quick.
-        drop(open_sled(&self.dir, 16 << 20)?);
-        Ok(())
     }
 }
