@@ -22,6 +22,8 @@ pub struct App {
     pub definitions: crate::attributes::DefinitionCache,
     /// Each issue type's attribute defaults, for ADD ISSUE.
     pub type_defaults: crate::commands::type_defaults::TypeDefaults,
+    /// TLS for both listeners, when `[server] tls_cert` and `tls_key` are set.
+    pub tls: Option<Arc<crate::tls::Tls>>,
 }
 
 impl App {
@@ -29,6 +31,8 @@ impl App {
     /// administrator `admin`, with the password from `WEBISSUED_ADMIN_PASSWORD` or a random
     /// one printed once on stderr, and the predefined issue type "Bugs".
     pub fn open(config: Config) -> Result<Arc<App>> {
+        let tls = crate::tls::Tls::from_config(&config.server)
+            .map_err(|e| crate::error::Error::with(crate::error::Code::ServerError, e))?;
         // Files of uploads that never got recorded are removed once the data is loaded and
         // before any command runs (an upload writes its file before its record).
         let attachments = attachments_dir(&config);
@@ -54,6 +58,15 @@ impl App {
             },
             sweep,
         )?;
+        let initial = config.server.initial_data.clone();
+        if !["webissued", "webissues", "none"].contains(&initial.as_str()) {
+            return Err(crate::error::Error::with(
+                crate::error::Code::ServerError,
+                format!(
+                    "[server] initial_data = {initial:?}: expected \"webissued\", \"webissues\" or \"none\""
+                ),
+            ));
+        }
         let uuid = match store.get_early::<String>(&key_str("meta", "uuid"))? {
             Some(u) => u,
             None => {
@@ -64,7 +77,11 @@ impl App {
                 let hash = crate::password::hash(&password);
                 store.write(|w| {
                     users::insert(w, "admin", "Administrator", users::ACCESS_ADMIN, hash)?;
-                    types::create_default_types(w)?;
+                    match initial.as_str() {
+                        "webissued" => types::create_default_types(w)?,
+                        "webissues" => crate::store::installer_types::create(w)?,
+                        _ => {}
+                    }
                     w.put(key_str("meta", "version"), &1u32)?;
                     w.put(key_str("meta", "uuid"), &uuid)
                 })?;
@@ -107,6 +124,7 @@ impl App {
             issue_lines: Default::default(),
             definitions: Default::default(),
             type_defaults: Default::default(),
+            tls,
         };
         Ok(Arc::new(app))
     }
@@ -125,6 +143,7 @@ impl App {
         if self.subscriptions_enabled() {
             features.push("subscribe");
         }
+        features.push("help");
         features
     }
 

@@ -58,6 +58,20 @@ pub struct ServerConfig {
     pub backup_dir: Option<PathBuf>,
     /// Serve `GET /metrics` (Prometheus text) on the HTTP listener (protocol-spec/metrics.md).
     pub metrics: bool,
+    /// An HTTP session (WebIssuesSID cookie) unused for this long ends.
+    pub http_session_idle_secs: u64,
+    /// Most live HTTP sessions; at the limit, a LOGIN ends the least recently used one.
+    pub http_max_sessions: usize,
+    /// An HTTP request body must arrive completely within this many seconds, however
+    /// steadily it drips (`[limits] http_body_timeout_secs` cuts one that stalls).
+    pub http_body_max_secs: u64,
+    /// PEM certificate chain and private key: with both set, both listeners speak TLS
+    /// (re-read on SIGHUP).
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// What a new data directory starts with besides the administrator: `"webissued"`
+    /// (the issue type Bugs) or `"none"`. Existing data directories keep what they have.
+    pub initial_data: String,
 }
 
 impl Default for ServerConfig {
@@ -81,6 +95,12 @@ impl Default for ServerConfig {
             compact_min_records: 20_000,
             backup_dir: None,
             metrics: false,
+            http_session_idle_secs: 2 * 3600,
+            http_max_sessions: 100_000,
+            http_body_max_secs: 300,
+            tls_cert: None,
+            tls_key: None,
+            initial_data: "webissued".into(),
         }
     }
 }

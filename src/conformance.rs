@@ -111,18 +111,31 @@ fn read_reply(reader: &mut BufReader<TcpStream>) -> Result<Vec<String>, String> 
 /// Runs a transcript against `addr`. Returns the number of commands checked, or a message
 /// naming the first mismatch.
 pub fn run(addr: &str, text: &str, admin_password: &str) -> Result<usize, String> {
-    let steps = parse(text, admin_password)?;
     let stream = TcpStream::connect(addr).map_err(|e| format!("cannot connect to {addr}: {e}"))?;
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .map_err(|e| e.to_string())?;
     let mut reader = BufReader::new(stream);
-    for step in &steps {
+    run_with(text, admin_password, |send| {
         reader
             .get_mut()
-            .write_all(&step.send)
+            .write_all(send)
             .map_err(|e| e.to_string())?;
-        let got = read_reply(&mut reader).map_err(|e| format!("line {}: {e}", step.line_no))?;
+        read_reply(&mut reader)
+    })
+}
+
+/// Runs a transcript through `exchange`, which sends one step's bytes (the command line,
+/// LF, then any literal data) by some transport and returns the reply lines as TCP shows
+/// them (a `DATA n` reply as `DATA n` and the bytes as text).
+pub fn run_with(
+    text: &str,
+    admin_password: &str,
+    mut exchange: impl FnMut(&[u8]) -> Result<Vec<String>, String>,
+) -> Result<usize, String> {
+    let steps = parse(text, admin_password)?;
+    for step in &steps {
+        let got = exchange(&step.send).map_err(|e| format!("line {}: {e}", step.line_no))?;
         let ok = got.len() == step.expect.len()
             && got.iter().zip(&step.expect).all(|(g, e)| glob_match(e, g));
         if !ok {

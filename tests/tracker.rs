@@ -114,7 +114,7 @@ fn fresh_server_has_the_bugs_type() {
     assert_eq!(r.len(), 4);
     assert!(r[1].starts_with("A 1 1 'Status' 'ENUM "));
     assert!(r[2].starts_with("A 2 1 'Severity' 'ENUM "));
-    assert_eq!(r[3], "A 3 1 'Assigned To' 'USER member=1'");
+    assert_eq!(r[3], "A 3 1 'Assigned To' 'USER members=1'");
 }
 
 #[test]

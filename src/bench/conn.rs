@@ -11,6 +11,8 @@ use tokio::net::TcpStream;
 pub enum Dialect {
     WebIssues,
     Redis,
+    /// WebIssues over HTTP (protocol-spec/http.md): one keep-alive POST per command.
+    Http,
 }
 
 pub struct Conn {
@@ -21,6 +23,9 @@ pub struct Conn {
     scanned: usize,
     /// Commands queued by [`Conn::push`], sent by [`Conn::flush`].
     pub wbuf: Vec<u8>,
+    /// HTTP: the session cookie, and the requests made from `wbuf`.
+    cookie: Option<String>,
+    requests: Vec<u8>,
 }
 
 /// One framed reply.
@@ -57,6 +62,8 @@ impl Conn {
             rbuf: BytesMut::with_capacity(16 * 1024),
             scanned: 0,
             wbuf: Vec::with_capacity(4 * 1024),
+            cookie: None,
+            requests: Vec::new(),
         })
     }
 
@@ -67,7 +74,12 @@ impl Conn {
     }
 
     pub async fn flush(&mut self) -> io::Result<()> {
-        if !self.wbuf.is_empty() {
+        if self.dialect == Dialect::Http && !self.wbuf.is_empty() {
+            self.requests.clear();
+            super::http::requests(&self.wbuf, self.cookie.as_deref(), &mut self.requests);
+            self.stream.write_all(&self.requests).await?;
+            self.wbuf.clear();
+        } else if !self.wbuf.is_empty() {
             self.stream.write_all(&self.wbuf).await?;
             self.wbuf.clear();
         }
@@ -79,6 +91,7 @@ impl Conn {
         match self.dialect {
             Dialect::WebIssues => Ok(webissues_reply(&mut self.rbuf, &mut self.scanned)),
             Dialect::Redis => resp_reply(&mut self.rbuf),
+            Dialect::Http => super::http::reply(&mut self.rbuf, &mut self.cookie),
         }
     }
 
@@ -117,7 +130,16 @@ impl Conn {
         crate::protocol::token::write_string(&mut line, login);
         line.push(b' ');
         crate::protocol::token::write_string(&mut line, password);
-        let r = self.call(&line).await?;
+        let mut r = self.call(&line).await?;
+        // The server runs few password checks at once (`[limits] login_pending_*`): many
+        // connections logging in together are told to retry.
+        for _ in 0..60 {
+            if !r.text().contains("logins in progress") {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            r = self.call(&line).await?;
+        }
         if r.text().starts_with("USER ") {
             Ok(())
         } else {

@@ -24,6 +24,9 @@ pub enum Mix {
     ListProjects,
     ListIssues,
     GetDetails,
+    /// The read mix over the HTTP transport (`--addr` is the HTTP listener): one
+    /// keep-alive POST per command.
+    HttpRead,
     /// Redis inline `GET k` over a prefilled key space.
     RedisGet,
     /// Redis inline `SET k v`.
@@ -34,6 +37,7 @@ impl Mix {
     pub fn dialect(self) -> Dialect {
         match self {
             Mix::RedisGet | Mix::RedisSet => Dialect::Redis,
+            Mix::HttpRead => Dialect::Http,
             _ => Dialect::WebIssues,
         }
     }
@@ -47,6 +51,7 @@ impl Mix {
             Mix::ListProjects => "list-projects",
             Mix::ListIssues => "list-issues",
             Mix::GetDetails => "get-details",
+            Mix::HttpRead => "http-read",
             Mix::RedisGet => "redis-get",
             Mix::RedisSet => "redis-set",
         }
@@ -105,7 +110,7 @@ fn generate(mix: Mix, m: &Model, rng: &mut Rng, keys: u64, out: &mut Vec<u8>) ->
                 out.extend_from_slice(b"LIST FEATURES");
             }
         }
-        Mix::Read => read_command(m, rng, None, out),
+        Mix::Read | Mix::HttpRead => read_command(m, rng, None, out),
         Mix::ListIssues => read_command(m, rng, Some(0), out),
         Mix::GetDetails => read_command(m, rng, Some(1), out),
         Mix::ListProjects => read_command(m, rng, Some(2), out),
@@ -218,7 +223,7 @@ impl Outcome {
 pub async fn run(cfg: LoadConfig) -> io::Result<Outcome> {
     let dialect = cfg.mix.dialect();
     let mut model = Model::default();
-    if dialect == Dialect::WebIssues {
+    if dialect != Dialect::Redis {
         let mut c = Conn::connect(&cfg.addr, dialect).await?;
         c.login(&cfg.login, &cfg.password).await?;
         if cfg.mix.needs_model() {
@@ -236,7 +241,7 @@ pub async fn run(cfg: LoadConfig) -> io::Result<Outcome> {
     let mut conns = Vec::with_capacity(cfg.connections);
     for _ in 0..cfg.connections {
         let mut c = Conn::connect(&cfg.addr, dialect).await?;
-        if dialect == Dialect::WebIssues {
+        if dialect != Dialect::Redis {
             c.login(&cfg.login, &cfg.password).await?;
         }
         conns.push(c);

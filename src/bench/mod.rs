@@ -5,6 +5,7 @@
 
 pub mod conn;
 pub mod histogram;
+pub mod http;
 pub mod load;
 pub mod model;
 pub mod seed;

@@ -63,28 +63,18 @@ pub async fn serve(
                     continue;
                 };
                 let router = router.clone();
-                let mut stop = stop_rx.clone();
+                let stop = stop_rx.clone();
+                let tls = app.tls.clone();
                 tasks.spawn(async move {
-                    let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-                        let req = req.map(|b| Body::new(StallLimit::new(b, body_timeout)));
-                        tower_service::Service::call(&mut router.clone(), req)
-                    });
-                    let mut builder = hyper::server::conn::http1::Builder::new();
-                    builder
-                        .timer(TokioTimer::new())
-                        .header_read_timeout(header_timeout);
-                    let conn = builder.serve_connection(TokioIo::new(stream), service);
-                    tokio::pin!(conn);
-                    tokio::select! {
-                        r = conn.as_mut() => {
-                            if let Err(e) = r {
-                                tracing::debug!(%peer, error = %e, "http connection ended");
+                    let limits = (header_timeout, body_timeout);
+                    match tls {
+                        // HTTPS: the handshake runs here, under the connection's slot.
+                        Some(tls) => {
+                            if let Some(s) = tls.handshake(stream, true).await {
+                                connection(s, peer, router, limits, stop).await;
                             }
                         }
-                        _ = async { drop(stop.wait_for(|s| *s).await) } => {
-                            conn.as_mut().graceful_shutdown();
-                            let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
-                        }
+                        None => connection(stream, peer, router, limits, stop).await,
                     }
                     drop((permit, slot));
                 });
@@ -98,6 +88,42 @@ pub async fn serve(
     })
     .await;
     Ok(())
+}
+
+/// Serves one connection (plain or TLS) until it ends or the listener stops.
+async fn connection<IO>(
+    io: IO,
+    peer: std::net::SocketAddr,
+    router: Router,
+    (header_timeout, body_timeout): (Option<Duration>, Option<Duration>),
+    mut stop: watch::Receiver<bool>,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        let mut req = req.map(|b| Body::new(StallLimit::new(b, body_timeout)));
+        // The client's address, for the login throttle and logs (WebIssues transport).
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(super::webissues::Peer(peer)));
+        tower_service::Service::call(&mut router.clone(), req)
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!(%peer, error = %e, "http connection ended");
+            }
+        }
+        _ = async { drop(stop.wait_for(|s| *s).await) } => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
+        }
+    }
 }
 
 fn secs_or_off(secs: u64) -> Option<Duration> {

@@ -1,5 +1,5 @@
-//! The HTTP listener: the confirm and unsubscribe pages of e-mail subscriptions, and the
-//! confirm page of the `email` preference.
+//! The HTTP listener: the WebIssues HTTP transport (webissues.rs), the confirm and
+//! unsubscribe pages of e-mail subscriptions, and the confirm page of the `email` preference.
 //!
 //! A GET only shows a page with one button; only a POST changes anything, because mail
 //! scanners and link previewers fetch every link in a mail and must neither confirm nor
@@ -10,6 +10,8 @@
 //! the URL is kept out of `Referer` headers and caches.
 
 mod accept;
+pub mod digest_stop;
+mod request_log;
 
 use crate::app::App;
 use crate::error::{Code, Error, Result};
@@ -26,6 +28,11 @@ use serde::Deserialize;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
+
+pub mod multipart;
+pub mod session;
+pub mod webissues;
+pub mod webissues11;
 
 /// Serves the pages on `listener` until `shutdown` completes.
 pub async fn serve(
@@ -50,23 +57,24 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .merge(crate::metrics::route::router())
         .route(
+            "/digest/{user}/stop",
+            get(digest_stop::stop_page).post(digest_stop::stop_post),
+        )
+        .route(
             "/email/{user}/confirm",
             get(email_confirm_page).post(email_confirm_post),
         )
-        .fallback(|| async {
-            page(
-                StatusCode::NOT_FOUND,
-                "Not found",
-                "<p>There is no page here.</p>",
-            )
-        })
-        .with_state(app)
+        .with_state(app.clone())
+        // `/`, the 0.8 and 1.1 handlers, and the fallback (any other POST is 0.8; any other
+        // GET is the not-found page).
+        .merge(webissues::router(app))
+        .layer(axum::middleware::from_fn(request_log::log))
 }
 
 #[derive(Deserialize)]
-struct TokenQuery {
+pub(crate) struct TokenQuery {
     #[serde(default)]
-    token: String,
+    pub(crate) token: String,
 }
 
 /// Escapes text for HTML element content and double-quoted attribute values.
@@ -86,7 +94,7 @@ pub fn escape(s: &str) -> String {
 }
 
 /// A complete page; `title` is plain text, `body` is already-escaped HTML.
-fn page(status: StatusCode, title: &str, body: &str) -> Response {
+pub(crate) fn page(status: StatusCode, title: &str, body: &str) -> Response {
     let title = escape(title);
     let html = format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
@@ -119,7 +127,7 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
     r
 }
 
-fn invalid_link(what: &str) -> Response {
+pub(crate) fn invalid_link(what: &str) -> Response {
     page(
         StatusCode::NOT_FOUND,
         "Link not valid",
@@ -131,7 +139,7 @@ fn invalid_link(what: &str) -> Response {
     )
 }
 
-fn server_error() -> Response {
+pub(crate) fn server_error() -> Response {
     page(
         StatusCode::INTERNAL_SERVER_ERROR,
         "Server error",
@@ -178,7 +186,7 @@ fn confirm_target(sub: &Subscription, token_text: &str, at: i64) -> Option<Strin
     found
 }
 
-fn form(action: &str, button: &str) -> String {
+pub(crate) fn form(action: &str, button: &str) -> String {
     format!(
         "<form method=\"post\" action=\"{}\">\n\
          <input type=\"hidden\" name=\"List-Unsubscribe\" value=\"One-Click\">\n\

@@ -126,7 +126,7 @@ pub enum Progress {
 }
 
 /// Finds a trailing ` {digits}` literal marker, returning the line before it and the size.
-fn literal_marker(line: &[u8]) -> Option<(usize, u64)> {
+pub fn literal_marker(line: &[u8]) -> Option<(usize, u64)> {
     let inner = line.strip_suffix(b"}")?;
     let open = inner.iter().rposition(|&b| b == b'{')?;
     let digits = &inner[open + 1..];

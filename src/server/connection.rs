@@ -235,7 +235,7 @@ async fn run(
             Input::Data => {}
             Input::Eof => eof = true,
             Input::Idle => {
-                tracing::info!("idle timeout");
+                tracing::debug!("idle timeout");
                 send_last(&mut stream, Error::new(Code::IdleTimeout)).await;
                 break;
             }
@@ -477,8 +477,9 @@ fn admit(cx: &mut Cx<'_>, budget: &LiteralBudget, line: &[u8], size: u64) -> Res
     })
 }
 
-/// [`run_command`], counted in the metrics when they are on.
-async fn process(cx: &mut Cx<'_>, frame: Frame) -> Reply {
+/// Runs one framed command: the path every transport shares (TCP lines, HTTP requests),
+/// counted in the metrics when they are on.
+pub async fn process(cx: &mut Cx<'_>, frame: Frame) -> Reply {
     let m = crate::metrics::global();
     if !m.enabled() {
         return run_command(cx, frame).await;

@@ -8,6 +8,8 @@ mod pace;
 mod send;
 mod throttle;
 
+pub use budget::{Held, LiteralBudget};
+pub use connection::process;
 pub use throttle::{Attempt, LoginThrottle, Refusal, Throttled};
 
 use crate::app::App;
@@ -32,6 +34,9 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let notify_task = tokio::spawn(crate::notify::service::run(app.clone(), stop_rx.clone()));
+    if let Some(tls) = &app.tls {
+        crate::tls::reload_on_sighup(tls.clone());
+    }
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -64,7 +69,14 @@ pub async fn run(
                 let budget = budget.clone();
                 crate::metrics::global().connection_opened();
                 tasks.spawn(async move {
-                    connection::serve(app, budget, stream, peer, stop).await;
+                    match app.tls.clone() {
+                        // Implicit TLS: the loop runs on the decrypted side of a relay.
+                        Some(tls) => if let Some((plain, relay)) = tls.bridge(stream).await {
+                            connection::serve(app, budget, plain, peer, stop).await;
+                            relay.finish().await;
+                        },
+                        None => connection::serve(app, budget, stream, peer, stop).await,
+                    }
                     crate::metrics::global().connection_closed();
                     drop((permit, per_ip));
                 });
@@ -72,7 +84,8 @@ pub async fn run(
         }
     }
     drop(listener);
-    tracing::info!(open = tasks.len(), "shutting down");
+    let stopping = std::time::Instant::now();
+    tracing::debug!(open = tasks.len(), "shutting down");
     let _ = stop_tx.send(true);
     let grace = std::time::Duration::from_secs(10);
     let _ = tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
@@ -88,7 +101,10 @@ pub async fn run(
     if let Err(e) = app.store.close() {
         tracing::error!(error = %e, "closing the store failed");
     }
-    tracing::info!("stopped");
+    tracing::info!(
+        ms = stopping.elapsed().as_millis() as u64,
+        "stopped (connections drained, data durable)"
+    );
     Ok(())
 }
 

@@ -276,7 +276,7 @@ impl Checkpointer {
             db.flush()?;
             sled_log.sync_data()?;
             crate::metrics::global().checkpointed(last);
-            tracing::info!(
+            tracing::debug!(
                 file = %path.display(),
                 records = summary.records,
                 keys,

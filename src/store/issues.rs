@@ -229,6 +229,21 @@ fn modify(
     row: impl FnOnce(u64, i64) -> Row,
     kind: EventKind,
 ) -> Result<u64> {
+    let (stamp, time) = touch(w, issue, folder, user, kind)?;
+    w.put(key("row", &[issue.id, stamp]), &row(stamp, time))?;
+    Ok(stamp)
+}
+
+/// Takes a new stamp for a modification of `issue` that has no history row of its own
+/// (its description): moves the issue's and the folder's stamp and records the event.
+/// Returns the stamp and its time.
+pub fn touch(
+    w: &mut Writer,
+    issue: &mut Issue,
+    folder: &Folder,
+    user: u64,
+    kind: EventKind,
+) -> Result<(u64, i64)> {
     debug_assert_eq!(folder.id, issue.folder);
     let stamp = w.next_stamp()?;
     let time = now();
@@ -238,7 +253,6 @@ fn modify(
     issue.modified = time;
     issue.modified_by = user;
     w.put(key("issue", &[issue.id]), &*issue)?;
-    w.put(key("row", &[issue.id, stamp]), &row(stamp, time))?;
     w.record_event(&IssueEvent {
         stamp,
         issue: issue.id,
@@ -248,7 +262,7 @@ fn modify(
         time,
         kind,
     })?;
-    Ok(stamp)
+    Ok((stamp, time))
 }
 
 /// Renames an issue; `None` when the name is unchanged (no stamp taken).

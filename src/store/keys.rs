@@ -25,6 +25,10 @@
 //! | `issue/<id>` | [`super::issues::Issue`] |
 //! | `value/<issue>/<attr>` | value string (only non-empty values are stored) |
 //! | `row/<issue>/<stamp>` | [`super::issues::Row`]: change, comment or attachment |
+//! | `description/<issue>` | [`super::descriptions::Description`] (1.1 only; its stamp is an `event/` with kind `Described`) |
+//! | `comment-format/<comment>` | u8 text format 1 of a comment added through 1.1 (absent: 0) |
+//! | `read/<user>/<issue>` | [`super::read_state::State`]: the stamp read up to, under a state id from `ctr/read-state` |
+//! | `read-seq/<user>/<state>` | issue id: a user's read states by state id (LIST STATES) |
 //! | `attachment-file/<file>` | `()` (files under `attachments/` that are recorded: the rest are swept at start) |
 //! | `item/<stamp>`, `attr-value/<attr>/<issue>`, `attr-change/<attr>/<stamp>` | no longer written: indices of older versions, read where they remain (FIND ITEM finds an item's issue in `event/<stamp>`; DELETE ATTRIBUTE reads all values and rows) |
 //! | `pref/<user>/<name>` | preference value string ([`super::notify`]) |

@@ -15,12 +15,15 @@
 pub mod backup;
 pub mod checkpoint;
 pub mod commit;
+pub mod descriptions;
 pub mod groups;
+pub mod installer_types;
 pub mod issues;
 pub mod keys;
 pub mod mem;
 pub mod notify;
 pub mod projects;
+pub mod read_state;
 pub mod recovery;
 pub mod stamps;
 pub mod subscriptions;
@@ -69,6 +72,8 @@ pub enum EventKind {
     Attached {
         name: String,
     },
+    /// The issue's description was added (1.1's ADD DESCRIPTION).
+    Described,
 }
 
 use mem::Mem;
@@ -445,7 +450,7 @@ impl Store {
         let wal_dir = dir.join("wal");
         std::fs::create_dir_all(&wal_dir)?;
         let files = wal::files(&wal_dir)?;
-        tracing::info!(ms = started.elapsed().as_millis() as u64, "sled open");
+        tracing::debug!(ms = started.elapsed().as_millis() as u64, "sled open");
 
         let mem = Arc::new(RwLock::new(Mem::default()));
         let commit = commit::GroupCommit::new();
@@ -780,7 +785,7 @@ impl Loader {
             mem.compact_now();
         }
         (self.after_load)(&Reader { mem });
-        tracing::info!(
+        tracing::debug!(
             base = mem.sizes().0,
             replayed = mem.sizes().1,
             sled_ms,
@@ -939,7 +944,7 @@ fn compactor(mem: Arc<RwLock<Mem>>, min: usize, stop: Arc<std::sync::atomic::Ato
         }
         drop(replaced);
         untrimmed = true;
-        tracing::info!(
+        tracing::debug!(
             records,
             changes,
             ms = started.elapsed().as_millis() as u64,

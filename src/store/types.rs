@@ -185,5 +185,5 @@ pub const DEFAULT_BUG_ATTRIBUTES: [(&str, &str); 3] = [
         "Severity",
         r#"ENUM items={"Low","Medium","High","Critical"} default="Medium" required=1"#,
     ),
-    ("Assigned To", "USER member=1"),
+    ("Assigned To", "USER members=1"),
 ];

@@ -1,0 +1,639 @@
+//! The typed 1.1 commands webissued serves, their signatures (`i` integer, `s` string,
+//! `a` the uploaded file) and the parse from [`Tokens`]: an unknown name is `401`, a
+//! wrong argument list `402`.
+
+use super::reply::Code11;
+use super::token::{Arg, Tokens, write_string};
+use bytes::Bytes;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cmd11 {
+    Hello,
+    Login {
+        login: String,
+        password: String,
+    },
+    GetSettings,
+    ListUsers,
+    ListTypes,
+    ListProjects,
+    ListStates {
+        since: i64,
+    },
+    ListIssues {
+        folder: i64,
+        since: i64,
+    },
+    GetDetails {
+        issue: i64,
+        since: i64,
+        mark_read: i64,
+    },
+    GetSummary {
+        project: i64,
+        since: i64,
+    },
+    GetAttachment {
+        file: i64,
+    },
+    SetIssueRead {
+        issue: i64,
+        read: i64,
+    },
+    SetFolderRead {
+        folder: i64,
+        read: i64,
+    },
+    FindItem {
+        item: i64,
+    },
+    AddIssue {
+        folder: i64,
+        name: String,
+    },
+    SetValue {
+        issue: i64,
+        attribute: i64,
+        value: String,
+    },
+    AddDescription {
+        issue: i64,
+        text: String,
+        format: i64,
+    },
+    AddComment {
+        issue: i64,
+        text: String,
+        format: i64,
+    },
+    AddAttachment {
+        issue: i64,
+        name: String,
+        description: String,
+        data: Bytes,
+    },
+    RenameIssue {
+        issue: i64,
+        name: String,
+    },
+    // Administration, with the same meaning as in 0.8 (served by the shared handlers).
+    ChangePassword {
+        password: String,
+        new_password: String,
+    },
+    SetPassword {
+        user: i64,
+        password: String,
+        temporary: i64,
+    },
+    AddUser {
+        login: String,
+        name: String,
+        password: String,
+        temporary: i64,
+    },
+    RenameUser {
+        user: i64,
+        name: String,
+    },
+    GrantUser {
+        user: i64,
+        access: i64,
+    },
+    GrantMember {
+        user: i64,
+        project: i64,
+        access: i64,
+    },
+    AddType {
+        name: String,
+    },
+    AddAttribute {
+        type_id: i64,
+        name: String,
+        definition: String,
+    },
+    AddProject {
+        name: String,
+    },
+    RenameProject {
+        project: i64,
+        name: String,
+    },
+    AddFolder {
+        project: i64,
+        type_id: i64,
+        name: String,
+    },
+    RenameFolder {
+        folder: i64,
+        name: String,
+    },
+}
+
+/// Name and signature of every command served.
+pub const SIGNATURES: &[(&str, &str)] = &[
+    ("HELLO", ""),
+    ("LOGIN", "ss"),
+    ("GET SETTINGS", ""),
+    ("LIST USERS", ""),
+    ("LIST TYPES", ""),
+    ("LIST PROJECTS", ""),
+    ("LIST STATES", "i"),
+    ("LIST ISSUES", "ii"),
+    ("GET DETAILS", "iii"),
+    ("GET SUMMARY", "ii"),
+    ("GET ATTACHMENT", "i"),
+    ("SET ISSUE READ", "ii"),
+    ("SET FOLDER READ", "ii"),
+    ("FIND ITEM", "i"),
+    ("ADD ISSUE", "is"),
+    ("SET VALUE", "iis"),
+    ("ADD DESCRIPTION", "isi"),
+    ("ADD COMMENT", "isi"),
+    ("ADD ATTACHMENT", "issa"),
+    ("RENAME ISSUE", "is"),
+    ("CHANGE PASSWORD", "ss"),
+    ("SET PASSWORD", "isi"),
+    ("ADD USER", "sssi"),
+    ("RENAME USER", "is"),
+    ("GRANT USER", "ii"),
+    ("GRANT MEMBER", "iii"),
+    ("ADD TYPE", "s"),
+    ("ADD ATTRIBUTE", "iss"),
+    ("ADD PROJECT", "s"),
+    ("RENAME PROJECT", "is"),
+    ("ADD FOLDER", "iis"),
+    ("RENAME FOLDER", "is"),
+];
+
+impl Cmd11 {
+    /// Commands that need no login.
+    pub fn is_anonymous(&self) -> bool {
+        matches!(self, Cmd11::Hello | Cmd11::Login { .. })
+    }
+}
+
+/// Checks name (401) and signature (402) and builds the command.
+pub fn parse(t: Tokens) -> Result<Cmd11, Code11> {
+    let sig = SIGNATURES
+        .iter()
+        .find(|(n, _)| *n == t.name)
+        .map(|(_, s)| *s)
+        .ok_or(Code11::UnknownCommand)?;
+    let matches = sig.len() == t.args.len()
+        && sig.bytes().zip(&t.args).all(|(k, a)| {
+            matches!(
+                (k, a),
+                (b'i', Arg::Int(_)) | (b's', Arg::Str(_)) | (b'a', Arg::File(_))
+            )
+        });
+    if !matches {
+        return Err(Code11::InvalidArguments);
+    }
+    build(&t.name, Args(t.args.into_iter()))
+}
+
+/// The arguments of a checked signature, taken in order.
+struct Args(std::vec::IntoIter<Arg>);
+
+impl Args {
+    fn i(&mut self) -> i64 {
+        match self.0.next() {
+            Some(Arg::Int(v)) => v,
+            _ => 0,
+        }
+    }
+    fn s(&mut self) -> String {
+        match self.0.next() {
+            Some(Arg::Str(v)) => v,
+            _ => String::new(),
+        }
+    }
+    fn a(&mut self) -> Bytes {
+        match self.0.next() {
+            Some(Arg::File(v)) => v,
+            _ => Bytes::new(),
+        }
+    }
+}
+
+fn build(name: &str, mut a: Args) -> Result<Cmd11, Code11> {
+    use Cmd11 as C;
+    Ok(match name {
+        "HELLO" => C::Hello,
+        "LOGIN" => C::Login {
+            login: a.s(),
+            password: a.s(),
+        },
+        "GET SETTINGS" => C::GetSettings,
+        "LIST USERS" => C::ListUsers,
+        "LIST TYPES" => C::ListTypes,
+        "LIST PROJECTS" => C::ListProjects,
+        "LIST STATES" => C::ListStates { since: a.i() },
+        "LIST ISSUES" => C::ListIssues {
+            folder: a.i(),
+            since: a.i(),
+        },
+        "GET DETAILS" => C::GetDetails {
+            issue: a.i(),
+            since: a.i(),
+            mark_read: a.i(),
+        },
+        "GET SUMMARY" => C::GetSummary {
+            project: a.i(),
+            since: a.i(),
+        },
+        "GET ATTACHMENT" => C::GetAttachment { file: a.i() },
+        "SET ISSUE READ" => C::SetIssueRead {
+            issue: a.i(),
+            read: a.i(),
+        },
+        "SET FOLDER READ" => C::SetFolderRead {
+            folder: a.i(),
+            read: a.i(),
+        },
+        "FIND ITEM" => C::FindItem { item: a.i() },
+        "ADD ISSUE" => C::AddIssue {
+            folder: a.i(),
+            name: a.s(),
+        },
+        "SET VALUE" => C::SetValue {
+            issue: a.i(),
+            attribute: a.i(),
+            value: a.s(),
+        },
+        "ADD DESCRIPTION" => C::AddDescription {
+            issue: a.i(),
+            text: a.s(),
+            format: a.i(),
+        },
+        "ADD COMMENT" => C::AddComment {
+            issue: a.i(),
+            text: a.s(),
+            format: a.i(),
+        },
+        "ADD ATTACHMENT" => C::AddAttachment {
+            issue: a.i(),
+            name: a.s(),
+            description: a.s(),
+            data: a.a(),
+        },
+        "RENAME ISSUE" => C::RenameIssue {
+            issue: a.i(),
+            name: a.s(),
+        },
+        "CHANGE PASSWORD" => C::ChangePassword {
+            password: a.s(),
+            new_password: a.s(),
+        },
+        "SET PASSWORD" => C::SetPassword {
+            user: a.i(),
+            password: a.s(),
+            temporary: a.i(),
+        },
+        "ADD USER" => C::AddUser {
+            login: a.s(),
+            name: a.s(),
+            password: a.s(),
+            temporary: a.i(),
+        },
+        "RENAME USER" => C::RenameUser {
+            user: a.i(),
+            name: a.s(),
+        },
+        "GRANT USER" => C::GrantUser {
+            user: a.i(),
+            access: a.i(),
+        },
+        "GRANT MEMBER" => C::GrantMember {
+            user: a.i(),
+            project: a.i(),
+            access: a.i(),
+        },
+        "ADD TYPE" => C::AddType { name: a.s() },
+        "ADD ATTRIBUTE" => C::AddAttribute {
+            type_id: a.i(),
+            name: a.s(),
+            definition: a.s(),
+        },
+        "ADD PROJECT" => C::AddProject { name: a.s() },
+        "RENAME PROJECT" => C::RenameProject {
+            project: a.i(),
+            name: a.s(),
+        },
+        "ADD FOLDER" => C::AddFolder {
+            project: a.i(),
+            type_id: a.i(),
+            name: a.s(),
+        },
+        "RENAME FOLDER" => C::RenameFolder {
+            folder: a.i(),
+            name: a.s(),
+        },
+        _ => return Err(Code11::UnknownCommand),
+    })
+}
+
+impl Cmd11 {
+    /// The command line (and upload) the client would send for this command.
+    pub fn encode(&self) -> (String, Option<Bytes>) {
+        use Cmd11 as C;
+        let mut line = Vec::new();
+        let mut file = None;
+        let (name, args): (&str, Vec<Arg>) = match self.clone() {
+            C::Hello => ("HELLO", vec![]),
+            C::Login { login, password } => ("LOGIN", vec![Arg::Str(login), Arg::Str(password)]),
+            C::GetSettings => ("GET SETTINGS", vec![]),
+            C::ListUsers => ("LIST USERS", vec![]),
+            C::ListTypes => ("LIST TYPES", vec![]),
+            C::ListProjects => ("LIST PROJECTS", vec![]),
+            C::ListStates { since } => ("LIST STATES", vec![Arg::Int(since)]),
+            C::ListIssues { folder, since } => {
+                ("LIST ISSUES", vec![Arg::Int(folder), Arg::Int(since)])
+            }
+            C::GetDetails {
+                issue,
+                since,
+                mark_read,
+            } => (
+                "GET DETAILS",
+                vec![Arg::Int(issue), Arg::Int(since), Arg::Int(mark_read)],
+            ),
+            C::GetSummary { project, since } => {
+                ("GET SUMMARY", vec![Arg::Int(project), Arg::Int(since)])
+            }
+            C::GetAttachment { file } => ("GET ATTACHMENT", vec![Arg::Int(file)]),
+            C::SetIssueRead { issue, read } => {
+                ("SET ISSUE READ", vec![Arg::Int(issue), Arg::Int(read)])
+            }
+            C::SetFolderRead { folder, read } => {
+                ("SET FOLDER READ", vec![Arg::Int(folder), Arg::Int(read)])
+            }
+            C::FindItem { item } => ("FIND ITEM", vec![Arg::Int(item)]),
+            C::AddIssue { folder, name } => ("ADD ISSUE", vec![Arg::Int(folder), Arg::Str(name)]),
+            C::SetValue {
+                issue,
+                attribute,
+                value,
+            } => (
+                "SET VALUE",
+                vec![Arg::Int(issue), Arg::Int(attribute), Arg::Str(value)],
+            ),
+            C::AddDescription {
+                issue,
+                text,
+                format,
+            } => (
+                "ADD DESCRIPTION",
+                vec![Arg::Int(issue), Arg::Str(text), Arg::Int(format)],
+            ),
+            C::AddComment {
+                issue,
+                text,
+                format,
+            } => (
+                "ADD COMMENT",
+                vec![Arg::Int(issue), Arg::Str(text), Arg::Int(format)],
+            ),
+            C::AddAttachment {
+                issue,
+                name,
+                description,
+                data,
+            } => {
+                file = Some(data);
+                (
+                    "ADD ATTACHMENT",
+                    vec![Arg::Int(issue), Arg::Str(name), Arg::Str(description)],
+                )
+            }
+            C::RenameIssue { issue, name } => {
+                ("RENAME ISSUE", vec![Arg::Int(issue), Arg::Str(name)])
+            }
+            C::ChangePassword {
+                password,
+                new_password,
+            } => (
+                "CHANGE PASSWORD",
+                vec![Arg::Str(password), Arg::Str(new_password)],
+            ),
+            C::SetPassword {
+                user,
+                password,
+                temporary,
+            } => (
+                "SET PASSWORD",
+                vec![Arg::Int(user), Arg::Str(password), Arg::Int(temporary)],
+            ),
+            C::AddUser {
+                login,
+                name,
+                password,
+                temporary,
+            } => (
+                "ADD USER",
+                vec![
+                    Arg::Str(login),
+                    Arg::Str(name),
+                    Arg::Str(password),
+                    Arg::Int(temporary),
+                ],
+            ),
+            C::RenameUser { user, name } => ("RENAME USER", vec![Arg::Int(user), Arg::Str(name)]),
+            C::GrantUser { user, access } => ("GRANT USER", vec![Arg::Int(user), Arg::Int(access)]),
+            C::GrantMember {
+                user,
+                project,
+                access,
+            } => (
+                "GRANT MEMBER",
+                vec![Arg::Int(user), Arg::Int(project), Arg::Int(access)],
+            ),
+            C::AddType { name } => ("ADD TYPE", vec![Arg::Str(name)]),
+            C::AddAttribute {
+                type_id,
+                name,
+                definition,
+            } => (
+                "ADD ATTRIBUTE",
+                vec![Arg::Int(type_id), Arg::Str(name), Arg::Str(definition)],
+            ),
+            C::AddProject { name } => ("ADD PROJECT", vec![Arg::Str(name)]),
+            C::RenameProject { project, name } => {
+                ("RENAME PROJECT", vec![Arg::Int(project), Arg::Str(name)])
+            }
+            C::AddFolder {
+                project,
+                type_id,
+                name,
+            } => (
+                "ADD FOLDER",
+                vec![Arg::Int(project), Arg::Int(type_id), Arg::Str(name)],
+            ),
+            C::RenameFolder { folder, name } => {
+                ("RENAME FOLDER", vec![Arg::Int(folder), Arg::Str(name)])
+            }
+        };
+        line.extend_from_slice(name.as_bytes());
+        for a in args {
+            line.push(b' ');
+            match a {
+                Arg::Int(v) => line.extend_from_slice(v.to_string().as_bytes()),
+                Arg::Str(s) => write_string(&mut line, &s),
+                Arg::File(_) => {}
+            }
+        }
+        (String::from_utf8(line).unwrap_or_default(), file)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wi11::token::tokenize;
+
+    fn run(line: &str) -> Result<Cmd11, Code11> {
+        parse(tokenize(Some(line.as_bytes()), None)?)
+    }
+
+    #[test]
+    fn names_then_signatures() {
+        assert_eq!(run("FOO BAR"), Err(Code11::UnknownCommand));
+        assert_eq!(run("LIST USERS 1"), Err(Code11::InvalidArguments));
+        assert_eq!(run("LIST 5 USERS"), Err(Code11::InvalidArguments));
+        assert_eq!(run("GET DETAILS 'x' 0 0"), Err(Code11::InvalidArguments));
+        // ADD ATTACHMENT without its file part, and a file sent with another command.
+        assert_eq!(
+            run("ADD ATTACHMENT 1 'a' ''"),
+            Err(Code11::InvalidArguments)
+        );
+        let f = Bytes::from_static(b"x");
+        assert_eq!(
+            parse(tokenize(Some(b"LIST USERS"), Some(&f)).unwrap()),
+            Err(Code11::InvalidArguments)
+        );
+        assert_eq!(
+            run("GET DETAILS 7 0 1"),
+            Ok(Cmd11::GetDetails {
+                issue: 7,
+                since: 0,
+                mark_read: 1
+            })
+        );
+    }
+
+    #[test]
+    fn every_command_round_trips() {
+        let file = Bytes::from_static(b"\x00bytes");
+        let samples = vec![
+            Cmd11::Hello,
+            Cmd11::Login {
+                login: "a'b".into(),
+                password: "p\\w".into(),
+            },
+            Cmd11::GetSettings,
+            Cmd11::ListUsers,
+            Cmd11::ListTypes,
+            Cmd11::ListProjects,
+            Cmd11::ListStates { since: 3 },
+            Cmd11::ListIssues {
+                folder: 1,
+                since: -2,
+            },
+            Cmd11::GetDetails {
+                issue: 1,
+                since: 2,
+                mark_read: 1,
+            },
+            Cmd11::GetSummary {
+                project: 1,
+                since: 0,
+            },
+            Cmd11::GetAttachment { file: 8 },
+            Cmd11::SetIssueRead { issue: 1, read: 0 },
+            Cmd11::SetFolderRead { folder: 1, read: 9 },
+            Cmd11::FindItem { item: 6 },
+            Cmd11::AddIssue {
+                folder: 1,
+                name: "Bug".into(),
+            },
+            Cmd11::SetValue {
+                issue: 1,
+                attribute: 2,
+                value: "x\ty".into(),
+            },
+            Cmd11::AddDescription {
+                issue: 1,
+                text: "a\nb".into(),
+                format: 1,
+            },
+            Cmd11::AddComment {
+                issue: 1,
+                text: "c".into(),
+                format: 0,
+            },
+            Cmd11::AddAttachment {
+                issue: 1,
+                name: "f".into(),
+                description: "".into(),
+                data: file,
+            },
+            Cmd11::RenameIssue {
+                issue: 1,
+                name: "n".into(),
+            },
+            Cmd11::ChangePassword {
+                password: "old".into(),
+                new_password: "new".into(),
+            },
+            Cmd11::SetPassword {
+                user: 2,
+                password: "p".into(),
+                temporary: 0,
+            },
+            Cmd11::AddUser {
+                login: "l".into(),
+                name: "n".into(),
+                password: "p".into(),
+                temporary: 0,
+            },
+            Cmd11::RenameUser {
+                user: 2,
+                name: "n".into(),
+            },
+            Cmd11::GrantUser { user: 2, access: 0 },
+            Cmd11::GrantMember {
+                user: 2,
+                project: 1,
+                access: 1,
+            },
+            Cmd11::AddType { name: "T".into() },
+            Cmd11::AddAttribute {
+                type_id: 1,
+                name: "A".into(),
+                definition: "TEXT".into(),
+            },
+            Cmd11::AddProject { name: "P".into() },
+            Cmd11::RenameProject {
+                project: 1,
+                name: "Q".into(),
+            },
+            Cmd11::AddFolder {
+                project: 1,
+                type_id: 1,
+                name: "F".into(),
+            },
+            Cmd11::RenameFolder {
+                folder: 1,
+                name: "G".into(),
+            },
+        ];
+        assert_eq!(samples.len(), SIGNATURES.len(), "one sample per command");
+        for c in samples {
+            let (line, file) = c.encode();
+            let back = parse(tokenize(Some(line.as_bytes()), file.as_ref()).unwrap()).unwrap();
+            assert_eq!(back, c, "{line}");
+        }
+    }
+}
