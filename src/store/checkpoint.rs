@@ -30,11 +30,26 @@ pub fn folded_seq(tree: &sled::Tree) -> crate::error::Result<u64> {
 
 /// Opens sled's database under `dir` (the store's `db/`) and its `data` tree.
 pub fn open_sled(dir: &Path, cache_bytes: u64) -> crate::error::Result<(sled::Db, sled::Tree)> {
-    let db = sled::Config::new()
-        .path(dir)
-        .cache_capacity(cache_bytes)
-        .flush_every_ms(None)
-        .open()?;
+    // The data-directory lock already keeps other processes out, but sled's own file lock
+    // can outlive a tool that just exited by a moment; wait for it briefly instead of failing.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let db = loop {
+        let opened = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_bytes)
+            .flush_every_ms(None)
+            .open();
+        match opened {
+            // sled reports its lock as ErrorKind::Other with this text (sled 0.34 config.rs).
+            Err(sled::Error::Io(e))
+                if e.to_string().starts_with("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => break other?,
+        }
+    };
     let tree = db.open_tree("data")?;
     Ok((db, tree))
 }
