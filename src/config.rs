@@ -54,6 +54,10 @@ pub struct ServerConfig {
     pub checkpoint_backlog_mb: u64,
     /// Writes gathered in memory before they are merged into the packed copy of the data.
     pub compact_min_records: usize,
+    /// Where BACKUP writes its copies; unset: `<data_dir>.backups` (protocol-spec/dump.md).
+    pub backup_dir: Option<PathBuf>,
+    /// Serve `GET /metrics` (Prometheus text) on the HTTP listener (protocol-spec/metrics.md).
+    pub metrics: bool,
     /// An HTTP session (WebIssuesSID cookie) unused for this long ends.
     pub http_session_idle_secs: u64,
     /// Most live HTTP sessions; at the limit, a LOGIN ends the least recently used one.
@@ -65,8 +69,9 @@ pub struct ServerConfig {
     /// (re-read on SIGHUP).
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
-    /// What a new data directory starts with besides the administrator: `"webissued"`
-    /// (the issue type Bugs) or `"none"`. Existing data directories keep what they have.
+    /// What a new data directory starts with besides the administrator: `"webissues"` (the
+    /// 1.1 installer's types, the default), `"webissued"` (the issue type Bugs) or `"none"`.
+    /// Existing data directories keep what they have.
     pub initial_data: String,
 }
 
@@ -89,12 +94,14 @@ impl Default for ServerConfig {
             checkpoint_secs: 300,
             checkpoint_backlog_mb: 256,
             compact_min_records: 20_000,
+            backup_dir: None,
+            metrics: false,
             http_session_idle_secs: 2 * 3600,
             http_max_sessions: 100_000,
             http_body_max_secs: 300,
             tls_cert: None,
             tls_key: None,
-            initial_data: "webissued".into(),
+            initial_data: "webissues".into(),
         }
     }
 }

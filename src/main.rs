@@ -47,6 +47,9 @@ enum Cmd {
     Admin(AdminCmd),
     /// Load generator and benchmark helpers (scripts/bench runs the full comparison).
     Bench(webissued::bench::BenchArgs),
+    /// Data-directory tools: export, import, check, backup (webissued::tools).
+    #[command(flatten)]
+    Tool(webissued::tools::Tool),
     /// Recover from a damaged write-ahead log: keep every record before the damage, set the
     /// damaged file aside, say what was lost (the server must be stopped).
     Salvage {
@@ -116,6 +119,7 @@ fn main() -> std::process::ExitCode {
             }
         },
         Cmd::Bench(args) => webissued::bench::main(args),
+        Cmd::Tool(tool) => webissued::tools::main(tool),
         Cmd::Salvage { data } => salvage(&data),
     }
 }
@@ -244,6 +248,9 @@ fn serve(
     }
     let runtime = runtime.build().map_err(|e| e.to_string())?;
     runtime.block_on(async move {
+        if cfg.server.metrics {
+            webissued::metrics::global().enable();
+        }
         let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
         let http = match http {
             Some((l, addr)) => Some((

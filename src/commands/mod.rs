@@ -1,6 +1,7 @@
 //! Command handlers, one module per family. Each takes the command context and typed
 //! arguments and returns a reply or a protocol error.
 
+pub mod backup;
 pub mod email_pref;
 pub mod help;
 pub mod issue_lines;
@@ -256,6 +257,7 @@ async fn dispatch(cx: &mut Cx<'_>, cmd: Command) -> Result<Reply> {
         C::NotifyIssue { issue, status } => notifications::notify_issue(cx, issue, status),
         C::PreviewNotifications { user } => notifications::preview_notifications(cx, user),
         C::RunNotifications => notifications::run_notifications(cx).await,
+        C::Backup { name } => backup::backup(cx, name).await,
         C::ListOutbox => notifications::list_outbox(cx),
         C::RetryOutbox { message } => notifications::retry_outbox(cx, message),
         C::DeleteOutbox { message } => notifications::delete_outbox(cx, message),

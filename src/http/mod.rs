@@ -55,6 +55,7 @@ pub fn router(app: Arc<App>) -> Router {
             "/subscriptions/{id}/unsubscribe",
             get(unsubscribe_page).post(unsubscribe_post),
         )
+        .merge(crate::metrics::route::router())
         .route(
             "/digest/{user}/stop",
             get(digest_stop::stop_page).post(digest_stop::stop_post),

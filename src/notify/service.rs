@@ -164,6 +164,7 @@ impl Notifier {
     /// Runs one digest pass at `now` (blocking: call it on the blocking pool).
     pub fn run_pass(&self, store: &Store, now: i64) -> Result<PassStats> {
         let _one_at_a_time = self.pass_lock.lock().map_err(Error::internal)?;
+        let _timed = PassTimer(std::time::Instant::now());
         let mut stats = PassStats::default();
         let due = store.read(|r| n::due_users(r, now, self.cfg.max_users_per_pass))?;
         let mut stop_key = None;
@@ -363,6 +364,7 @@ impl Notifier {
             let seq = match result {
                 Ok(()) => {
                     stats.sent += 1;
+                    crate::metrics::global().mail(true);
                     tracing::debug!(id, user = entry.user, "mail sent");
                     store
                         .write(|w| {
@@ -374,6 +376,7 @@ impl Notifier {
                         .1
                 }
                 Err((transient, _, error)) => {
+                    crate::metrics::global().mail(false);
                     let attempts = entry.attempts + 1;
                     let retry = transient && attempts < self.cfg.max_attempts;
                     let mut new = entry.clone();
@@ -420,6 +423,15 @@ impl Notifier {
             .map_err(|_| Error::internal("the notification task is not running"))?;
         rx.await
             .map_err(|_| Error::internal("the notification task stopped"))?
+    }
+}
+
+/// Counts a digest pass and its duration in the metrics when it ends.
+struct PassTimer(std::time::Instant);
+
+impl Drop for PassTimer {
+    fn drop(&mut self) {
+        crate::metrics::global().pass(self.0.elapsed());
     }
 }
 

@@ -153,6 +153,9 @@ pub enum Command {
         user: Id,
     },
     RunNotifications,
+    Backup {
+        name: String,
+    },
     ListOutbox,
     RetryOutbox {
         message: Id,
@@ -462,6 +465,11 @@ pub fn parse_command(raw: &[u8], literal: Option<Bytes>) -> Result<Command, Erro
             .sig("i")
             .map(|_| C::PreviewNotifications { user: a.int() }),
         ["RUN", "NOTIFICATIONS"] => a.sig("").map(|_| C::RunNotifications),
+        ["BACKUP"] => a.sig("s").and_then(|_| {
+            Ok(C::Backup {
+                name: a.str(Kind::Name)?,
+            })
+        }),
         ["LIST", "OUTBOX"] => a.sig("").map(|_| C::ListOutbox),
         ["RETRY", "OUTBOX"] => a.sig("i").map(|_| C::RetryOutbox { message: a.int() }),
         ["DELETE", "OUTBOX"] => a.sig("i").map(|_| C::DeleteOutbox { message: a.int() }),

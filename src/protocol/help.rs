@@ -87,6 +87,7 @@ table! {
     "LIST OUTBOX", "LIST OUTBOX", ServerAdmin, N, "The mail queue and the state of the mail transport.";
     "RETRY OUTBOX", "RETRY OUTBOX messageId", ServerAdmin, N, "Sends a queued message again now.";
     "DELETE OUTBOX", "DELETE OUTBOX messageId", ServerAdmin, N, "Drops a queued message.";
+    "BACKUP", "BACKUP 'name'", ServerAdmin, None, "Writes a consistent copy of the data directory to [server] backup_dir/name while serving.";
     "SUBSCRIBE FOLDER", "SUBSCRIBE FOLDER folderId 'mailto:address' ttl 'options'", User, S, "Subscribes an outside address to a folder's changes, after it confirms (ttl 0: no expiry).";
     "SUBSCRIBE ISSUE", "SUBSCRIBE ISSUE issueId 'mailto:address' ttl 'options'", User, S, "Subscribes an outside address to an issue's changes, after it confirms.";
     "LIST SUBSCRIPTIONS", "LIST SUBSCRIPTIONS", User, S, "The subscriptions you made (administrators: all).";

@@ -477,8 +477,31 @@ fn admit(cx: &mut Cx<'_>, budget: &LiteralBudget, line: &[u8], size: u64) -> Res
     })
 }
 
-/// Runs one framed command: the path every transport shares (TCP lines, HTTP requests).
+/// Runs one framed command: the path every transport shares (TCP lines, HTTP requests),
+/// counted in the metrics when they are on.
 pub async fn process(cx: &mut Cx<'_>, frame: Frame) -> Reply {
+    let m = crate::metrics::global();
+    if !m.enabled() {
+        return run_command(cx, frame).await;
+    }
+    let verb = match &frame {
+        Frame::Line(l) | Frame::WithData(l, _) => crate::metrics::verb(l).to_string(),
+        _ => String::new(),
+    };
+    let started = Instant::now();
+    let reply = run_command(cx, frame).await;
+    let error = matches!(reply, Reply::Error(_));
+    // Names of unknown commands are not kept: they would be the client's to choose.
+    let verb = match &reply {
+        Reply::Error(e) if e.code == Code::UnknownCommand => "UNKNOWN",
+        _ if verb.is_empty() => "INVALID",
+        _ => &verb,
+    };
+    m.command(verb, error, started.elapsed());
+    reply
+}
+
+async fn run_command(cx: &mut Cx<'_>, frame: Frame) -> Reply {
     let parsed = match frame {
         Frame::Line(line) => parse_command(&line, None),
         Frame::WithData(line, data) => parse_command(&line, Some(data)),

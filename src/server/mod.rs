@@ -67,6 +67,7 @@ pub async fn run(
                 let app = app.clone();
                 let stop = stop_rx.clone();
                 let budget = budget.clone();
+                crate::metrics::global().connection_opened();
                 tasks.spawn(async move {
                     match app.tls.clone() {
                         // Implicit TLS: the loop runs on the decrypted side of a relay.
@@ -76,6 +77,7 @@ pub async fn run(
                         },
                         None => connection::serve(app, budget, stream, peer, stop).await,
                     }
+                    crate::metrics::global().connection_closed();
                     drop((permit, per_ip));
                 });
             }

@@ -30,11 +30,26 @@ pub fn folded_seq(tree: &sled::Tree) -> crate::error::Result<u64> {
 
 /// Opens sled's database under `dir` (the store's `db/`) and its `data` tree.
 pub fn open_sled(dir: &Path, cache_bytes: u64) -> crate::error::Result<(sled::Db, sled::Tree)> {
-    let db = sled::Config::new()
-        .path(dir)
-        .cache_capacity(cache_bytes)
-        .flush_every_ms(None)
-        .open()?;
+    // The data-directory lock already keeps other processes out, but sled's own file lock
+    // can outlive a tool that just exited by a moment; wait for it briefly instead of failing.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let db = loop {
+        let opened = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_bytes)
+            .flush_every_ms(None)
+            .open();
+        match opened {
+            // sled reports its lock as ErrorKind::Other with this text (sled 0.34 config.rs).
+            Err(sled::Error::Io(e))
+                if e.to_string().starts_with("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => break other?,
+        }
+    };
     let tree = db.open_tree("data")?;
     Ok((db, tree))
 }
@@ -74,6 +89,8 @@ pub struct Checkpointer {
     pub activity: Box<dyn Fn() -> u64 + Send>,
     /// When folds wait for writes to pause, and when they stop waiting.
     pub schedule: Schedule,
+    /// Held while sled is open for a fold; a backup holds it to copy sled's files.
+    pub gate: std::sync::Arc<std::sync::Mutex<()>>,
 }
 
 /// When closed log files are folded. Folding costs about 10 µs of CPU and several sled
@@ -158,7 +175,7 @@ impl Checkpointer {
             // it is open (about 4 KB a key here) and is only returned when it closes.
             let round = [oldest.path.clone()];
             loop {
-                match self.fold_all(&round) {
+                match self.fold_gated(&round) {
                     Ok(None) => break,
                     Ok(Some((path, at))) => {
                         // Folding stops here for good: the file (and every later one) stays
@@ -191,6 +208,11 @@ impl Checkpointer {
 
     fn stopping(&self) -> bool {
         self.stop.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn fold_gated(&self, paths: &[PathBuf]) -> crate::error::Result<Option<(PathBuf, u64)>> {
+        let _gate = self.gate.lock().unwrap_or_else(|e| e.into_inner());
+        self.fold_all(paths)
     }
 
     /// Folds `paths`, then removes them; or, when one of them is damaged, stops before it
@@ -268,6 +290,7 @@ impl Checkpointer {
             tree.apply_batch(batch)?;
             db.flush()?;
             sled_log.sync_data()?;
+            crate::metrics::global().checkpointed(last);
             tracing::debug!(
                 file = %path.display(),
                 records = summary.records,
@@ -278,6 +301,50 @@ impl Checkpointer {
             );
         }
         Ok(None)
+    }
+}
+
+/// Writes records in key order straight into an empty checkpoint (`webissued import`): in
+/// flushed batches, with nothing left to replay from a log.
+pub struct BulkWriter {
+    db: sled::Db,
+    tree: sled::Tree,
+    dir: PathBuf,
+    batch: sled::Batch,
+    pending: usize,
+}
+
+impl BulkWriter {
+    pub fn open(dir: &Path) -> crate::error::Result<BulkWriter> {
+        let (db, tree) = open_sled(dir, 16 << 20)?;
+        Ok(BulkWriter {
+            db,
+            tree,
+            dir: dir.to_path_buf(),
+            batch: sled::Batch::default(),
+            pending: 0,
+        })
+    }
+
+    pub fn put(&mut self, key: &[u8], value: &[u8]) -> crate::error::Result<()> {
+        self.batch.insert(key, value);
+        self.pending += 1;
+        if self.pending >= FOLD_CHUNK {
+            self.tree.apply_batch(std::mem::take(&mut self.batch))?;
+            self.pending = 0;
+        }
+        Ok(())
+    }
+
+    /// Writes the last batch and makes everything durable.
+    pub fn finish(self) -> crate::error::Result<()> {
+        self.tree.apply_batch(self.batch)?;
+        self.db.flush()?;
+        std::fs::File::open(self.dir.join("db"))?.sync_data()?;
+        drop((self.tree, self.db));
+        // An opening makes sled snapshot what it replayed, so the next start is quick.
+        drop(open_sled(&self.dir, 16 << 20)?);
+        Ok(())
     }
 }
 
@@ -317,6 +384,7 @@ mod tests {
                 backlog_bytes: 0,
                 max_wait: Duration::ZERO,
             },
+            gate: Default::default(),
         };
         let (tx, rx) = mpsc::channel();
         for p in &paths {

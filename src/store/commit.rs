@@ -395,7 +395,11 @@ impl GroupCommit {
                 (q.last, q.stop)
             };
             if !spare.is_empty() {
+                let started = std::time::Instant::now();
                 let written = self.write_or_give_up(&mut log, &spare, stop);
+                if written.is_ok() {
+                    crate::metrics::global().flushed(last_flush, spare.len(), started.elapsed());
+                }
                 spare.clear();
                 match written {
                     Ok(()) => self.publish(target),

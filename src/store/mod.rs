@@ -13,6 +13,7 @@
 //! and the log files not yet folded are replayed on top.
 
 pub mod alerts;
+pub mod backup;
 pub mod checkpoint;
 pub mod commit;
 pub mod descriptions;
@@ -123,6 +124,9 @@ pub struct Store {
     generations: Arc<[std::sync::atomic::AtomicU64; Generation::COUNT]>,
     /// Set when notifications are enabled: every recorded event then fans out to watchers.
     fanout: std::sync::OnceLock<notify::FanoutConfig>,
+    /// Held by the checkpointer while it writes sled, and by [`Store::backup`].
+    fold_gate: Arc<std::sync::Mutex<()>>,
+    dir: PathBuf,
 }
 
 #[derive(Default)]
@@ -454,6 +458,7 @@ impl Store {
         let commit = commit::GroupCommit::new();
         let threads = Arc::new(std::sync::Mutex::new(Threads::default()));
         let stop_checkpoints = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let fold_gate = Arc::new(std::sync::Mutex::new(()));
         let (loaded_tx, loaded) = tokio::sync::watch::channel(false);
         let (locked_tx, locked_rx) = std::sync::mpsc::channel();
         let generations: Arc<[std::sync::atomic::AtomicU64; Generation::COUNT]> =
@@ -471,6 +476,7 @@ impl Store {
             commit: commit.clone(),
             threads: threads.clone(),
             stop_checkpoints: stop_checkpoints.clone(),
+            fold_gate: fold_gate.clone(),
             after_load,
         };
         std::thread::Builder::new()
@@ -505,6 +511,8 @@ impl Store {
             stop_checkpoints,
             generations,
             fanout: std::sync::OnceLock::new(),
+            fold_gate,
+            dir: dir.to_path_buf(),
         })
     }
 
@@ -663,6 +671,18 @@ impl Store {
         Ok(())
     }
 
+    /// Writes a consistent copy of the data directory's store (`db/`, `wal/`) into `dest`
+    /// while writes go on: see [`backup`]. Blocks; returns the sequence the copy holds.
+    pub fn backup(&self, dest: &Path) -> Result<u64> {
+        // The load must be over: its sled handle is closed only then.
+        drop(self.mem.read().map_err(Error::internal)?);
+        let _gate = self.fold_gate.lock().map_err(Error::internal)?;
+        let upto = self.commit.last_applied();
+        self.commit.wait_durable(upto);
+        backup::copy(&self.dir, dest, upto)?;
+        Ok(upto)
+    }
+
     /// Makes everything durable and stops the store's threads (shutdown). A checkpoint
     /// under way finishes its file; log files not folded yet are replayed at the next start.
     pub fn close(&self) -> Result<()> {
@@ -699,6 +719,7 @@ struct Loader {
     commit: Arc<commit::GroupCommit>,
     threads: Arc<std::sync::Mutex<Threads>>,
     stop_checkpoints: Arc<std::sync::atomic::AtomicBool>,
+    fold_gate: Arc<std::sync::Mutex<()>>,
     after_load: AfterLoad,
     generations: Arc<[std::sync::atomic::AtomicU64; Generation::COUNT]>,
 }
@@ -710,6 +731,7 @@ impl Loader {
     fn run(self, mem: &mut Mem) -> Result<()> {
         let started = std::time::Instant::now();
         let folded = checkpoint::folded_seq(&self.tree)?;
+        crate::metrics::global().folded(folded);
         *mem = load_tree(&self.tree)?;
         let sled_ms = started.elapsed().as_millis() as u64;
         let mut last = folded;
@@ -795,6 +817,7 @@ impl Loader {
                 backlog_bytes: self.options.checkpoint_backlog_bytes,
                 max_wait: self.options.checkpoint_age,
             },
+            gate: self.fold_gate.clone(),
         };
         let mut threads = self.threads.lock().map_err(Error::internal)?;
         threads.checkpointer = Some(
