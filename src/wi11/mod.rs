@@ -7,7 +7,9 @@
 //! The HTTP transport owns sessions and cookies; it calls [`handle`] per request and acts
 //! on [`Outcome::session`].
 
+pub mod admin;
 pub mod command;
+pub mod edit;
 pub mod handlers;
 pub mod reply;
 pub mod settings;
@@ -59,7 +61,7 @@ pub async fn handle(
             };
         }
     };
-    let is_login = matches!(cmd, Cmd11::Login { .. });
+    let is_login = matches!(cmd, Cmd11::Login { .. } | Cmd11::LoginNew { .. });
     let mut cx = Cx {
         app,
         session,
