@@ -1,0 +1,200 @@
+//! 1.1's administration and issue edits seen from both dialects and across a restart:
+//! moves, deletions, public and archived projects, temporary passwords. (The reference's
+//! answers to each command are in tests/wi11/20-admin.txt, 21-issues.txt, 22-force.txt.)
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use support::Server;
+
+/// One 1.1 request (urlencoded form, as the reference also accepts); `jar` holds the cookie.
+fn post(addr: SocketAddr, jar: &mut Option<String>, command: &str) -> Vec<String> {
+    let body: String = std::iter::once("command=".to_string())
+        .chain(command.bytes().map(|b| format!("%{b:02X}")))
+        .collect();
+    let cookie = jar
+        .as_ref()
+        .map(|c| format!("Cookie: WebIssuesSID={c}\r\n"))
+        .unwrap_or_default();
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "POST /server/webissues/handler.php HTTP/1.1\r\nHost: x\r\n{cookie}\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    for l in head.split("\r\n") {
+        if let Some(v) = l
+            .strip_prefix("Set-Cookie: WebIssuesSID=")
+            .or_else(|| l.strip_prefix("set-cookie: WebIssuesSID="))
+        {
+            let value = v.split(';').next().unwrap();
+            *jar = (!value.is_empty() && !v.contains("Max-Age=0")).then(|| value.to_string());
+        }
+    }
+    assert!(!head.to_lowercase().contains("transfer-encoding: chunked"));
+    body.split("\r\n")
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+fn start() -> (Server, SocketAddr) {
+    let mut s = Server::start_with("[server]\ninitial_data = \"none\"\n");
+    let a = s.http_addr();
+    (s, a)
+}
+
+fn id(lines: &[String]) -> i64 {
+    lines[0]
+        .strip_prefix("ID ")
+        .unwrap_or_else(|| panic!("{lines:?}"))
+        .parse()
+        .unwrap()
+}
+
+/// A move and a deletion through 1.1: a 0.8 client finds the issue in its new folder and
+/// then nowhere; the 1.1 stubs and the folder stamps survive a restart.
+#[test]
+fn moves_and_deletions_are_seen_by_both_dialects_and_survive_a_restart() {
+    let (mut server, addr) = start();
+    let mut tcp = server.admin();
+    tcp.id("ADD TYPE 'Bugs'");
+    let p = tcp.id("ADD PROJECT 'P'");
+    let a = tcp.id(&format!("ADD FOLDER {p} 1 'A'"));
+    let b = tcp.id(&format!("ADD FOLDER {p} 1 'B'"));
+    let mut jar = None;
+    post(addr, &mut jar, "LOGIN 'admin' 'secret'");
+    let issue = id(&post(addr, &mut jar, &format!("ADD ISSUE {a} 'Mover'")));
+    let comment = id(&post(addr, &mut jar, &format!("ADD COMMENT {issue} 'c' 0")));
+    let moved = id(&post(addr, &mut jar, &format!("MOVE ISSUE {issue} {b}")));
+    // 0.8: the issue is listed in B, no longer in A.
+    let in_b = tcp.send(&format!("LIST ISSUES {b} 0"));
+    assert!(in_b.iter().any(|l| l.contains("'Mover'")), "{in_b:?}");
+    let in_a = tcp.send(&format!("LIST ISSUES {a} 0"));
+    assert!(!in_a.iter().any(|l| l.contains("'Mover'")), "{in_a:?}");
+    // 1.1: the stub in A.
+    assert_eq!(
+        post(addr, &mut jar, &format!("LIST ISSUES {a} {comment}")),
+        [
+            format!("F {a} {p} 'A' 1 {moved}"),
+            format!("X {issue} {b} {moved}")
+        ]
+    );
+    let deleted = id(&post(addr, &mut jar, &format!("DELETE ISSUE {issue}")));
+    assert_eq!(deleted, moved + 1);
+    assert_eq!(
+        tcp.one(&format!("GET DETAILS {issue} 0")),
+        "ERROR 305 'Unknown Issue'",
+        "0.8 finds it no more"
+    );
+    // The folder stamps are kept by the stubs alone (no issue is left), also after a
+    // restart, and new stamps do not reuse the deleted ones.
+    server.restart();
+    let addr = server.http_addr();
+    let mut jar = None;
+    post(addr, &mut jar, "LOGIN 'admin' 'secret'");
+    assert_eq!(
+        post(addr, &mut jar, &format!("LIST ISSUES {b} {moved}")),
+        [
+            format!("F {b} {p} 'B' 1 {deleted}"),
+            format!("X {issue} 0 0")
+        ]
+    );
+    assert_eq!(
+        post(addr, &mut jar, &format!("LIST ISSUES {a} {comment}")),
+        [format!("F {a} {p} 'A' 1 {moved}"), format!("X {issue} 0 0")]
+    );
+    assert_eq!(
+        post(addr, &mut jar, &format!("LIST ISSUES {b} {deleted}")),
+        ["NULL"]
+    );
+    let next = id(&post(addr, &mut jar, &format!("ADD ISSUE {a} 'Next'")));
+    assert_eq!(next, deleted + 1);
+    assert_eq!(
+        post(addr, &mut jar, &format!("FIND ITEM {comment}")),
+        ["ERROR 354 'Item Not Found'"]
+    );
+}
+
+/// A public project is seen by every user in both dialects; an archived one by nobody.
+#[test]
+fn public_and_archived_projects_in_both_dialects() {
+    let (server, addr) = start();
+    let mut tcp = server.admin();
+    tcp.id("ADD TYPE 'Bugs'");
+    tcp.id("ADD USER 'u' 'U' 'pw'");
+    let open = tcp.id("ADD PROJECT 'Open'");
+    let old = tcp.id("ADD PROJECT 'Old'");
+    let mut jar = None;
+    post(addr, &mut jar, "LOGIN 'admin' 'secret'");
+    assert_eq!(
+        post(addr, &mut jar, &format!("SET PROJECT ACCESS {open} 1")),
+        ["OK"]
+    );
+    assert_eq!(
+        post(addr, &mut jar, &format!("ARCHIVE PROJECT {old}")),
+        ["OK"]
+    );
+    let mut user = server.connect();
+    user.login("u", "pw");
+    let projects = user.send("LIST PROJECTS");
+    assert!(
+        projects.iter().any(|l| l.contains("'Open'")),
+        "{projects:?}"
+    );
+    assert!(
+        !projects.iter().any(|l| l.contains("'Old'")),
+        "{projects:?}"
+    );
+    let admin_view = tcp.send("LIST PROJECTS");
+    assert!(
+        !admin_view.iter().any(|l| l.contains("'Old'")),
+        "{admin_view:?}"
+    );
+    let mut ujar = None;
+    post(addr, &mut ujar, "LOGIN 'u' 'pw'");
+    assert_eq!(
+        post(addr, &mut ujar, "LIST PROJECTS"),
+        [format!("P {open} 'Open' 0 1")]
+    );
+    // Member rights only: no folder of their own.
+    assert_eq!(
+        post(addr, &mut ujar, &format!("ADD FOLDER {open} 1 'Mine'")),
+        ["ERROR 301 'Access Denied'"]
+    );
+}
+
+/// A temporary password: 1.1's LOGIN says 352 and ends the session; LOGIN NEW replaces
+/// it. (0.8 has no must-change flow: its LOGIN ignores the flag.)
+#[test]
+fn a_temporary_password_must_be_changed_with_login_new() {
+    let (server, addr) = start();
+    let mut jar = None;
+    post(addr, &mut jar, "LOGIN 'admin' 'secret'");
+    let u = id(&post(addr, &mut jar, "ADD USER 'tmp' 'Tmp' 'first' 1"));
+    let mut j2 = None;
+    assert_eq!(
+        post(addr, &mut j2, "LOGIN 'tmp' 'first'"),
+        ["ERROR 352 'Must Change Password'"]
+    );
+    assert_eq!(j2, None, "no session");
+    assert_eq!(
+        post(addr, &mut j2, "LOGIN NEW 'tmp' 'first' 'second'"),
+        [format!("U {u} 'Tmp' 1")]
+    );
+    assert!(j2.is_some());
+    assert_eq!(
+        post(addr, &mut None, "LOGIN 'tmp' 'first'"),
+        ["ERROR 302 'Incorrect Login'"]
+    );
+    let mut tcp = server.connect();
+    tcp.login("tmp", "second");
+}
