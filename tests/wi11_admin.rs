@@ -88,6 +88,13 @@ fn moves_and_deletions_are_seen_by_both_dialects_and_survive_a_restart() {
             format!("X {issue} {b} {moved}")
         ]
     );
+    // A folder of another type is refused (the reference would move it).
+    tcp.id("ADD TYPE 'Tasks'");
+    let tasks = tcp.id(&format!("ADD FOLDER {p} 2 'Tasks'"));
+    assert_eq!(
+        post(addr, &mut jar, &format!("MOVE ISSUE {issue} {tasks}")),
+        ["ERROR 321 'Invalid Value'"]
+    );
     let deleted = id(&post(addr, &mut jar, &format!("DELETE ISSUE {issue}")));
     assert_eq!(deleted, moved + 1);
     assert_eq!(
