@@ -143,6 +143,7 @@ impl App {
         if self.subscriptions_enabled() {
             features.push("subscribe");
         }
+        features.push("help");
         features
     }
 

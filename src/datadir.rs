@@ -27,6 +27,12 @@ impl DirLock {
 
 /// Creates `dir` when missing and locks it, or says in one line who holds it.
 pub fn lock(dir: &Path) -> Result<DirLock, String> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(format!(
+            "the data directory {} is a file, not a directory",
+            dir.display()
+        ));
+    }
     std::fs::create_dir_all(dir)
         .map_err(|e| format!("cannot create the data directory {}: {e}", dir.display()))?;
     if !dir.is_dir() {

@@ -75,6 +75,14 @@ pub fn apply(cfg: &mut Config) {
         cfg.server.max_connections,
         cfg.limits.http_max_connections,
     );
+    // A TLS line connection holds three descriptors: the socket and the pair its relay
+    // hands to the connection loop (src/tls.rs).
+    let tcp = if cfg.server.tls_cert.is_some() {
+        let left = nofile.saturating_sub(RESERVED + http as u64 + files as u64);
+        tcp.min((left / 3).max(1) as usize)
+    } else {
+        tcp
+    };
     let _ = STREAMED_FILES.set(Arc::new(Semaphore::new(files)));
     if tcp < cfg.server.max_connections || http < cfg.limits.http_max_connections {
         tracing::warn!(

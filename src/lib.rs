@@ -6,6 +6,7 @@
 //! definitions and values), `notify` (digest schedules), `subscribe` (outside email
 //! subscriptions), `mail` (messages, transports, templates).
 
+pub mod admin;
 pub mod app;
 pub mod attributes;
 pub mod bench;
@@ -25,6 +26,7 @@ pub mod password;
 pub mod protocol;
 pub mod server;
 pub mod sessions;
+pub mod startup;
 pub mod store;
 pub mod subscribe;
 pub mod tls;

@@ -14,7 +14,7 @@ fn pipelined_commands_are_answered_in_order() {
     c.write_raw(b"HELLO\r\nLOGIN 'admin' 'secret'\nLIST FEATURES\nADD USER 'a' 'A' 'p'\nADD USER 'b' 'B' 'p'\nFROB\n");
     assert!(c.read_reply()[0].starts_with("SERVER 'webissued' '"));
     assert_eq!(c.read_reply(), ["USER 1 2"]);
-    assert_eq!(c.read_reply(), ["F 'notify'", "F 'subscribe'"]);
+    assert_eq!(c.read_reply(), ["F 'notify'", "F 'subscribe'", "F 'help'"]);
     assert_eq!(c.read_reply(), ["ID 2"]);
     assert_eq!(c.read_reply(), ["ID 3"]);
     assert_eq!(c.read_reply(), ["ERROR 401 'Unknown Command'"]);
@@ -27,7 +27,10 @@ fn over_long_line_is_rejected_and_the_connection_stays_usable() {
     let long = format!("ADD COMMENT 1 '{}'\n", "x".repeat(3 * 1024 * 1024));
     c.write_raw(long.as_bytes());
     assert_eq!(c.read_reply(), ["ERROR 400 'Syntax Error: line too long'"]);
-    assert_eq!(c.send("LIST FEATURES"), ["F 'notify'", "F 'subscribe'"]);
+    assert_eq!(
+        c.send("LIST FEATURES"),
+        ["F 'notify'", "F 'subscribe'", "F 'help'"]
+    );
 }
 
 #[test]
@@ -192,6 +195,14 @@ fn unknown_config_keys_stop_the_server_with_the_key_named() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_webissued"))
         .args(["serve", "--config"])
         .arg(&cfg)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--data",
+        ])
+        .arg(dir.path().join("data"))
         .output()
         .unwrap();
     assert!(!out.status.success());

@@ -302,7 +302,12 @@ fn curl_drives_every_command_family_with_a_cookie_jar() {
         c("LIST USERS"),
         ["U 1 'admin' 'Administrator' 2", "U 2 'ann' 'Ann B' 1"]
     );
-    assert_eq!(c("LIST FEATURES"), ["F 'notify'", "F 'subscribe'"]);
+    let features = c("LIST FEATURES");
+    assert_eq!(
+        features[..2],
+        ["F 'notify'", "F 'subscribe'"],
+        "{features:?}"
+    );
     // Types, with the predefined type's `members=1`.
     let types = c("LIST TYPES");
     assert_eq!(types[3], "A 3 1 'Assigned To' 'USER members=1'");
@@ -1064,7 +1069,7 @@ fn tls_on_both_listeners_with_reload_on_sighup() {
     assert!(out.contains("SERVER 'webissued' '"), "{out}");
     assert!(out.contains("USER 1 2\r\n\r\n"), "{out}");
     assert!(
-        out.contains("F 'notify'\r\nF 'subscribe'\r\n\r\nOK\r\n\r\n"),
+        out.contains("F 'notify'\r\nF 'subscribe'\r\n") && out.contains("\r\n\r\nOK\r\n\r\n"),
         "{out}"
     );
     assert!(
@@ -1383,4 +1388,154 @@ fn a_password_change_ends_the_users_other_sessions() {
     assert!(admin.send("LIST USERS")[0].starts_with("U 1 "));
     one.login("ann", "newer");
     assert!(one.send("LIST USERS")[0].starts_with("U 1 "));
+}
+
+// ---------------------------------------------------------------------------------------
+// A full disk: an HTTP client is never told a lost write succeeded
+
+/// A tmpfs of `size` at `dir`, unmounted (lazily) when dropped.
+struct Tmpfs(std::path::PathBuf);
+
+/// Kills the server when the test ends, passed or not.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_answers_http_writes_with_500_and_loses_no_acknowledged_one() {
+    let root = tempfile::tempdir().unwrap();
+    let mnt = root.path().join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=48m", "tmpfs"])
+        .arg(&mnt)
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !mounted {
+        println!("SKIPPED: cannot mount a tmpfs; run as root to test disk full over HTTP");
+        return;
+    }
+    let _fs = Tmpfs(mnt.clone());
+    let config = root.path().join("webissued.toml");
+    std::fs::write(&config, "[server]\ncheckpoint_wal_mb = 1\n").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_webissued"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--config",
+        ])
+        .arg(&config)
+        .arg("--data")
+        .arg(mnt.join("data"))
+        .env("WEBISSUED_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let _child = Killed(child);
+    let _tcp = lines.next().unwrap().unwrap();
+    let http: SocketAddr = lines
+        .next()
+        .unwrap()
+        .unwrap()
+        .strip_prefix("webissued http listening on ")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut a = Http::new(http);
+    a.login("admin", ADMIN_PASSWORD);
+    assert_eq!(a.id_of("ADD PROJECT 'P'"), 1);
+    assert_eq!(a.id_of("ADD FOLDER 1 1 'F'"), 1);
+    assert_eq!(a.id_of("ADD ISSUE 1 'I'"), 1);
+    let pad = "x".repeat(16 << 10);
+    let mut acked = Vec::new();
+    for i in 0..80 {
+        assert!(
+            a.one(&format!("ADD COMMENT 1 'early-{i} {pad}'"))
+                .starts_with("ID ")
+        );
+        acked.push(format!("early-{i}"));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    {
+        let mut f = std::fs::File::create(mnt.join("filler")).unwrap();
+        let chunk = vec![0x5au8; 64 << 10];
+        while f.write_all(&chunk).is_ok() {}
+        let _ = f.sync_all();
+    }
+    // Writes until three in a row have failed: each failure is a 200 with ERROR 500.
+    let (mut failed, mut in_a_row) = (Vec::new(), 0);
+    for i in 0..5000 {
+        let text = format!("during-{i}");
+        let started = std::time::Instant::now();
+        let r = a.post(&format!("ADD COMMENT 1 '{text} {pad}'"), None);
+        let line = r.one();
+        if line.starts_with("ID ") {
+            acked.push(text);
+            in_a_row = 0;
+            continue;
+        }
+        assert!(
+            line.starts_with("ERROR 500 ") && line.contains("disk full"),
+            "{line}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+        failed.push(text);
+        in_a_row += 1;
+        if in_a_row >= 3 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(in_a_row >= 3, "writes kept succeeding on a full disk");
+    // Space again: writes resume; every acknowledged comment is there, no refused one.
+    std::fs::remove_file(mnt.join("filler")).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = a.one("ADD COMMENT 1 'after'");
+        if r.starts_with("ID ") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "writes did not resume: {r}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let details = a.send("GET DETAILS 1 0");
+    let texts: Vec<String> = details
+        .iter()
+        .filter(|l| l.starts_with("C "))
+        .map(|l| {
+            l.split('\'')
+                .nth(1)
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    for t in &acked {
+        assert!(texts.contains(t), "acknowledged {t} is missing");
+    }
+    for t in &failed {
+        assert!(!texts.contains(t), "refused {t} is stored");
+    }
 }

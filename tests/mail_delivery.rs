@@ -43,12 +43,14 @@ fn digest_mail(to: &str, subject: &str, message_id: &str) -> OutgoingMail {
                         who: "Ann".into(),
                         when: "2026-11-23 14:05".into(),
                         what: "Severity: Low → High".into(),
+                        detail: Vec::new(),
                     }],
                 }],
             }],
         }],
         unsubscribe_url: Some("https://tracker.example/unsubscribe?t=abc".into()),
         settings_hint: None,
+        footer: Vec::new(),
     };
     let (text, html) = Templates::new(None).unwrap().render_digest(&view).unwrap();
     OutgoingMail {

@@ -54,7 +54,7 @@ fn an_immediate_watcher_gets_one_threaded_mail_and_not_their_own_changes() {
     assert_eq!(files.len(), 1);
     let m = mail::inspect(&files[0]);
     assert_eq!(m.one("X-RcptTo"), "u2@example.org");
-    assert_eq!(m.one("Subject"), "[webissued] #1 Login page blank");
+    assert_eq!(m.one("Subject"), "[Website] #1 Login page blank");
     assert_eq!(m.one("Message-ID"), "<digest-2-3@example.org>");
     assert_eq!(m.one("In-Reply-To"), "<issue-1@example.org>");
     assert_eq!(m.one("References"), "<issue-1@example.org>");
@@ -71,7 +71,10 @@ fn an_immediate_watcher_gets_one_threaded_mail_and_not_their_own_changes() {
         "collapsed: {text}"
     );
     assert!(text.contains("Administrator: created the issue"), "{text}");
-    assert!(text.contains("Administrator: added a comment"), "{text}");
+    assert!(
+        text.contains("Administrator: commented:\n      | Steps"),
+        "{text}"
+    );
     assert!(
         text.contains("renamed it from \"Login page broken\""),
         "{text}"
@@ -112,7 +115,7 @@ fn notify_format_picks_the_parts() {
     let mut seen = Vec::new();
     for f in &files {
         let m = mail::inspect(f);
-        assert_eq!(m.one("Subject"), "[webissued] #1 Ünïcode <b>name</b>");
+        assert_eq!(m.one("Subject"), "[Website] #1 Ünïcode <b>name</b>");
         let types: Vec<String> = m.parts.iter().map(|(t, _)| t.clone()).collect();
         if let Some((_, html)) = m.parts.iter().find(|(t, _)| t == "text/html") {
             assert!(html.contains("Ünïcode &lt;b&gt;name&lt;"), "{html}");
@@ -173,7 +176,7 @@ fn mail_queued_while_smtp_is_down_arrives_exactly_once_after_a_restart() {
     );
     assert!(
         support_glob(
-            "O 1 2 'queued' 1 * 'u2@example.org' '[webissued] #1 Queued while down' 'transient mail failure: *'",
+            "O 1 2 'queued' 1 * 'u2@example.org' '[Website] #1 Queued while down' 'transient mail failure: *'",
             &outbox[1]
         ),
         "{outbox:?}"
@@ -248,7 +251,7 @@ fn with_notify_disabled_the_commands_are_unknown_and_nothing_is_mailed() {
         sink.port
     ));
     let mut admin = server.admin();
-    assert_eq!(admin.send("LIST FEATURES"), ["NULL"]);
+    assert_eq!(admin.send("LIST FEATURES"), ["F 'help'"]);
     assert_eq!(admin.id("ADD PROJECT 'Website'"), 1);
     assert_eq!(admin.id("ADD FOLDER 1 1 'Bugs'"), 1);
     for cmd in [

@@ -258,7 +258,9 @@ fn subscribe_confirm_deliver_unsubscribe() {
         assert_eq!(m.one("To"), "team@example.org");
         assert_eq!(m.one("Cc"), "lead@example.org");
         assert!(m.all("Bcc").is_empty(), "Bcc stays out of the headers");
-        assert!(text(m).contains("Crash on save") && text(m).contains("added a comment"));
+        assert!(
+            text(m).contains("Crash on save") && text(m).contains("commented:\n      | Seen it")
+        );
         assert_eq!(m.one("List-Unsubscribe-Post"), "List-Unsubscribe=One-Click");
         let unsubscribe = m
             .one("List-Unsubscribe")
@@ -461,7 +463,7 @@ fn confirmation_mail_leaves_without_waiting_for_the_timer() {
 #[test]
 fn disabled_feature_is_unknown() {
     let mut w = world("[subscribe]\nenabled = false\n");
-    assert_eq!(w.ann.send("LIST FEATURES"), ["F 'notify'"]);
+    assert_eq!(w.ann.send("LIST FEATURES"), ["F 'notify'", "F 'help'"]);
     for line in [
         "SUBSCRIBE FOLDER 1 'mailto:a@example.org' 0 ''",
         "LIST SUBSCRIPTIONS",

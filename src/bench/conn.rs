@@ -130,7 +130,16 @@ impl Conn {
         crate::protocol::token::write_string(&mut line, login);
         line.push(b' ');
         crate::protocol::token::write_string(&mut line, password);
-        let r = self.call(&line).await?;
+        let mut r = self.call(&line).await?;
+        // The server runs few password checks at once (`[limits] login_pending_*`): many
+        // connections logging in together are told to retry.
+        for _ in 0..60 {
+            if !r.text().contains("logins in progress") {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            r = self.call(&line).await?;
+        }
         if r.text().starts_with("USER ") {
             Ok(())
         } else {

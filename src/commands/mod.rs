@@ -2,6 +2,7 @@
 //! arguments and returns a reply or a protocol error.
 
 pub mod email_pref;
+pub mod help;
 pub mod issue_lines;
 pub mod issues;
 pub mod notifications;
@@ -155,6 +156,7 @@ async fn dispatch(cx: &mut Cx<'_>, cmd: Command) -> Result<Reply> {
         C::Hello => system::hello(cx),
         C::Login { login, password } => system::login(cx, login, password).await,
         C::Quit => system::quit(cx),
+        C::Help { name } => crate::commands::help::help(cx, name),
         C::ListFeatures => system::list_features(cx),
         C::ListUsers => users::list_users(cx),
         C::AddUser {

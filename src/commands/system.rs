@@ -46,7 +46,7 @@ pub async fn login(cx: &mut Cx<'_>, login: String, password: String) -> Result<R
     let ok = crate::password::verify_async(password, hash).await;
     match user {
         Some(u) if ok && u.access > users::ACCESS_NONE => {
-            tracing::info!(user = %u.login, "login");
+            tracing::debug!(user = %u.login, "login");
             attempt.succeeded();
             cx.session.log_in(u.id, epoch);
             Ok(Reply::Lines(vec![

@@ -10,6 +10,8 @@
 //! the URL is kept out of `Referer` headers and caches.
 
 mod accept;
+pub mod digest_stop;
+mod request_log;
 
 use crate::app::App;
 use crate::error::{Code, Error, Result};
@@ -54,6 +56,10 @@ pub fn router(app: Arc<App>) -> Router {
             get(unsubscribe_page).post(unsubscribe_post),
         )
         .route(
+            "/digest/{user}/stop",
+            get(digest_stop::stop_page).post(digest_stop::stop_post),
+        )
+        .route(
             "/email/{user}/confirm",
             get(email_confirm_page).post(email_confirm_post),
         )
@@ -61,12 +67,13 @@ pub fn router(app: Arc<App>) -> Router {
         // `/`, the 0.8 and 1.1 handlers, and the fallback (any other POST is 0.8; any other
         // GET is the not-found page).
         .merge(webissues::router(app))
+        .layer(axum::middleware::from_fn(request_log::log))
 }
 
 #[derive(Deserialize)]
-struct TokenQuery {
+pub(crate) struct TokenQuery {
     #[serde(default)]
-    token: String,
+    pub(crate) token: String,
 }
 
 /// Escapes text for HTML element content and double-quoted attribute values.
@@ -119,7 +126,7 @@ pub(crate) fn page(status: StatusCode, title: &str, body: &str) -> Response {
     r
 }
 
-fn invalid_link(what: &str) -> Response {
+pub(crate) fn invalid_link(what: &str) -> Response {
     page(
         StatusCode::NOT_FOUND,
         "Link not valid",
@@ -131,7 +138,7 @@ fn invalid_link(what: &str) -> Response {
     )
 }
 
-fn server_error() -> Response {
+pub(crate) fn server_error() -> Response {
     page(
         StatusCode::INTERNAL_SERVER_ERROR,
         "Server error",
@@ -178,7 +185,7 @@ fn confirm_target(sub: &Subscription, token_text: &str, at: i64) -> Option<Strin
     found
 }
 
-fn form(action: &str, button: &str) -> String {
+pub(crate) fn form(action: &str, button: &str) -> String {
     format!(
         "<form method=\"post\" action=\"{}\">\n\
          <input type=\"hidden\" name=\"List-Unsubscribe\" value=\"One-Click\">\n\

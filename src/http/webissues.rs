@@ -423,8 +423,11 @@ impl Transport {
     }
 }
 
-/// Runs one command in a session and waits until its write is durable.
+/// Runs one command in a session and answers as the TCP connection does: a write's reply
+/// waits for its batch, any other for every batch applied when it was built, and a reply
+/// that depends on a batch the log could not take becomes the failure's `ERROR 500`.
 async fn run_in(app: &App, state: &mut SessionState, frame: Frame) -> Reply {
+    let settled_before = app.store.settled();
     let mut cx = Cx {
         app,
         session: &mut state.session,
@@ -433,8 +436,22 @@ async fn run_in(app: &App, state: &mut SessionState, frame: Frame) -> Reply {
     };
     let reply = crate::server::process(&mut cx, frame).await;
     let wrote = cx.wrote;
-    app.store.durable(wrote).await;
-    reply
+    let needs = if wrote > 0 {
+        wrote
+    } else {
+        app.store.last_applied()
+    };
+    app.store.durable(needs).await;
+    let lost = if wrote > 0 {
+        app.store.discarded_in(needs, needs)
+    } else {
+        app.store.discarded_in(settled_before + 1, needs)
+    };
+    if lost {
+        Reply::Error(app.store.failure_error())
+    } else {
+        reply
+    }
 }
 
 fn protocol_headers(h: &mut HeaderMap) {

@@ -32,6 +32,9 @@ pub struct DigestView {
     pub unsubscribe_url: Option<String>,
     /// E.g. "Change how often you get these mails in the client's preferences."
     pub settings_hint: Option<String>,
+    /// Footer lines after the hint: why the mail came and the exact commands that change
+    /// or stop it.
+    pub footer: Vec<String>,
 }
 
 #[derive(Serialize, Clone, Debug, Default)]
@@ -61,6 +64,8 @@ pub struct ChangeView {
     pub when: String,
     /// "created", "renamed from X", "Severity: Low → High", "comment added", …
     pub what: String,
+    /// Lines shown under the change: a comment's text, trimmed.
+    pub detail: Vec<String>,
 }
 
 /// A double opt-in request for a subscription.
@@ -197,11 +202,13 @@ mod tests {
                                         who: "Ann".into(),
                                         when: "2026-11-23 14:05".into(),
                                         what: "created".into(),
+                                        detail: Vec::new(),
                                     },
                                     ChangeView {
                                         who: "Bob".into(),
                                         when: "2026-11-23 15:10".into(),
                                         what: "Severity: Low → High".into(),
+                                        detail: Vec::new(),
                                     },
                                 ],
                             },
@@ -213,6 +220,7 @@ mod tests {
                                     who: "Ann".into(),
                                     when: "2026-11-23 16:00".into(),
                                     what: "attachment trace.png added".into(),
+                                    detail: Vec::new(),
                                 }],
                             },
                         ],
@@ -227,12 +235,14 @@ mod tests {
                                 who: "Cy".into(),
                                 when: "2026-11-22 09:00".into(),
                                 what: "renamed from Renew cert".into(),
+                                detail: Vec::new(),
                             }],
                         }],
                     },
                 ],
             }],
             unsubscribe_url: Some("https://t.example/u?t=XYZ".into()),
+            footer: Vec::new(),
             settings_hint: None,
         }
     }

@@ -115,6 +115,9 @@ enum Transport {
 pub struct Mailer {
     transport: Transport,
     timeout: Duration,
+    /// `smtp HOST:PORT`, `sendmail PATH` or `file DIR`: every error names it, so a log line
+    /// or an outbox entry says which server refused.
+    peer: String,
 }
 
 impl fmt::Debug for Mailer {
@@ -150,7 +153,16 @@ impl Mailer {
                 Transport::File(AsyncFileTransport::new(&config.file_dir))
             }
         };
-        Ok(Self { transport, timeout })
+        let peer = match config.transport {
+            TransportKind::Smtp => format!("smtp {}:{}", config.smtp_host, config.smtp_port),
+            TransportKind::Sendmail => format!("sendmail {}", config.sendmail_command.display()),
+            TransportKind::File => format!("file {}", config.file_dir.display()),
+        };
+        Ok(Self {
+            transport,
+            timeout,
+            peer,
+        })
     }
 
     /// Sends one message to the recipients of its envelope (To, Cc and Bcc), giving up after
@@ -173,13 +185,22 @@ impl Mailer {
                     .map_err(|e| SendError::transient(format!("file transport: {e}"))),
             }
         };
-        match tokio::time::timeout(self.timeout, attempt).await {
+        let result = match tokio::time::timeout(self.timeout, attempt).await {
             Ok(result) => result,
             Err(_) => Err(SendError::unreachable(format!(
                 "no answer within {} s",
                 self.timeout.as_secs()
             ))),
-        }
+        };
+        result.map_err(|mut e| {
+            e.detail = format!("{}: {}", self.peer, e.detail);
+            e
+        })
+    }
+
+    /// `smtp HOST:PORT`, `sendmail PATH` or `file DIR`.
+    pub fn peer(&self) -> &str {
+        &self.peer
     }
 }
 

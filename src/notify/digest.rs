@@ -42,12 +42,17 @@ pub struct Change {
     pub who: String,
     pub time: i64,
     pub what: String,
+    /// A comment's text, trimmed (see [`describe_event`]).
+    pub detail: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DigestIssue {
     pub place: IssuePlace,
     pub changes: Vec<Change>,
+    /// Reported through a watch on the issue (else on its folder): the footer names the
+    /// command that stops it.
+    pub issue_watch: bool,
 }
 
 /// What the next pass would send one user.
@@ -62,6 +67,8 @@ pub struct Digest {
     pub issues: Vec<DigestIssue>,
     /// Every pending stamp read, sent or dropped: the pass removes exactly these.
     pub covered: Vec<u64>,
+    /// The one-click link that stops these mails (set by the pass when the HTTP pages run).
+    pub stop_url: Option<String>,
 }
 
 impl Digest {
@@ -94,6 +101,7 @@ pub fn build(r: &impl Read, user_id: u64, cfg: &FanoutConfig) -> Result<Digest> 
         format,
         issues: Vec::new(),
         covered,
+        stop_url: None,
     };
     let Some(user) = user.filter(|u| u.access > ACCESS_NONE) else {
         return Ok(digest);
@@ -110,8 +118,8 @@ pub fn build(r: &impl Read, user_id: u64, cfg: &FanoutConfig) -> Result<Digest> 
         let Some(place) = n::issue_place(r, event.issue)? else {
             continue;
         };
-        let watched = n::is_watching(r, user_id, Watch::Issue(place.issue))?
-            || n::is_watching(r, user_id, Watch::Folder(place.folder))?;
+        let issue_watch = n::is_watching(r, user_id, Watch::Issue(place.issue))?;
+        let watched = issue_watch || n::is_watching(r, user_id, Watch::Folder(place.folder))?;
         if !watched || !n::can_see(r, &user, place.project)? {
             continue;
         }
@@ -125,23 +133,87 @@ pub fn build(r: &impl Read, user_id: u64, cfg: &FanoutConfig) -> Result<Digest> 
                 name
             }
         };
+        let (what, detail) = describe_event(r, &event)?;
         let change = Change {
             stamp: event.stamp,
             who,
             time: event.time,
-            what: describe(r, &event.kind)?,
+            what,
+            detail,
         };
         by_issue
             .entry((place.project, place.folder, place.issue))
             .or_insert_with(|| DigestIssue {
                 place,
                 changes: Vec::new(),
+                issue_watch,
             })
             .changes
             .push(change);
     }
     digest.issues = by_issue.into_values().collect();
     Ok(digest)
+}
+
+/// Longest comment excerpt in a mail, in characters and in lines: enough to act on, short
+/// enough that a digest of many comments stays readable.
+pub const COMMENT_CHARS: usize = 500;
+pub const COMMENT_LINES: usize = 12;
+
+/// A change in words, with the lines shown under it: a comment's text (trimmed to
+/// [`COMMENT_CHARS`] / [`COMMENT_LINES`], `…` marking the cut) and an attachment's size.
+pub fn describe_event(r: &impl Read, event: &IssueEvent) -> Result<(String, Vec<String>)> {
+    let row = || r.get::<crate::store::issues::Row>(&key("row", &[event.issue, event.stamp]));
+    Ok(match &event.kind {
+        EventKind::Commented => match row()? {
+            Some(crate::store::issues::Row::Comment(c)) => ("commented:".into(), excerpt(&c.text)),
+            _ => ("added a comment".into(), Vec::new()),
+        },
+        EventKind::Attached { name } => match row()? {
+            Some(crate::store::issues::Row::Attachment(a)) => (
+                format!("attached \"{name}\" ({})", human_size(a.size)),
+                Vec::new(),
+            ),
+            _ => (format!("attached \"{name}\""), Vec::new()),
+        },
+        kind => (describe(r, kind)?, Vec::new()),
+    })
+}
+
+/// The first [`COMMENT_LINES`] lines and [`COMMENT_CHARS`] characters of a text, trimmed.
+fn excerpt(text: &str) -> Vec<String> {
+    let text = text.trim();
+    let mut out = Vec::new();
+    let mut chars = 0;
+    let mut cut = false;
+    for (i, line) in text.lines().enumerate() {
+        if i == COMMENT_LINES || chars >= COMMENT_CHARS {
+            cut = true;
+            break;
+        }
+        let room = COMMENT_CHARS - chars;
+        let n = line.chars().count();
+        if n > room {
+            out.push(line.chars().take(room).collect::<String>());
+            cut = true;
+            break;
+        }
+        chars += n;
+        out.push(line.trim_end().to_string());
+    }
+    if cut && let Some(last) = out.last_mut() {
+        last.push('…');
+    }
+    out
+}
+
+/// `512 bytes`, `12.3 KiB`, `4.0 MiB`.
+pub fn human_size(bytes: u64) -> String {
+    match bytes {
+        0..1024 => format!("{bytes} bytes"),
+        1024..1_048_576 => format!("{:.1} KiB", bytes as f64 / 1024.0),
+        _ => format!("{:.1} MiB", bytes as f64 / 1_048_576.0),
+    }
 }
 
 /// A change in words (no comment text and no file contents, as in WebIssues 0.8.4).
@@ -203,6 +275,67 @@ pub fn issue_thread_id(issue: u64, host: &str) -> String {
     format!("issue-{issue}@{host}")
 }
 
+/// `[Project] #12 Login page returns 500` for one issue (threaded per issue); otherwise the
+/// counts, under the project's name when all issues are in one project.
+fn subject(digest: &Digest, server_name: &str, host: &str) -> (String, Option<String>) {
+    match digest.issues.as_slice() {
+        [one] => (
+            format!(
+                "[{}] #{} {}",
+                one.place.project_name, one.place.issue, one.place.name
+            ),
+            Some(issue_thread_id(one.place.issue, host)),
+        ),
+        many => {
+            let changes: usize = many.iter().map(|i| i.changes.len()).sum();
+            let project = &many[0].place.project_name;
+            let tag = if many.iter().all(|i| &i.place.project_name == project) {
+                project.as_str()
+            } else {
+                server_name
+            };
+            (
+                format!("[{tag}] {changes} changes in {} issues", many.len()),
+                None,
+            )
+        }
+    }
+}
+
+/// Why the mail came and the exact protocol commands that change or stop it.
+fn footer(digest: &Digest) -> Vec<String> {
+    let u = digest.user;
+    let mut folders: Vec<(u64, &str)> = Vec::new();
+    let mut issues: Vec<u64> = Vec::new();
+    for i in &digest.issues {
+        if i.issue_watch {
+            issues.push(i.place.issue);
+        } else if !folders.iter().any(|(f, _)| *f == i.place.folder) {
+            folders.push((i.place.folder, &i.place.folder_name));
+        }
+    }
+    let mut why: Vec<String> = folders
+        .iter()
+        .map(|(f, name)| format!("folder {f} \"{name}\""))
+        .collect();
+    why.extend(issues.iter().map(|i| format!("issue #{i}")));
+    let mut stop: Vec<String> = folders
+        .iter()
+        .map(|(f, _)| format!("NOTIFY FOLDER {f} 0"))
+        .collect();
+    stop.extend(issues.iter().map(|i| format!("NOTIFY ISSUE {i} 0")));
+    vec![
+        format!("You get this mail because you watch {}.", why.join(", ")),
+        format!(
+            "Daily instead: SET PREFERENCE {u} 'notify-frequency' 'DAILY time=\"08:30\"' \
+             (or 'WEEKLY day=1 time=\"08:30\"', or 'IMMEDIATELY')."
+        ),
+        format!("Stop watching: {}", stop.join(", ")),
+        format!("Stop all these mails: SET PREFERENCE {u} 'email' ''"),
+        "(WebIssues protocol commands, sent after LOGIN, e.g. with nc.)".into(),
+    ]
+}
+
 /// Turns a non-empty digest into a message.
 pub fn render(
     digest: &Digest,
@@ -244,6 +377,7 @@ pub fn render(
                     who: c.who.clone(),
                     when: local_time(digest.tz, c.time),
                     what: c.what.clone(),
+                    detail: c.detail.clone(),
                 })
                 .collect(),
         });
@@ -252,25 +386,13 @@ pub fn render(
         server_name: server_name.into(),
         recipient_name: digest.recipient.clone(),
         projects,
-        unsubscribe_url: None,
-        settings_hint: Some(
-            "To change how often you get these mails, or to stop them, change your \
-             preferences or notifications in the WebIssues client."
-                .into(),
-        ),
+        unsubscribe_url: digest.stop_url.clone(),
+        settings_hint: None,
+        footer: footer(digest),
     };
     let (text, html) = templates.render_digest(&view).map_err(|e| e.to_string())?;
     let host = id_host(&mail.from);
-    let (subject, thread) = match digest.issues.as_slice() {
-        [one] => (
-            format!("[{server_name}] #{} {}", one.place.issue, one.place.name),
-            Some(issue_thread_id(one.place.issue, &host)),
-        ),
-        many => (
-            format!("[{server_name}] {} issues changed", many.len()),
-            None,
-        ),
-    };
+    let (subject, thread) = subject(digest, server_name, &host);
     Ok(OutgoingMail {
         from: mail.from.clone(),
         to: vec![email],
@@ -283,7 +405,7 @@ pub fn render(
         in_reply_to: thread.clone(),
         references: thread.into_iter().collect(),
         list_id: Some(mail.list_id.clone()),
-        list_unsubscribe: None,
+        list_unsubscribe: digest.stop_url.clone(),
         date: now,
         envelope: vec![],
     })
@@ -311,5 +433,30 @@ mod tests {
             local_time(warsaw, 1_690_000_000),
             "2023-07-22 06:26 (Europe/Warsaw)"
         );
+    }
+}
+
+#[cfg(test)]
+mod excerpt_tests {
+    use super::*;
+
+    #[test]
+    fn comments_are_trimmed_by_characters_and_lines() {
+        assert_eq!(excerpt("  short\nsecond  \n"), ["short", "second"]);
+        let long = "x".repeat(COMMENT_CHARS + 10);
+        let e = excerpt(&long);
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].chars().count(), COMMENT_CHARS + 1);
+        assert!(e[0].ends_with('…'));
+        let many = (0..30)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let e = excerpt(&many);
+        assert_eq!(e.len(), COMMENT_LINES);
+        assert_eq!(e.last().unwrap(), "11…");
+        assert_eq!(human_size(512), "512 bytes");
+        assert_eq!(human_size(12_595), "12.3 KiB");
+        assert_eq!(human_size(4 << 20), "4.0 MiB");
     }
 }

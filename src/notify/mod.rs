@@ -4,5 +4,6 @@
 pub mod digest;
 pub mod schedule;
 pub mod service;
+pub mod stop_link;
 
 pub use service::Notifier;

@@ -148,6 +148,11 @@ impl Notifier {
         })
     }
 
+    /// Where mail goes (`smtp HOST:PORT`, `sendmail PATH`, `file DIR`), for the start line.
+    pub fn mail_peer(&self) -> &str {
+        self.mailer.peer()
+    }
+
     /// Asks the worker to send queued mail now (e.g. a confirmation mail), once the write
     /// with sequence `seq` that queued it is durable.
     pub fn kick(&self, seq: u64) {
@@ -161,6 +166,7 @@ impl Notifier {
         let _one_at_a_time = self.pass_lock.lock().map_err(Error::internal)?;
         let mut stats = PassStats::default();
         let due = store.read(|r| n::due_users(r, now, self.cfg.max_users_per_pass))?;
+        let mut stop_key = None;
         // Digests are built and rendered outside the write lock, then each chunk of users is
         // finished in one write: one batch per chunk instead of one per user.
         for chunk in due.chunks(PASS_CHUNK) {
@@ -173,10 +179,21 @@ impl Notifier {
                     }
                     digest::build(r, user, &self.fanout).map(Some)
                 })?;
-                let Some(digest) = digest else {
+                let Some(mut digest) = digest else {
                     finished.push((time, user, None, None));
                     continue;
                 };
+                // The one-click stop link needs the HTTP pages, which run with subscriptions.
+                if let (Some(ctx), Some(email)) = (&self.subscriptions, &digest.email)
+                    && !digest.issues.is_empty()
+                {
+                    if stop_key.is_none() {
+                        stop_key = Some(super::stop_link::key(store)?);
+                    }
+                    let key = stop_key.as_ref().expect("just made");
+                    let token = super::stop_link::token(key, user, email);
+                    digest.stop_url = Some(super::stop_link::url(&ctx.base_url, user, &token));
+                }
                 let mail = if digest.issues.is_empty() {
                     None
                 } else {
@@ -224,8 +241,13 @@ impl Notifier {
             stats.queued += queued;
             stats.seq = stats.seq.max(seq);
         }
-        if stats.users > 0 {
-            tracing::info!(users = stats.users, queued = stats.queued, "digest pass");
+        // One INFO line per pass that did something (digests and subscriptions together).
+        if stats.users > 0 || stats.queued > 0 {
+            tracing::info!(
+                users = stats.users,
+                queued = stats.queued,
+                "notification pass"
+            );
         }
         Ok(stats)
     }
@@ -341,7 +363,7 @@ impl Notifier {
             let seq = match result {
                 Ok(()) => {
                     stats.sent += 1;
-                    tracing::info!(id, user = entry.user, "mail sent");
+                    tracing::debug!(id, user = entry.user, "mail sent");
                     store
                         .write(|w| {
                             if let Some(cur) = n::outbox_entry(w, id)? {
@@ -574,7 +596,7 @@ mod tests {
         let out = f.outbox();
         assert_eq!(out.len(), 1);
         let mail = &out[0].mail;
-        assert_eq!(mail.subject, "[Tracker] 2 issues changed");
+        assert_eq!(mail.subject, "[Web] 3 changes in 2 issues");
         assert_eq!(mail.message_id, "digest-2-3@localhost");
         let text = mail.text.as_deref().unwrap();
         assert_eq!(text.matches("#1 Issue 1").count(), 1, "{text}");
@@ -586,7 +608,7 @@ mod tests {
         assert_eq!(f.pass(t + 200), 0);
         assert_eq!(f.pass(t + 305), 1);
         let out = f.outbox();
-        assert_eq!(out[1].mail.subject, "[Tracker] #1 Issue 1");
+        assert_eq!(out[1].mail.subject, "[Web] #1 Issue 1");
         assert_eq!(
             out[1].mail.in_reply_to.as_deref(),
             Some("issue-1@localhost")

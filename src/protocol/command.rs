@@ -17,6 +17,10 @@ pub enum Command {
         password: String,
     },
     Quit,
+    /// `HELP` or `HELP 'COMMAND NAME'` (extension `help`).
+    Help {
+        name: Option<String>,
+    },
     ListFeatures,
     ListUsers,
     AddUser {
@@ -185,7 +189,10 @@ pub enum Command {
 impl Command {
     /// Whether the command may run before LOGIN.
     pub fn is_anonymous(&self) -> bool {
-        matches!(self, Command::Hello | Command::Login { .. } | Command::Quit)
+        matches!(
+            self,
+            Command::Hello | Command::Login { .. } | Command::Quit | Command::Help { .. }
+        )
     }
 }
 
@@ -266,13 +273,22 @@ pub fn parse_command(raw: &[u8], literal: Option<Bytes>) -> Result<Command, Erro
     if text.chars().any(|c| c != '\t' && c.is_control()) {
         return Err(Error::with(Code::InvalidString, "control character"));
     }
-    let tokens = token::line(text).map_err(|e| Error::with(Code::SyntaxError, e.to_string()))?;
+    let tokens = token::line_at(text)
+        .map_err(|(e, at)| Error::with(Code::SyntaxError, format!("{e} at character {at}")))?;
     let mut a = Args::new(tokens.args);
     let has_literal = literal.is_some();
     use Command as C;
     let cmd = match tokens.keywords.as_slice() {
         ["HELLO"] => a.sig("").map(|_| C::Hello),
         ["QUIT"] => a.sig("").map(|_| C::Quit),
+        ["HELP"] => match a.all.len() {
+            0 => Ok(C::Help { name: None }),
+            _ => a.sig("s").and_then(|_| {
+                Ok(C::Help {
+                    name: Some(a.str(Kind::Key)?),
+                })
+            }),
+        },
         ["LOGIN"] => a.sig("ss").and_then(|_| {
             Ok(C::Login {
                 login: a.str(Kind::Name)?,
@@ -482,7 +498,17 @@ pub fn parse_command(raw: &[u8], literal: Option<Bytes>) -> Result<Command, Erro
             })
         }),
         _ => Err(Error::new(Code::UnknownCommand)),
-    }?;
+    }
+    .map_err(|mut e| {
+        // Every 402 says what the command expects (protocol-spec/errors.md).
+        if e.code == Code::InvalidArguments
+            && let Some(sig) = super::help::signature(&tokens.keywords)
+        {
+            let detail = e.detail.take().unwrap_or_default();
+            e.detail = Some(format!("{detail}; usage: {sig}").into());
+        }
+        e
+    })?;
     if has_literal && !matches!(cmd, C::AddAttachment { .. }) {
         return Err(Error::with(
             Code::InvalidArguments,

@@ -76,9 +76,11 @@ pub fn parse_definition(s: &str) -> Result<Definition, DefinitionError> {
     let def = match all_consuming(definition).parse(s) {
         Ok((_, def)) => def,
         Err(nom::Err::Error(e) | nom::Err::Failure(e)) => {
-            let consumed = &s[..s.len() - e.input.len()];
+            // nom backtracks out of a bad `key=value` to the space before it; the walk
+            // finds the character actually at fault inside it.
+            let at = fault(s).unwrap_or(s.len() - e.input.len());
             return Err(DefinitionError::Syntax {
-                position: consumed.chars().count(),
+                position: s[..at].chars().count(),
             });
         }
         // Only streaming parsers return Incomplete; ours are all `complete`.
@@ -94,6 +96,84 @@ pub fn parse_definition(s: &str) -> Result<Definition, DefinitionError> {
         }
     }
     Ok(def)
+}
+
+/// The byte offset of the first character that breaks the grammar, found by walking it
+/// by hand (only after the parser failed); None when the walk finds no fault.
+fn fault(s: &str) -> Option<usize> {
+    let b = s.as_bytes();
+    let mut at = b.iter().take_while(|c| c.is_ascii_uppercase()).count();
+    if at == 0 {
+        return Some(0);
+    }
+    while at < b.len() {
+        if b[at] != b' ' {
+            return Some(at);
+        }
+        let key_start = at + 1;
+        if key_start == b.len() {
+            return Some(at);
+        }
+        if let Ok((rest, _)) = key(&s[key_start..]) {
+            at = s.len() - rest.len();
+        } else {
+            return Some(key_start);
+        }
+        if b.get(at) != Some(&b'=') {
+            return Some(at);
+        }
+        match value_fault(s, at + 1) {
+            Ok(end) => at = end,
+            Err(fault) => return Some(fault),
+        }
+    }
+    None
+}
+
+/// Walks one `value` starting at byte `at`: Ok(its end) when it is well-formed, Err(the
+/// offset of the fault) otherwise.
+fn value_fault(s: &str, at: usize) -> Result<usize, usize> {
+    let b = s.as_bytes();
+    let string_end = |mut i: usize| -> Result<usize, usize> {
+        let open = i;
+        if b.get(i) != Some(&b'"') {
+            return Err(i);
+        }
+        i += 1;
+        loop {
+            match b.get(i) {
+                None => return Err(open),
+                Some(b'"') => return Ok(i + 1),
+                Some(b'\\') => match b.get(i + 1) {
+                    Some(b'"' | b'\\') => i += 2,
+                    _ => return Err(i),
+                },
+                Some(_) => i += 1,
+            }
+        }
+    };
+    match b.get(at) {
+        Some(b'-' | b'0'..=b'9') => match integer(&s[at..]) {
+            Ok((rest, _)) => Ok(s.len() - rest.len()),
+            Err(_) => Err(at),
+        },
+        Some(b'"') => string_end(at),
+        Some(b'{') => {
+            let mut i = at + 1;
+            if b.get(i) == Some(&b'}') {
+                return Ok(i + 1);
+            }
+            loop {
+                i = string_end(i)?;
+                match b.get(i) {
+                    Some(b',') => i += 1,
+                    Some(b'}') => return Ok(i + 1),
+                    _ => return Err(i),
+                }
+            }
+        }
+        _ => Err(at),
+    }
 }
 
 /// `definition := TYPE ( ' ' key '=' value )*`
@@ -261,7 +341,7 @@ mod tests {
         assert!(integer("99999999999999999999").is_err());
         assert_eq!(
             parse_definition("TEXT max-length=99999999999999999999"),
-            Err(DefinitionError::Syntax { position: 4 })
+            Err(DefinitionError::Syntax { position: 16 })
         );
     }
 
@@ -302,14 +382,19 @@ mod tests {
             ("", 0),
             ("text", 0),
             ("TEXT ", 4),
-            ("TEXT  max-length=1", 4),
-            ("TEXT max-length", 4),
-            ("TEXT max-length=", 4),
+            ("TEXT  max-length=1", 5),
+            ("TEXT max-length", 15),
+            ("TEXT max-length=", 16),
             ("TEXT max-length=1 ", 17),
             ("TEXT max-length=1x", 17),
-            ("TEXT Default=\"x\"", 4),
+            ("TEXT Default=\"x\"", 5),
             ("ÉNUM", 0),
-            ("ENUM ä=1", 4),
+            ("ENUM ä=1", 5),
+            (r#"ENUM items={"a", "b"}"#, 16),
+            (r#"ENUM items={"a",}"#, 16),
+            (r#"ENUM items={"a"} default="x"#, 25),
+            (r#"TEXT default="a\qb""#, 15),
+            ("TEXT max-length=x", 16),
         ];
         for (input, position) in cases {
             assert_eq!(

@@ -3,6 +3,7 @@
 pub mod codec;
 pub mod command;
 pub mod definition;
+pub mod help;
 pub mod reply;
 pub mod token;
 

@@ -36,6 +36,8 @@ pub enum SyntaxError {
     BadEscape(char),
     BadArgument,
     KeywordAfterArgument,
+    TrailingSpace,
+    DoubleSpace,
 }
 
 impl std::fmt::Display for SyntaxError {
@@ -48,13 +50,10 @@ impl std::fmt::Display for SyntaxError {
                 write!(f, "unknown escape \\{c}")
             }
             SyntaxError::BadEscape(_) => write!(f, "unknown escape"),
-            SyntaxError::BadArgument => {
-                write!(
-                    f,
-                    "arguments are integers or quoted strings separated by one space"
-                )
-            }
+            SyntaxError::BadArgument => write!(f, "expected an integer or a 'quoted string'"),
             SyntaxError::KeywordAfterArgument => write!(f, "keyword after an argument"),
+            SyntaxError::TrailingSpace => write!(f, "trailing space"),
+            SyntaxError::DoubleSpace => write!(f, "two spaces"),
         }
     }
 }
@@ -129,8 +128,15 @@ pub fn argument(input: &str) -> IResult<&str, Result<Arg, SyntaxError>> {
 
 /// `line = keyword *(SP keyword) *(SP argument)`
 pub fn line(input: &str) -> Result<Tokens<'_>, SyntaxError> {
+    line_at(input).map_err(|(e, _)| e)
+}
+
+/// [`line`], with the character offset (from 0) of the fault in errors, so that the reply
+/// can point at it.
+pub fn line_at(input: &str) -> Result<Tokens<'_>, (SyntaxError, usize)> {
+    let at = |rest: &str| input[..input.len() - rest.len()].chars().count();
     if input.is_empty() {
-        return Err(SyntaxError::Empty);
+        return Err((SyntaxError::Empty, 0));
     }
     let (rest, keywords) = (keyword, many0(preceded(char(' '), keyword)))
         .map(|(first, mut more)| {
@@ -138,26 +144,50 @@ pub fn line(input: &str) -> Result<Tokens<'_>, SyntaxError> {
             more
         })
         .parse(input)
-        .map_err(|_: nom::Err<nom::error::Error<&str>>| SyntaxError::BadKeyword)?;
+        .map_err(|_: nom::Err<nom::error::Error<&str>>| (SyntaxError::BadKeyword, 0))?;
     let mut args = Vec::new();
     let mut rest = rest;
     while !rest.is_empty() {
         let Some(after_space) = rest.strip_prefix(' ') else {
-            return Err(SyntaxError::BadArgument);
+            // Right after the keywords: a keyword with a lower-case letter (`LIST Issues`).
+            if args.is_empty() && rest.starts_with(|c: char| c.is_alphabetic()) {
+                return Err((SyntaxError::BadKeyword, at(rest)));
+            }
+            return Err((SyntaxError::BadArgument, at(rest)));
         };
+        if after_space.is_empty() {
+            return Err((SyntaxError::TrailingSpace, at(rest)));
+        }
         if after_space.starts_with(|c: char| c.is_ascii_uppercase()) {
-            return Err(SyntaxError::KeywordAfterArgument);
+            return Err((SyntaxError::KeywordAfterArgument, at(after_space)));
+        }
+        if after_space.starts_with(' ') {
+            return Err((SyntaxError::DoubleSpace, at(after_space)));
+        }
+        if args.is_empty() && after_space.starts_with(|c: char| c.is_alphabetic()) {
+            return Err((SyntaxError::BadKeyword, at(after_space)));
         }
         if after_space.starts_with('\'') && !after_space[1..].contains('\'') {
-            return Err(SyntaxError::UnbalancedQuote);
+            return Err((SyntaxError::UnbalancedQuote, at(after_space)));
         }
         match argument(after_space) {
             Ok((r, Ok(arg))) => {
                 args.push(arg);
                 rest = r;
             }
-            Ok((_, Err(e))) => return Err(e),
-            Err(_) => return Err(SyntaxError::BadArgument),
+            Ok((r, Err(e))) => {
+                // An escape error leaves `r` at the closing quote; point at the backslash.
+                let pos = match e {
+                    SyntaxError::BadEscape(c) => {
+                        let arg = &after_space[..after_space.len() - r.len()];
+                        let bad = arg.rfind(&format!("\\{c}")).unwrap_or(0);
+                        at(&after_space[bad..])
+                    }
+                    _ => at(after_space),
+                };
+                return Err((e, pos));
+            }
+            Err(_) => return Err((SyntaxError::BadArgument, at(after_space))),
         }
     }
     Ok(Tokens { keywords, args })
@@ -253,14 +283,33 @@ mod tests {
         assert_eq!(line("HELLO 'abc"), Err(SyntaxError::UnbalancedQuote));
         assert_eq!(line("X 'a\\qb'"), Err(SyntaxError::BadEscape('q')));
         assert_eq!(line("X 1 Y"), Err(SyntaxError::KeywordAfterArgument));
-        assert_eq!(line("X  1"), Err(SyntaxError::BadArgument));
-        assert_eq!(line("X 1 "), Err(SyntaxError::BadArgument));
+        assert_eq!(line("X  1"), Err(SyntaxError::DoubleSpace));
+        assert_eq!(line("X 1 "), Err(SyntaxError::TrailingSpace));
         assert_eq!(line("hello"), Err(SyntaxError::BadKeyword));
         assert_eq!(line(" HELLO"), Err(SyntaxError::BadKeyword));
         assert_eq!(line("X 'a''b'"), Err(SyntaxError::BadArgument));
         assert_eq!(line("X 1x"), Err(SyntaxError::BadArgument));
         assert_eq!(line(""), Err(SyntaxError::Empty));
         assert_eq!(line("X 'ab\\"), Err(SyntaxError::UnbalancedQuote));
+    }
+
+    #[test]
+    fn syntax_errors_point_at_the_fault() {
+        let cases = [
+            ("HELLO ", SyntaxError::TrailingSpace, 5),
+            ("X  1", SyntaxError::DoubleSpace, 2),
+            ("X 1x", SyntaxError::BadArgument, 3),
+            ("X 'ab", SyntaxError::UnbalancedQuote, 2),
+            ("X 1 'a\\qb'", SyntaxError::BadEscape('q'), 6),
+            ("X 1 Y", SyntaxError::KeywordAfterArgument, 4),
+            ("LIST Issues", SyntaxError::BadKeyword, 6),
+            ("hello", SyntaxError::BadKeyword, 0),
+            ("LIST issues", SyntaxError::BadKeyword, 5),
+            ("X 'zażółć' 1x", SyntaxError::BadArgument, 12),
+        ];
+        for (input, e, pos) in cases {
+            assert_eq!(line_at(input).map(|_| ()), Err((e, pos)), "{input:?}");
+        }
     }
 
     #[test]

@@ -235,7 +235,7 @@ async fn run(
             Input::Data => {}
             Input::Eof => eof = true,
             Input::Idle => {
-                tracing::info!("idle timeout");
+                tracing::debug!("idle timeout");
                 send_last(&mut stream, Error::new(Code::IdleTimeout)).await;
                 break;
             }

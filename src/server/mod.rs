@@ -82,7 +82,8 @@ pub async fn run(
         }
     }
     drop(listener);
-    tracing::info!(open = tasks.len(), "shutting down");
+    let stopping = std::time::Instant::now();
+    tracing::debug!(open = tasks.len(), "shutting down");
     let _ = stop_tx.send(true);
     let grace = std::time::Duration::from_secs(10);
     let _ = tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
@@ -98,7 +99,10 @@ pub async fn run(
     if let Err(e) = app.store.close() {
         tracing::error!(error = %e, "closing the store failed");
     }
-    tracing::info!("stopped");
+    tracing::info!(
+        ms = stopping.elapsed().as_millis() as u64,
+        "stopped (connections drained, data durable)"
+    );
     Ok(())
 }
 

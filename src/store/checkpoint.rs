@@ -268,7 +268,7 @@ impl Checkpointer {
             tree.apply_batch(batch)?;
             db.flush()?;
             sled_log.sync_data()?;
-            tracing::info!(
+            tracing::debug!(
                 file = %path.display(),
                 records = summary.records,
                 keys,

@@ -464,7 +464,7 @@ impl Store {
         let wal_dir = dir.join("wal");
         std::fs::create_dir_all(&wal_dir)?;
         let files = wal::files(&wal_dir)?;
-        tracing::info!(ms = started.elapsed().as_millis() as u64, "sled open");
+        tracing::debug!(ms = started.elapsed().as_millis() as u64, "sled open");
 
         let mem = Arc::new(RwLock::new(Mem::default()));
         let commit = commit::GroupCommit::new();
@@ -781,7 +781,7 @@ impl Loader {
             mem.compact_now();
         }
         (self.after_load)(&Reader { mem });
-        tracing::info!(
+        tracing::debug!(
             base = mem.sizes().0,
             replayed = mem.sizes().1,
             sled_ms,
@@ -939,7 +939,7 @@ fn compactor(mem: Arc<RwLock<Mem>>, min: usize, stop: Arc<std::sync::atomic::Ato
         }
         drop(replaced);
         untrimmed = true;
-        tracing::info!(
+        tracing::debug!(
             records,
             changes,
             ms = started.elapsed().as_millis() as u64,

@@ -8,7 +8,7 @@ use crate::mail::{
     ChangeView, ConfirmView, DigestView, FolderView, IssueView, OutgoingMail, ProjectView,
     Templates,
 };
-use crate::notify::digest::{describe, id_host, local_time};
+use crate::notify::digest::{id_host, local_time};
 use crate::notify::schedule::UserTz;
 use crate::store::subscriptions::{self as subs, Recipient, Role, Subscription, Target};
 use crate::store::{IssueEvent, Read, Store, Writer, issues, key, notify, projects, users};
@@ -183,10 +183,12 @@ pub fn notification(
         let who = users::get(w, e.user as i64)?
             .map(|u| u.name)
             .unwrap_or_else(|| "(unknown)".into());
+        let (what, detail) = crate::notify::digest::describe_event(w, &e)?;
         let change = ChangeView {
             who,
             when: local_time(ctx.server_tz, e.time),
-            what: describe(w, &e.kind)?,
+            what,
+            detail,
         };
         count += 1;
         let p = match projects_v.iter().position(|(id, _)| *id == project.id) {
@@ -262,6 +264,7 @@ pub fn notification(
             unsubscribe_url: Some(unsubscribe.clone()),
             // The `body` of the mailto URI: the subscriber's own note, shown at the foot.
             settings_hint: sub.body.clone(),
+            footer: Vec::new(),
         };
         let (text, html) = templates.render_digest(&view).map_err(Error::internal)?;
         let mut m = ctx.mail(
@@ -305,7 +308,7 @@ pub fn pass(store: &Store, ctx: &Context, templates: &Templates, now: i64) -> Re
         last_seq = last_seq.max(seq);
     }
     if queued > 0 {
-        tracing::info!(queued, "subscription pass");
+        tracing::debug!(queued, "subscription pass");
     }
     Ok((queued, last_seq))
 }

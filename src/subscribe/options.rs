@@ -25,19 +25,17 @@ pub fn resolve(mailto: Mailto, options: &str) -> Result<Delivery, String> {
     let mut m = mailto;
     if !options.trim().is_empty() {
         const PREFIX: &str = "OPTIONS ";
-        let def = parse_definition(&format!("{PREFIX}{}", options.trim())).map_err(|e| {
-            match e {
+        let def =
+            parse_definition(&format!("{PREFIX}{}", options.trim())).map_err(|e| match e {
                 crate::protocol::definition::DefinitionError::Syntax { position } => format!(
                     "invalid options: syntax error at character {}",
-                    // The parser stops at the space before the pair it could not read.
-                    (position + 1).saturating_sub(PREFIX.len())
+                    position.saturating_sub(PREFIX.len())
                 ),
                 other => format!(
                     "invalid options: {}",
                     other.to_string().replace("definition: ", "")
                 ),
-            }
-        })?;
+            })?;
         for (k, v) in def.meta {
             match k.as_str() {
                 "subject" => {
@@ -164,8 +162,8 @@ mod tests {
                 "invalid e-mail address",
             ),
             ("subject=1", "must be a string"),
-            ("subject=", "syntax error at character 0"),
-            (r#"subject="a" bad"#, "syntax error at character 12"),
+            ("subject=", "syntax error at character 8"),
+            (r#"subject="a" bad"#, "syntax error at character 15"),
         ] {
             let e = r("mailto:a@x.org", options).unwrap_err();
             assert!(e.contains(needle), "{options}: {e}");

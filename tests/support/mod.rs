@@ -80,7 +80,8 @@ impl Server {
             .arg("--http-listen")
             .arg(&http_listen)
             .env("WEBISSUED_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env("RUST_LOG", "info")
+            // Checkpoints and compactions log at debug; tests/crash.rs counts them.
+            .env("RUST_LOG", "warn,webissued=info,webissued::store=debug")
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
