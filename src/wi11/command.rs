@@ -911,6 +911,82 @@ mod tests {
                 folder: 1,
                 name: "G".into(),
             },
+            Cmd11::LoginNew {
+                login: "l".into(),
+                password: "o'ld".into(),
+                new_password: "n\\ew".into(),
+            },
+            Cmd11::RenameType {
+                type_id: 1,
+                name: "T".into(),
+            },
+            Cmd11::DeleteType {
+                type_id: 1,
+                force: 1,
+            },
+            Cmd11::RenameAttribute {
+                attribute: 2,
+                name: "A".into(),
+            },
+            Cmd11::ModifyAttribute {
+                attribute: 2,
+                definition: "ENUM items={\"a\"}".into(),
+            },
+            Cmd11::DeleteAttribute {
+                attribute: 2,
+                force: 0,
+            },
+            Cmd11::DeleteProject {
+                project: 3,
+                force: 1,
+            },
+            Cmd11::DeleteFolder {
+                folder: 4,
+                force: 0,
+            },
+            Cmd11::MoveFolder {
+                folder: 4,
+                project: 5,
+            },
+            Cmd11::MoveIssue {
+                issue: 6,
+                folder: 7,
+            },
+            Cmd11::DeleteIssue { issue: 6 },
+            Cmd11::EditComment {
+                comment: 8,
+                text: "a\nb".into(),
+                format: 1,
+            },
+            Cmd11::DeleteComment { comment: 8 },
+            Cmd11::EditAttachment {
+                file: 9,
+                name: "f".into(),
+                description: String::new(),
+            },
+            Cmd11::DeleteAttachment { file: 9 },
+            Cmd11::EditDescription {
+                issue: 6,
+                text: "d".into(),
+                format: 0,
+            },
+            Cmd11::DeleteDescription { issue: 6 },
+            Cmd11::SetProjectAccess {
+                project: 3,
+                public: 1,
+            },
+            Cmd11::ArchiveProject { project: 3 },
+            Cmd11::AddProjectDescription {
+                project: 3,
+                text: "p".into(),
+                format: 1,
+            },
+            Cmd11::EditProjectDescription {
+                project: 3,
+                text: "q".into(),
+                format: 0,
+            },
+            Cmd11::DeleteProjectDescription { project: 3 },
         ];
         assert_eq!(samples.len(), SIGNATURES.len(), "one sample per command");
         for c in samples {
