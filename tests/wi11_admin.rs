@@ -205,3 +205,130 @@ fn a_temporary_password_must_be_changed_with_login_new() {
     let mut tcp = server.connect();
     tcp.login("tmp", "second");
 }
+
+fn on_path(cmd: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(cmd).is_file()))
+}
+
+/// Kills a child started here (by its own handle) when the test ends.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The real desktop client (1.1.5, under Xvfb) loads three issues; an administrator then
+/// moves one and deletes another over 1.1; at its next periodic update (every minute) the
+/// client's cache follows the `X` stubs: the moved issue in its new folder, the deleted one
+/// gone. Skipped where the client or Xvfb is not installed.
+#[test]
+fn the_real_client_follows_a_move_and_a_delete() {
+    if !["webissues", "Xvfb", "python3"].iter().all(|c| on_path(c)) {
+        eprintln!("skipped: webissues, Xvfb or python3 not installed");
+        return;
+    }
+    let (_server, addr) = start();
+    let mut jar = None;
+    for c in [
+        "LOGIN 'admin' 'secret'",
+        "ADD TYPE 'Bugs'",
+        "ADD USER 'jsmith' 'John Smith' 'jsmith1' 0",
+        "ADD PROJECT 'Demo'",
+        "GRANT MEMBER 2 1 1",
+        "ADD FOLDER 1 1 'Bugs'",
+        "ADD FOLDER 1 1 'More bugs'",
+        "ADD ISSUE 1 'Stays'",
+        "ADD ISSUE 1 'Moves'",
+        "ADD ISSUE 1 'Goes'",
+    ] {
+        let r = post(addr, &mut jar, c);
+        assert!(!r[0].starts_with("ERROR"), "{c}: {r:?}");
+    }
+    let hello = post(addr, &mut None, "HELLO")[0].clone();
+    let uuid = hello.split('\'').nth(3).unwrap().to_string();
+    let tmp = tempfile::tempdir().unwrap();
+    let p = |s: &str| tmp.path().join(s);
+    for d in ["home", "runtime"] {
+        std::fs::create_dir_all(p(d)).unwrap();
+    }
+    let profile = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/support/wi11_client_profile.py"
+        ))
+        .arg(p("data"))
+        .arg(format!("http://{addr}/"))
+        .args(["WI11 Test", &uuid, "jsmith", "jsmith1"])
+        .status()
+        .unwrap();
+    assert!(profile.success());
+    let display = (150..250)
+        .rev()
+        .map(|n| format!(":{n}"))
+        .find(|d| !std::path::Path::new(&format!("/tmp/.X11-unix/X{}", &d[1..])).exists())
+        .unwrap();
+    let _xvfb = Killed(
+        std::process::Command::new("Xvfb")
+            .args([&display, "-screen", "0", "1280x900x24", "-nolisten", "tcp"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let _client = Killed(
+        std::process::Command::new("webissues")
+            .arg("-data")
+            .arg(p("data"))
+            .arg("-cache")
+            .arg(p("cache"))
+            .arg("-shared")
+            .arg(p("shared"))
+            .env("DISPLAY", &display)
+            .env("HOME", p("home"))
+            .env("XDG_RUNTIME_DIR", p("runtime"))
+            .env("QT_QPA_PLATFORM", "xcb")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // The cached issues as "id:folder" pairs, read from a copy of the client's database.
+    let cached = || -> String {
+        let out = std::process::Command::new("python3")
+            .arg("-c")
+            .arg(
+                "import glob,shutil,sqlite3,sys\n\
+                 for db in glob.glob(sys.argv[1] + '/*/cache.db'):\n\
+                 \x20   shutil.copy(db, sys.argv[1] + '/copy.db')\n\
+                 \x20   c = sqlite3.connect(sys.argv[1] + '/copy.db')\n\
+                 \x20   print(' '.join('%d:%d' % r for r in c.execute('select issue_id, folder_id from issues order by issue_id')))",
+            )
+            .arg(p("cache"))
+            .output()
+            .unwrap();
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout).trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )
+    };
+    let wait_for = |want: &str, secs: u64| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        let mut seen = cached();
+        while seen != want && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            seen = cached();
+        }
+        assert_eq!(seen, want, "the client's cached issues (id:folder)");
+    };
+    wait_for("1:1 2:1 3:1", 60);
+    assert_eq!(post(addr, &mut jar, "MOVE ISSUE 2 2"), ["ID 4"]);
+    assert_eq!(post(addr, &mut jar, "DELETE ISSUE 3"), ["ID 5"]);
+    // The next periodic update (a 60-second timer) lists folder 1 since its cached stamp.
+    wait_for("1:1 2:2", 150);
+}
