@@ -109,9 +109,11 @@ pub async fn run(cx: &mut Cx<'_>, cmd: Cmd11) -> R {
                 if access != ACCESS_ADMIN {
                     return Ok(Err(Code11::AccessDenied));
                 }
-                if force == 1 {
-                    removal::purge_folder(w, f.id)?;
+                if force == 0 && !crate::store::issues::in_folder_since(w, f.id, 0)?.is_empty() {
+                    return Ok(Err(Code11::CannotDeleteFolder));
                 }
+                // Its issues (with force) and the stubs of those that left it.
+                removal::purge_folder(w, f.id)?;
                 projects::delete_folder(w, &f)?;
                 Ok(Ok(Reply11::Ok))
             })?
