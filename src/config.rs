@@ -65,8 +65,9 @@ pub struct ServerConfig {
     /// (re-read on SIGHUP).
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
-    /// What a new data directory starts with besides the administrator: `"webissued"`
-    /// (the issue type Bugs) or `"none"`. Existing data directories keep what they have.
+    /// What a new data directory starts with besides the administrator: `"webissues"` (the
+    /// 1.1 installer's types, the default), `"webissued"` (the issue type Bugs) or `"none"`.
+    /// Existing data directories keep what they have.
     pub initial_data: String,
 }
 
@@ -94,7 +95,7 @@ impl Default for ServerConfig {
             http_body_max_secs: 300,
             tls_cert: None,
             tls_key: None,
-            initial_data: "webissued".into(),
+            initial_data: "webissues".into(),
         }
     }
 }

@@ -1,10 +1,12 @@
-//! webissued: a WebIssues 0.8 issue-tracker server over a line-based TCP protocol.
+//! webissued: a WebIssues issue-tracker server. The 0.8 dialect over a line-based TCP
+//! protocol and over HTTP, the 1.1 dialect over HTTP, one store under both.
 //!
-//! Layout: `protocol` (pure wire format), `store` (the only code touching sled),
-//! `commands` (one module per command family), `server` (sockets, sessions, shutdown),
-//! `app` (shared state), `config` (TOML with defaults), `attributes` (attribute
-//! definitions and values), `notify` (digest schedules), `subscribe` (outside email
-//! subscriptions), `mail` (messages, transports, templates).
+//! Layout (ARCHITECTURE.md has the map): `protocol` (the 0.8 wire format, pure), `wi11`
+//! (the 1.1 dialect), `http` (the HTTP listener: WebIssues transport and pages), `server`
+//! (the TCP listener and connection loop), `commands` (0.8 handlers, one module per family),
+//! `store` (the only code touching sled and the log), `notify` (digest schedules and
+//! passes), `subscribe` (outside email subscriptions), `mail` (messages, transports,
+//! templates), `config` and `startup` (configuration and its checks).
 
 pub mod admin;
 pub mod app;

@@ -603,3 +603,255 @@ fn the_real_desktop_client_logs_in_loads_and_adds_an_issue() {
         .collect();
     assert!(left.is_empty(), "dialogs left: {left:?}");
 }
+
+/// GET ATTACHMENT over 1.1: a small file is sent whole, a large one (over the 64 KiB the
+/// 0.8 path streams above) from the open file in pieces; both arrive byte for byte with
+/// their length and name.
+#[test]
+fn get_attachment_sends_small_and_streamed_files_whole() {
+    let (_server, addr) = start();
+    let mut jar = None;
+    for c in [
+        "LOGIN 'admin' 'secret'",
+        "ADD TYPE 'Bugs'",
+        "ADD PROJECT 'P'",
+        "ADD FOLDER 1 1 'F'",
+        "ADD ISSUE 1 'With files'",
+    ] {
+        let r = post(addr, &mut jar, c, None);
+        assert!(!r.lines()[0].starts_with("ERROR"), "{c}: {:?}", r.lines());
+    }
+    for (name, size) in [("small.bin", 1000usize), ("large.bin", 700 * 1024 + 17)] {
+        let data: Vec<u8> = (0..size).map(|i| (i * 7 + i / 251) as u8).collect();
+        let r = post(
+            addr,
+            &mut jar,
+            &format!("ADD ATTACHMENT 1 '{name}' ''"),
+            Some(&data),
+        );
+        let id = r.lines()[0].strip_prefix("ID ").unwrap().to_string();
+        let r = post(addr, &mut jar, &format!("GET ATTACHMENT {id}"), None);
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("x-webissues-version"), Some("1.1"));
+        assert_eq!(
+            r.header("content-type"),
+            Some("application/octet-stream; charset=binary")
+        );
+        assert_eq!(r.header("content-length"), Some(size.to_string().as_str()));
+        assert_eq!(
+            r.header("content-disposition"),
+            Some(format!("inline; filename=\"{name}\"").as_str())
+        );
+        assert!(r.body == data, "{name}: {} bytes back", r.body.len());
+    }
+    let r = post(addr, &mut jar, "GET ATTACHMENT 99", None);
+    assert_eq!(r.lines(), ["ERROR 306 'Unknown File'"]);
+}
+
+/// Attribute values keep webissued's 80 characters in both dialects (the 1.1 reference
+/// allows 255): one store, and 0.8 clients must be able to show and send back every value
+/// (protocol-spec/webissues-1.1.md). 81 characters → 327 over 1.1; a TEXT definition
+/// with max-length above 80 → 322.
+#[test]
+fn attribute_values_keep_80_characters_in_both_dialects() {
+    let (server, addr) = start();
+    let mut jar = None;
+    for c in [
+        "LOGIN 'admin' 'secret'",
+        "ADD TYPE 'Bugs'",
+        "ADD ATTRIBUTE 1 'Version' 'TEXT'",
+        "ADD PROJECT 'P'",
+        "ADD FOLDER 1 1 'F'",
+        "ADD ISSUE 1 'Values'",
+    ] {
+        let r = post(addr, &mut jar, c, None);
+        assert!(!r.lines()[0].starts_with("ERROR"), "{c}: {:?}", r.lines());
+    }
+    let ok = "v".repeat(80);
+    let r = post(addr, &mut jar, &format!("SET VALUE 1 1 '{ok}'"), None);
+    assert!(r.lines()[0].starts_with("ID "), "{:?}", r.lines());
+    let long = "w".repeat(81);
+    let r = post(addr, &mut jar, &format!("SET VALUE 1 1 '{long}'"), None);
+    assert_eq!(r.lines(), ["ERROR 327 'String Too Long'"]);
+    let r = post(
+        addr,
+        &mut jar,
+        "ADD ATTRIBUTE 1 'Notes' 'TEXT max-length=255'",
+        None,
+    );
+    assert_eq!(r.lines(), ["ERROR 322 'Invalid Definition'"]);
+    // The 80-character value is what both dialects show.
+    let mut tcp = server.admin();
+    let listed = tcp.send("LIST ISSUES 1 0");
+    assert!(
+        listed.iter().any(|l| l.contains(&ok)) && !listed.iter().any(|l| l.contains(&long)),
+        "{listed:?}"
+    );
+    assert!(tcp.send(&format!("SET VALUE 1 1 '{long}'"))[0].starts_with("ERROR"));
+}
+
+/// Temporary passwords (`isTemp` 1): LOGIN answers 352 until LOGIN NEW replaces the
+/// password; `isTemp` 2 is 329 and changes nothing (protocol-spec/webissues-1.1.md).
+#[test]
+fn temporary_passwords_force_login_new() {
+    let (_server, addr) = start();
+    let mut jar = None;
+    post(addr, &mut jar, "LOGIN 'admin' 'secret'", None);
+    let r = post(addr, &mut jar, "ADD USER 'temp' 'Temp' 'pass1' 2", None);
+    assert_eq!(r.lines(), ["ERROR 329 'Number Too Great'"]);
+    let r = post(addr, &mut jar, "ADD USER 'mary' 'Mary' 'pass1' 0", None);
+    assert_eq!(r.lines(), ["ID 2"]);
+    let r = post(addr, &mut jar, "SET PASSWORD 2 'pass2' 1", None);
+    assert_eq!(r.lines(), ["OK"]);
+    let mut mary = None;
+    let r = post(addr, &mut mary, "LOGIN 'mary' 'pass2'", None);
+    assert_eq!(r.lines(), ["ERROR 352 'Must Change Password'"]);
+    let r = post(addr, &mut mary, "LOGIN NEW 'mary' 'pass2' 'pass3'", None);
+    assert_eq!(r.lines(), ["U 2 'Mary' 1"]);
+    let r = post(addr, &mut None, "LOGIN 'mary' 'pass3'", None);
+    assert_eq!(r.lines(), ["U 2 'Mary' 1"]);
+}
+
+/// Disk full under 1.1 (a 48 MiB tmpfs the test mounts, then fills; skipped unless root):
+/// a write whose batch could not be logged answers `500`, and no reply, of a write or of
+/// a read, ever shows a comment that was not acknowledged (readers poll GET DETAILS
+/// throughout), as on the 0.8 paths.
+#[test]
+fn on_a_full_disk_1_1_answers_500_and_never_shows_a_lost_write() {
+    use std::io::BufRead;
+    let root = tempfile::tempdir().unwrap();
+    let mnt = root.path().join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=48m", "tmpfs"])
+        .arg(&mnt)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !mounted {
+        println!("SKIPPED: cannot mount a tmpfs; run as root to test disk full");
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let _unmount = Unmount(mnt.clone());
+    let config = root.path().join("webissued.toml");
+    std::fs::write(
+        &config,
+        "[server]\ninitial_data = \"none\"\ncheckpoint_wal_mb = 1\nmax_attachment_bytes = 1048576\n",
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_webissued"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .args(["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+        .arg("--data")
+        .arg(mnt.join("data"))
+        .env("WEBISSUED_ADMIN_PASSWORD", "secret")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr: SocketAddr = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.strip_prefix("webissued http listening on ")
+                .map(|a| a.parse().unwrap())
+        })
+        .expect("http listener");
+    std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+    let _child = Killed(child);
+
+    let mut jar = None;
+    for c in [
+        "LOGIN 'admin' 'secret'",
+        "ADD TYPE 'Bugs'",
+        "ADD PROJECT 'P'",
+        "ADD FOLDER 1 1 'F'",
+        "ADD ISSUE 1 'Full'",
+    ] {
+        let r = post(addr, &mut jar, c, None);
+        assert!(!r.lines()[0].starts_with("ERROR"), "{c}: {:?}", r.lines());
+    }
+    let pad = "x".repeat(9000);
+    for i in 0..150 {
+        let r = post(
+            addr,
+            &mut jar,
+            &format!("ADD COMMENT 1 'early-{i} {pad}' 0"),
+            None,
+        );
+        assert!(r.lines()[0].starts_with("ID "), "{:?}", r.lines());
+    }
+    // Fill what is left of the file system.
+    {
+        let mut f = std::fs::File::create(mnt.join("filler")).unwrap();
+        let chunk = vec![0x5au8; 64 << 10];
+        while f.write_all(&chunk).is_ok() {}
+        let _ = f.sync_all();
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut jar = None;
+                post(addr, &mut jar, "LOGIN 'admin' 'secret'", None);
+                let mut seen = std::collections::HashSet::new();
+                while !stop.load(std::sync::atomic::Ordering::Acquire) {
+                    let r = post(addr, &mut jar, "GET DETAILS 1 0 0", None);
+                    for l in r.lines().iter().filter(|l| l.starts_with("C ")) {
+                        let text = l.split('\'').nth(1).unwrap_or("");
+                        seen.insert(text.split(' ').next().unwrap().to_string());
+                    }
+                }
+                seen
+            })
+        })
+        .collect();
+    let (mut acked, mut failed) = (std::collections::HashSet::new(), Vec::new());
+    for i in 0..3000 {
+        let text = format!("during-{i}");
+        let r = post(
+            addr,
+            &mut jar,
+            &format!("ADD COMMENT 1 '{text} {pad}' 0"),
+            None,
+        );
+        match r.lines()[0].as_str() {
+            l if l.starts_with("ID ") => {
+                acked.insert(text);
+            }
+            l => {
+                assert_eq!(l, "ERROR 500 'Server Error'");
+                failed.push(text);
+                if failed.len() >= 3 {
+                    break;
+                }
+            }
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    assert!(!failed.is_empty(), "no write failed on a full disk");
+    for r in readers {
+        let seen = r.join().unwrap();
+        for t in seen.iter().filter(|t| t.starts_with("during-")) {
+            assert!(acked.contains(t), "a reply showed {t}, never acknowledged");
+        }
+    }
+    let r = post(addr, &mut jar, "GET DETAILS 1 0 0", None);
+    for t in &failed {
+        assert!(
+            !r.lines().iter().any(|l| l.contains(&format!("'{t} "))),
+            "{t} was refused but is stored"
+        );
+    }
+}

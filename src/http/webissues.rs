@@ -287,7 +287,7 @@ fn stalled(e: &axum::Error) -> bool {
 }
 
 /// A large attachment sent from its open file in pieces, never held whole.
-fn file_body(f: crate::protocol::reply::FileBody) -> Body {
+pub(super) fn file_body(f: crate::protocol::reply::FileBody) -> Body {
     const PIECE: u64 = 64 * 1024;
     let stream = futures::stream::unfold((f.file, 0u64, f.size), |(file, at, size)| async move {
         if at >= size {

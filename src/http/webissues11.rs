@@ -141,24 +141,9 @@ fn headers(h: &mut HeaderMap) {
 
 fn reply(r: Reply11, cookie: Option<String>) -> Response {
     let mut resp = match r {
-        Reply11::File { name, data } => {
-            let len = data.len();
-            let mut resp = Response::new(Body::from(data));
-            let h = resp.headers_mut();
-            h.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/octet-stream; charset=binary"),
-            );
-            h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-            // The name is the client's; quotes and line ends cannot reach the header.
-            let safe: String = name
-                .chars()
-                .map(|c| if c == '"' || c.is_control() { '_' } else { c })
-                .collect();
-            if let Ok(v) = HeaderValue::from_str(&format!("inline; filename=\"{safe}\"")) {
-                h.insert(header::CONTENT_DISPOSITION, v);
-            }
-            resp
+        Reply11::File { name, data } => file_reply(&name, data.len() as u64, Body::from(data)),
+        Reply11::Stream { name, body } => {
+            file_reply(&name, body.size, super::webissues::file_body(body))
         }
         r => {
             let mut resp = (StatusCode::OK, r.encode()).into_response();
@@ -172,6 +157,26 @@ fn reply(r: Reply11, cookie: Option<String>) -> Response {
     headers(resp.headers_mut());
     if let Some(c) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
         resp.headers_mut().insert(header::SET_COOKIE, c);
+    }
+    resp
+}
+
+/// GET ATTACHMENT's bytes with the file name the client shows.
+fn file_reply(name: &str, len: u64, body: Body) -> Response {
+    let mut resp = Response::new(body);
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream; charset=binary"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    // The name is the client's; quotes and line ends cannot reach the header.
+    let safe: String = name
+        .chars()
+        .map(|c| if c == '"' || c.is_control() { '_' } else { c })
+        .collect();
+    if let Ok(v) = HeaderValue::from_str(&format!("inline; filename=\"{safe}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
     }
     resp
 }

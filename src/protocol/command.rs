@@ -1,5 +1,5 @@
 //! The typed command set: one variant per verb, arguments typed and strings validated here,
-//! once, so handlers receive only well-formed input (protocol-spec/commands.md).
+//! once, so handlers receive only well-formed input (protocol-spec/grammar.md, tracker.md, system-and-users.md).
 
 use super::token::{self, Arg};
 use crate::error::{Code, Error};

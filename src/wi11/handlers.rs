@@ -779,26 +779,23 @@ fn find_item(cx: &mut Cx, item: i64) -> R {
 
 async fn get_attachment(cx: &mut Cx<'_>, file: i64) -> R {
     let me = cx.user()?;
-    let a = cx
+    let name = cx
         .read(|r| {
             if let Some(a) = issues::attachment(r, file)?
                 && issues::visible(r, &me, a.issue as i64).is_ok()
             {
-                return Ok(Some(a));
+                return Ok(Some(a.name));
             }
             Ok(None)
         })?
         .ok_or(Code11::UnknownFile)?;
-    let data = tokio::fs::read(cx.app.attachments_dir().join(&a.file))
-        .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, "attachment file unreadable");
-            Code11::ServerError
-        })?;
-    Ok(Reply11::File {
-        name: a.name,
-        data: data.into(),
-    })
+    // The 0.8 command's body: small files read whole, large ones streamed from the open
+    // file under the streamed-files cap (crate::fdlimit).
+    match crate::commands::issues::get_attachment(cx, file).await? {
+        Reply::Data(data) => Ok(Reply11::File { name, data }),
+        Reply::File(body) => Ok(Reply11::Stream { name, body }),
+        _ => Err(Code11::ServerError),
+    }
 }
 
 fn value_error(e: ValueError) -> Code11 {

@@ -44,8 +44,8 @@ pub struct Outcome {
 }
 
 /// Runs one 1.1 request: the `command` field (None when missing) and the `file` upload.
-/// The reply is returned once what the command wrote is durable; `500` if it was
-/// discarded instead (the log could not be written).
+/// The reply is returned once what the command wrote, or may have read, is durable;
+/// `500` if it was discarded instead (the log could not be written).
 pub async fn handle(
     app: &App,
     session: &mut Session,
@@ -68,10 +68,25 @@ pub async fn handle(
         wrote: 0,
         me: None,
     };
+    let settled_before = app.store.settled();
     let mut reply = handlers::run(&mut cx, cmd).await;
     let wrote = cx.wrote;
-    // A write whose batch could not be logged (disk full) was undone: say so.
-    if wrote != 0 && !app.store.saved(wrote).await {
+    // As on the TCP connection: a write's reply waits for its batch, any other reply for
+    // every batch applied by the time it was built. A write whose batch could not be
+    // logged (disk full) was undone, and a read may have shown such a batch: both `500`.
+    let needs = if wrote != 0 {
+        wrote
+    } else {
+        app.store.last_applied()
+    };
+    app.store.durable(needs).await;
+    // One atomic load while nothing was ever discarded.
+    let lost = if wrote != 0 {
+        app.store.discarded_in(wrote, wrote)
+    } else {
+        app.store.discarded_in(settled_before + 1, needs)
+    };
+    if lost {
         reply = Reply11::Error(Code11::ServerError);
     }
     let change = match (&reply, is_login) {

@@ -132,6 +132,12 @@ pub enum Reply11 {
         name: String,
         data: bytes::Bytes,
     },
+    /// GET ATTACHMENT of a large file: sent from the open file in pieces, as on the 0.8
+    /// routes, never held whole.
+    Stream {
+        name: String,
+        body: crate::protocol::FileBody,
+    },
 }
 
 impl From<Code11> for Reply11 {
@@ -141,7 +147,7 @@ impl From<Code11> for Reply11 {
 }
 
 impl Reply11 {
-    /// The text body (for [`Reply11::File`], its bytes).
+    /// The text body (for [`Reply11::File`] and [`Reply11::Stream`], the file's bytes).
     pub fn encode(&self) -> Vec<u8> {
         match self {
             Reply11::Null => b"NULL\r\n".to_vec(),
@@ -156,6 +162,13 @@ impl Reply11 {
             Reply11::Lines(l) if l.is_empty() => b"NULL\r\n".to_vec(),
             Reply11::Lines(l) => l.clone(),
             Reply11::File { data, .. } => data.to_vec(),
+            Reply11::Stream { body, .. } => {
+                let mut data = vec![0; body.size as usize];
+                match std::os::unix::fs::FileExt::read_exact_at(&*body.file, &mut data, 0) {
+                    Ok(()) => data,
+                    Err(_) => Vec::new(),
+                }
+            }
         }
     }
 }

@@ -23,6 +23,26 @@ pub struct Server {
     http_line: Option<std::sync::mpsc::Receiver<SocketAddr>>,
 }
 
+/// The 0.8 suites and transcripts expect `initial_data = "webissued"` (type 1 Bugs with
+/// Status, Severity, Assigned To), no longer the default: added to `[server]` unless the
+/// test's configuration chooses.
+fn with_webissued_data(config: &str) -> String {
+    if config.contains("initial_data") {
+        return format!("{config}\n");
+    }
+    match config.find("[server]\n") {
+        Some(i) => {
+            let at = i + "[server]\n".len();
+            format!(
+                "{}initial_data = \"webissued\"\n{}\n",
+                &config[..at],
+                &config[at..]
+            )
+        }
+        None => format!("[server]\ninitial_data = \"webissued\"\n{config}\n"),
+    }
+}
+
 impl Server {
     /// A server with the default configuration (plus `extra_config` TOML, may be empty).
     pub fn start() -> Server {
@@ -63,7 +83,7 @@ impl Server {
         let http_listen = self
             .http
             .map_or("127.0.0.1:0".to_string(), |a| a.to_string());
-        let config = format!("{}\n", self.config);
+        let config = with_webissued_data(&self.config);
         std::fs::write(&config_path, config).unwrap();
         let log = std::fs::OpenOptions::new()
             .create(true)
