@@ -692,26 +692,25 @@ fn attribute_values_keep_80_characters_in_both_dialects() {
     assert!(tcp.send(&format!("SET VALUE 1 1 '{long}'"))[0].starts_with("ERROR"));
 }
 
-/// Temporary passwords (`isTemp` 1) are refused with 321 and change nothing: LOGIN NEW,
-/// which a temporary password forces, is not served (protocol-spec/webissues-1.1.md).
+/// Temporary passwords (`isTemp` 1): LOGIN answers 352 until LOGIN NEW replaces the
+/// password; `isTemp` 2 is 329 and changes nothing (protocol-spec/webissues-1.1.md).
 #[test]
-fn temporary_passwords_are_refused_with_321() {
+fn temporary_passwords_force_login_new() {
     let (_server, addr) = start();
     let mut jar = None;
     post(addr, &mut jar, "LOGIN 'admin' 'secret'", None);
-    let r = post(addr, &mut jar, "ADD USER 'temp' 'Temp' 'pass1' 1", None);
-    assert_eq!(r.lines(), ["ERROR 321 'Invalid Value'"]);
+    let r = post(addr, &mut jar, "ADD USER 'temp' 'Temp' 'pass1' 2", None);
+    assert_eq!(r.lines(), ["ERROR 329 'Number Too Great'"]);
     let r = post(addr, &mut jar, "ADD USER 'mary' 'Mary' 'pass1' 0", None);
     assert_eq!(r.lines(), ["ID 2"]);
     let r = post(addr, &mut jar, "SET PASSWORD 2 'pass2' 1", None);
-    assert_eq!(r.lines(), ["ERROR 321 'Invalid Value'"]);
-    let users = post(addr, &mut jar, "LIST USERS", None).lines();
-    assert!(!users.iter().any(|l| l.contains("'temp'")), "{users:?}");
-    // Mary's password is the one she was given.
+    assert_eq!(r.lines(), ["OK"]);
     let mut mary = None;
     let r = post(addr, &mut mary, "LOGIN 'mary' 'pass2'", None);
-    assert_eq!(r.lines(), ["ERROR 302 'Incorrect Login'"]);
-    let r = post(addr, &mut mary, "LOGIN 'mary' 'pass1'", None);
+    assert_eq!(r.lines(), ["ERROR 352 'Must Change Password'"]);
+    let r = post(addr, &mut mary, "LOGIN NEW 'mary' 'pass2' 'pass3'", None);
+    assert_eq!(r.lines(), ["U 2 'Mary' 1"]);
+    let r = post(addr, &mut None, "LOGIN 'mary' 'pass3'", None);
     assert_eq!(r.lines(), ["U 2 'Mary' 1"]);
 }
 

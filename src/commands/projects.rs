@@ -29,6 +29,21 @@ pub fn list_projects(cx: &mut Cx) -> Result<Reply> {
                     .filter(|&(_, a)| a > ACCESS_NONE)
                     .map(|(p, _)| p)
                     .collect()
+            })
+            // 1.1's public projects: every user sees them (projects::folder_access).
+            .map(|mut mine: Vec<u64>| {
+                for line in &catalogue.lines {
+                    if line.folder.is_none()
+                        && !mine.contains(&line.project)
+                        && matches!(
+                            crate::store::project_meta::public(r, line.project),
+                            Ok(true)
+                        )
+                    {
+                        mine.push(line.project);
+                    }
+                }
+                mine
             });
         let mut out = Vec::with_capacity(catalogue.bytes.len() + 16 * catalogue.lines.len());
         for line in &catalogue.lines {

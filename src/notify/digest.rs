@@ -238,6 +238,9 @@ pub fn describe(r: &impl Read, kind: &EventKind) -> Result<String> {
         EventKind::Commented => "added a comment".into(),
         EventKind::Attached { name } => format!("attached \"{name}\""),
         EventKind::Described => "added a description".into(),
+        EventKind::Edited { what } => what.clone(),
+        EventKind::Moved { .. } => "moved the issue".into(),
+        EventKind::Deleted => "deleted the issue".into(),
     })
 }
 

@@ -26,6 +26,11 @@
 //! | `value/<issue>/<attr>` | value string (only non-empty values are stored) |
 //! | `row/<issue>/<stamp>` | [`super::issues::Row`]: change, comment or attachment |
 //! | `description/<issue>` | [`super::descriptions::Description`] (1.1 only; its stamp is an `event/` with kind `Described`) |
+//! | `folder-gone/<folder>/<stamp>` | [`super::removal::Stub`]: an issue moved or deleted out of the folder at that stamp (it keeps the folder stamp) |
+//! | `row-edit/<issue>/<row>`, `row-gone/<issue>/<row>` | [`super::removal::Edit`] of a comment or file's last edit; the stamp u64 of its deletion |
+//! | `move/<issue>/<stamp>`, `description-gone/<issue>` | [`super::removal::Move`]; the stamp of a description's deletion |
+//! | `user-temp/<user>` | `()`: the password is temporary (1.1's LOGIN answers 352) |
+//! | `project-public/<id>`, `project-archived/<id>`, `project-desc/<id>`, `project-desc-gone/<id>` | 1.1's project flags and description ([`super::project_meta`]) |
 //! | `comment-format/<comment>` | u8 text format 1 of a comment added through 1.1 (absent: 0) |
 //! | `read/<user>/<issue>` | [`super::read_state::State`]: the stamp read up to, under a state id from `ctr/read-state` |
 //! | `read-seq/<user>/<state>` | issue id: a user's read states by state id (LIST STATES) |

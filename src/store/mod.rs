@@ -23,9 +23,11 @@ pub mod issues;
 pub mod keys;
 pub mod mem;
 pub mod notify;
+pub mod project_meta;
 pub mod projects;
 pub mod read_state;
 pub mod recovery;
+pub mod removal;
 pub mod stamps;
 pub mod subscriptions;
 pub mod types;
@@ -76,6 +78,17 @@ pub enum EventKind {
     },
     /// The issue's description was added (1.1's ADD DESCRIPTION).
     Described,
+    /// 1.1: a comment, file or description edited or deleted (`what` says which).
+    Edited {
+        what: String,
+    },
+    /// 1.1's MOVE ISSUE.
+    Moved {
+        from: u64,
+        to: u64,
+    },
+    /// 1.1's DELETE ISSUE (or a forced DELETE FOLDER/PROJECT/TYPE).
+    Deleted,
 }
 
 use mem::Mem;
@@ -273,15 +286,20 @@ pub struct Writer<'a> {
 
 impl Read for Writer<'_> {
     fn folder_stamp(&self, folder: u64) -> u64 {
-        let prefix = key("folder-stamp", &[folder]);
-        let pending = self
-            .pending
-            .range::<[u8], _>((Bound::Included(&prefix[..]), Bound::Unbounded))
-            .take_while(|(k, _)| k.starts_with(&prefix))
-            .filter(|(_, v)| v.is_some())
-            .map(|(k, _)| keys::id_at("folder-stamp", k, 1))
-            .max();
-        pending.unwrap_or(0).max(self.reader.folder_stamp(folder))
+        let mut newest = self.reader.folder_stamp(folder);
+        // Issues under their stamps, and the stubs of issues that left (super::removal).
+        for name in ["folder-stamp", "folder-gone"] {
+            let prefix = key(name, &[folder]);
+            let pending = self
+                .pending
+                .range::<[u8], _>((Bound::Included(&prefix[..]), Bound::Unbounded))
+                .take_while(|(k, _)| k.starts_with(&prefix))
+                .filter(|(_, v)| v.is_some())
+                .map(|(k, _)| keys::id_at(name, k, 1))
+                .max();
+            newest = newest.max(pending.unwrap_or(0));
+        }
+        newest
     }
 
     fn visit(&self, prefix: &[u8], f: &mut Visitor) -> Result<()> {

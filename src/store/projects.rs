@@ -35,11 +35,20 @@ pub fn access(r: &impl Read, user: &User, project: u64) -> Result<Option<u8>> {
 
 /// [`access`] to the project of an existing folder, which exists too ([`delete`] refuses a
 /// project that has folders): one lookup fewer for every command on a folder or an issue.
+/// An archived project (1.1) is seen by nobody; a public one (1.1) by every user, as a
+/// member at least (super::project_meta).
 pub fn folder_access(r: &impl Read, user: &User, project: u64) -> Result<Option<u8>> {
+    if super::project_meta::archived(r, project)? {
+        return Ok(None);
+    }
     if user.access == ACCESS_ADMIN {
         return Ok(Some(ACCESS_ADMIN));
     }
-    Ok(super::users::member_access(r, project, user.id)?.filter(|a| *a > ACCESS_NONE))
+    match super::users::member_access(r, project, user.id)?.filter(|a| *a > ACCESS_NONE) {
+        Some(a) => Ok(Some(a)),
+        None if super::project_meta::public(r, project)? => Ok(Some(super::users::ACCESS_NORMAL)),
+        None => Ok(None),
+    }
 }
 
 pub fn get(r: &impl Read, id: i64) -> Result<Option<Project>> {
@@ -59,11 +68,15 @@ pub fn visible(r: &impl Read, user: &User, id: i64) -> Result<(Project, u8)> {
     Err(Error::new(Code::UnknownProject))
 }
 
+/// Every project but the archived ones.
 pub fn all(r: &impl Read) -> Result<Vec<Project>> {
-    Ok(r.scan::<Project>(b"project/")?
-        .into_iter()
-        .map(|(_, p)| p)
-        .collect())
+    let mut out = Vec::new();
+    for (_, p) in r.scan::<Project>(b"project/")? {
+        if !super::project_meta::archived(r, p.id)? {
+            out.push(p);
+        }
+    }
+    Ok(out)
 }
 
 pub fn insert(w: &mut Writer, name: &str) -> Result<u64> {
@@ -223,5 +236,17 @@ pub fn delete_folder(w: &mut Writer, f: &Folder) -> Result<()> {
     w.remove(key("type-folder", &[f.type_id, f.id]));
     super::alerts::delete_where(w, |a| a.folder == f.id)?;
     w.remove(key("folder", &[f.id]));
+    Ok(())
+}
+
+/// Moves a folder into another project (1.1's MOVE FOLDER); its name must be free there.
+pub fn move_folder(w: &mut Writer, mut f: Folder, project: u64) -> Result<()> {
+    if folder_name_taken(w, project, &f.name)? {
+        return Err(Error::new(Code::FolderExists));
+    }
+    w.remove(key("project-folder", &[f.project, f.id]));
+    w.put(key("project-folder", &[project, f.id]), &())?;
+    f.project = project;
+    w.put(key("folder", &[f.id]), &f)?;
     Ok(())
 }

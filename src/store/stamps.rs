@@ -16,6 +16,8 @@ use std::hash::BuildHasherDefault;
 
 const EVENT: &[u8] = b"event/";
 const FOLDER_STAMP: &[u8] = b"folder-stamp/";
+/// Removal stubs of issues that left a folder ([`super::removal`]): they keep its stamp.
+const FOLDER_GONE: &[u8] = b"folder-gone/";
 const COUNTER: &[u8] = b"ctr/stamp";
 
 /// The newest stamp given out, and each folder's stamp.
@@ -53,6 +55,13 @@ impl Stamps {
             }
             Some(b'f') if key.len() == FOLDER_STAMP.len() + 17 && key.starts_with(FOLDER_STAMP) => {
                 let at = FOLDER_STAMP.len();
+                if let (Some(folder), Some(stamp)) = (id_at(key, at), id_at(key, at + 9)) {
+                    let s = self.folders.entry(folder).or_default();
+                    *s = (*s).max(stamp);
+                }
+            }
+            Some(b'f') if key.len() == FOLDER_GONE.len() + 17 && key.starts_with(FOLDER_GONE) => {
+                let at = FOLDER_GONE.len();
                 if let (Some(folder), Some(stamp)) = (id_at(key, at), id_at(key, at + 9)) {
                     let s = self.folders.entry(folder).or_default();
                     *s = (*s).max(stamp);

@@ -131,6 +131,95 @@ pub enum Cmd11 {
     },
     /// Views, alerts and subscriptions ([`super::views::ViewCmd`]).
     Views(super::views::ViewCmd),
+    /// Administration and issue edits of 1.1 alone (super::admin, super::edit).
+    LoginNew {
+        login: String,
+        password: String,
+        new_password: String,
+    },
+    RenameType {
+        type_id: i64,
+        name: String,
+    },
+    DeleteType {
+        type_id: i64,
+        force: i64,
+    },
+    RenameAttribute {
+        attribute: i64,
+        name: String,
+    },
+    ModifyAttribute {
+        attribute: i64,
+        definition: String,
+    },
+    DeleteAttribute {
+        attribute: i64,
+        force: i64,
+    },
+    DeleteProject {
+        project: i64,
+        force: i64,
+    },
+    DeleteFolder {
+        folder: i64,
+        force: i64,
+    },
+    MoveFolder {
+        folder: i64,
+        project: i64,
+    },
+    MoveIssue {
+        issue: i64,
+        folder: i64,
+    },
+    DeleteIssue {
+        issue: i64,
+    },
+    EditComment {
+        comment: i64,
+        text: String,
+        format: i64,
+    },
+    DeleteComment {
+        comment: i64,
+    },
+    EditAttachment {
+        file: i64,
+        name: String,
+        description: String,
+    },
+    DeleteAttachment {
+        file: i64,
+    },
+    EditDescription {
+        issue: i64,
+        text: String,
+        format: i64,
+    },
+    DeleteDescription {
+        issue: i64,
+    },
+    SetProjectAccess {
+        project: i64,
+        public: i64,
+    },
+    ArchiveProject {
+        project: i64,
+    },
+    AddProjectDescription {
+        project: i64,
+        text: String,
+        format: i64,
+    },
+    EditProjectDescription {
+        project: i64,
+        text: String,
+        format: i64,
+    },
+    DeleteProjectDescription {
+        project: i64,
+    },
 }
 
 /// Name and signature of every command served.
@@ -167,12 +256,37 @@ pub const SIGNATURES: &[(&str, &str)] = &[
     ("RENAME PROJECT", "is"),
     ("ADD FOLDER", "iis"),
     ("RENAME FOLDER", "is"),
+    ("LOGIN NEW", "sss"),
+    ("RENAME TYPE", "is"),
+    ("DELETE TYPE", "ii"),
+    ("RENAME ATTRIBUTE", "is"),
+    ("MODIFY ATTRIBUTE", "is"),
+    ("DELETE ATTRIBUTE", "ii"),
+    ("DELETE PROJECT", "ii"),
+    ("DELETE FOLDER", "ii"),
+    ("MOVE FOLDER", "ii"),
+    ("MOVE ISSUE", "ii"),
+    ("DELETE ISSUE", "i"),
+    ("EDIT COMMENT", "isi"),
+    ("DELETE COMMENT", "i"),
+    ("EDIT ATTACHMENT", "iss"),
+    ("DELETE ATTACHMENT", "i"),
+    ("EDIT DESCRIPTION", "isi"),
+    ("DELETE DESCRIPTION", "i"),
+    ("SET PROJECT ACCESS", "ii"),
+    ("ARCHIVE PROJECT", "i"),
+    ("ADD PROJECT DESCRIPTION", "isi"),
+    ("EDIT PROJECT DESCRIPTION", "isi"),
+    ("DELETE PROJECT DESCRIPTION", "i"),
 ];
 
 impl Cmd11 {
     /// Commands that need no login.
     pub fn is_anonymous(&self) -> bool {
-        matches!(self, Cmd11::Hello | Cmd11::Login { .. })
+        matches!(
+            self,
+            Cmd11::Hello | Cmd11::Login { .. } | Cmd11::LoginNew { .. }
+        )
     }
 }
 
@@ -333,6 +447,82 @@ fn build(name: &str, mut a: Args) -> Result<Cmd11, Code11> {
             type_id: a.i(),
             name: a.s(),
         },
+        "LOGIN NEW" => C::LoginNew {
+            login: a.s(),
+            password: a.s(),
+            new_password: a.s(),
+        },
+        "RENAME TYPE" => C::RenameType {
+            type_id: a.i(),
+            name: a.s(),
+        },
+        "DELETE TYPE" => C::DeleteType {
+            type_id: a.i(),
+            force: a.i(),
+        },
+        "RENAME ATTRIBUTE" => C::RenameAttribute {
+            attribute: a.i(),
+            name: a.s(),
+        },
+        "MODIFY ATTRIBUTE" => C::ModifyAttribute {
+            attribute: a.i(),
+            definition: a.s(),
+        },
+        "DELETE ATTRIBUTE" => C::DeleteAttribute {
+            attribute: a.i(),
+            force: a.i(),
+        },
+        "DELETE PROJECT" => C::DeleteProject {
+            project: a.i(),
+            force: a.i(),
+        },
+        "DELETE FOLDER" => C::DeleteFolder {
+            folder: a.i(),
+            force: a.i(),
+        },
+        "MOVE FOLDER" => C::MoveFolder {
+            folder: a.i(),
+            project: a.i(),
+        },
+        "MOVE ISSUE" => C::MoveIssue {
+            issue: a.i(),
+            folder: a.i(),
+        },
+        "DELETE ISSUE" => C::DeleteIssue { issue: a.i() },
+        "EDIT COMMENT" => C::EditComment {
+            comment: a.i(),
+            text: a.s(),
+            format: a.i(),
+        },
+        "DELETE COMMENT" => C::DeleteComment { comment: a.i() },
+        "EDIT ATTACHMENT" => C::EditAttachment {
+            file: a.i(),
+            name: a.s(),
+            description: a.s(),
+        },
+        "DELETE ATTACHMENT" => C::DeleteAttachment { file: a.i() },
+        "EDIT DESCRIPTION" => C::EditDescription {
+            issue: a.i(),
+            text: a.s(),
+            format: a.i(),
+        },
+        "DELETE DESCRIPTION" => C::DeleteDescription { issue: a.i() },
+        "SET PROJECT ACCESS" => C::SetProjectAccess {
+            project: a.i(),
+            public: a.i(),
+        },
+        "ARCHIVE PROJECT" => C::ArchiveProject { project: a.i() },
+        "ADD PROJECT DESCRIPTION" => C::AddProjectDescription {
+            project: a.i(),
+            text: a.s(),
+            format: a.i(),
+        },
+        "EDIT PROJECT DESCRIPTION" => C::EditProjectDescription {
+            project: a.i(),
+            text: a.s(),
+            format: a.i(),
+        },
+        "DELETE PROJECT DESCRIPTION" => C::DeleteProjectDescription { project: a.i() },
         "RENAME FOLDER" => C::RenameFolder {
             folder: a.i(),
             name: a.s(),
@@ -480,6 +670,99 @@ impl Cmd11 {
             ),
             C::RenameFolder { folder, name } => {
                 ("RENAME FOLDER", vec![Arg::Int(folder), Arg::Str(name)])
+            }
+            C::LoginNew {
+                login,
+                password,
+                new_password,
+            } => (
+                "LOGIN NEW",
+                vec![Arg::Str(login), Arg::Str(password), Arg::Str(new_password)],
+            ),
+            C::RenameType { type_id, name } => {
+                ("RENAME TYPE", vec![Arg::Int(type_id), Arg::Str(name)])
+            }
+            C::DeleteType { type_id, force } => {
+                ("DELETE TYPE", vec![Arg::Int(type_id), Arg::Int(force)])
+            }
+            C::RenameAttribute { attribute, name } => (
+                "RENAME ATTRIBUTE",
+                vec![Arg::Int(attribute), Arg::Str(name)],
+            ),
+            C::ModifyAttribute {
+                attribute,
+                definition,
+            } => (
+                "MODIFY ATTRIBUTE",
+                vec![Arg::Int(attribute), Arg::Str(definition)],
+            ),
+            C::DeleteAttribute { attribute, force } => (
+                "DELETE ATTRIBUTE",
+                vec![Arg::Int(attribute), Arg::Int(force)],
+            ),
+            C::DeleteProject { project, force } => {
+                ("DELETE PROJECT", vec![Arg::Int(project), Arg::Int(force)])
+            }
+            C::DeleteFolder { folder, force } => {
+                ("DELETE FOLDER", vec![Arg::Int(folder), Arg::Int(force)])
+            }
+            C::MoveFolder { folder, project } => {
+                ("MOVE FOLDER", vec![Arg::Int(folder), Arg::Int(project)])
+            }
+            C::MoveIssue { issue, folder } => {
+                ("MOVE ISSUE", vec![Arg::Int(issue), Arg::Int(folder)])
+            }
+            C::DeleteIssue { issue } => ("DELETE ISSUE", vec![Arg::Int(issue)]),
+            C::EditComment {
+                comment,
+                text,
+                format,
+            } => (
+                "EDIT COMMENT",
+                vec![Arg::Int(comment), Arg::Str(text), Arg::Int(format)],
+            ),
+            C::DeleteComment { comment } => ("DELETE COMMENT", vec![Arg::Int(comment)]),
+            C::EditAttachment {
+                file,
+                name,
+                description,
+            } => (
+                "EDIT ATTACHMENT",
+                vec![Arg::Int(file), Arg::Str(name), Arg::Str(description)],
+            ),
+            C::DeleteAttachment { file } => ("DELETE ATTACHMENT", vec![Arg::Int(file)]),
+            C::EditDescription {
+                issue,
+                text,
+                format,
+            } => (
+                "EDIT DESCRIPTION",
+                vec![Arg::Int(issue), Arg::Str(text), Arg::Int(format)],
+            ),
+            C::DeleteDescription { issue } => ("DELETE DESCRIPTION", vec![Arg::Int(issue)]),
+            C::SetProjectAccess { project, public } => (
+                "SET PROJECT ACCESS",
+                vec![Arg::Int(project), Arg::Int(public)],
+            ),
+            C::ArchiveProject { project } => ("ARCHIVE PROJECT", vec![Arg::Int(project)]),
+            C::AddProjectDescription {
+                project,
+                text,
+                format,
+            } => (
+                "ADD PROJECT DESCRIPTION",
+                vec![Arg::Int(project), Arg::Str(text), Arg::Int(format)],
+            ),
+            C::EditProjectDescription {
+                project,
+                text,
+                format,
+            } => (
+                "EDIT PROJECT DESCRIPTION",
+                vec![Arg::Int(project), Arg::Str(text), Arg::Int(format)],
+            ),
+            C::DeleteProjectDescription { project } => {
+                ("DELETE PROJECT DESCRIPTION", vec![Arg::Int(project)])
             }
         };
         line.extend_from_slice(name.as_bytes());
@@ -635,6 +918,82 @@ mod tests {
                 folder: 1,
                 name: "G".into(),
             },
+            Cmd11::LoginNew {
+                login: "l".into(),
+                password: "o'ld".into(),
+                new_password: "n\\ew".into(),
+            },
+            Cmd11::RenameType {
+                type_id: 1,
+                name: "T".into(),
+            },
+            Cmd11::DeleteType {
+                type_id: 1,
+                force: 1,
+            },
+            Cmd11::RenameAttribute {
+                attribute: 2,
+                name: "A".into(),
+            },
+            Cmd11::ModifyAttribute {
+                attribute: 2,
+                definition: "ENUM items={\"a\"}".into(),
+            },
+            Cmd11::DeleteAttribute {
+                attribute: 2,
+                force: 0,
+            },
+            Cmd11::DeleteProject {
+                project: 3,
+                force: 1,
+            },
+            Cmd11::DeleteFolder {
+                folder: 4,
+                force: 0,
+            },
+            Cmd11::MoveFolder {
+                folder: 4,
+                project: 5,
+            },
+            Cmd11::MoveIssue {
+                issue: 6,
+                folder: 7,
+            },
+            Cmd11::DeleteIssue { issue: 6 },
+            Cmd11::EditComment {
+                comment: 8,
+                text: "a\nb".into(),
+                format: 1,
+            },
+            Cmd11::DeleteComment { comment: 8 },
+            Cmd11::EditAttachment {
+                file: 9,
+                name: "f".into(),
+                description: String::new(),
+            },
+            Cmd11::DeleteAttachment { file: 9 },
+            Cmd11::EditDescription {
+                issue: 6,
+                text: "d".into(),
+                format: 0,
+            },
+            Cmd11::DeleteDescription { issue: 6 },
+            Cmd11::SetProjectAccess {
+                project: 3,
+                public: 1,
+            },
+            Cmd11::ArchiveProject { project: 3 },
+            Cmd11::AddProjectDescription {
+                project: 3,
+                text: "p".into(),
+                format: 1,
+            },
+            Cmd11::EditProjectDescription {
+                project: 3,
+                text: "q".into(),
+                format: 0,
+            },
+            Cmd11::DeleteProjectDescription { project: 3 },
         ];
         assert_eq!(samples.len(), SIGNATURES.len(), "one sample per command");
         for c in samples {

@@ -10,21 +10,23 @@ use crate::error::Code;
 use crate::protocol::{Command, Reply};
 use crate::store::issues::{self, Issue, Row};
 use crate::store::users::{ACCESS_ADMIN, ACCESS_NONE, User};
-use crate::store::{EventKind, IssueEvent, Read, descriptions, key, projects, read_state};
+use crate::store::{
+    EventKind, IssueEvent, Read, descriptions, key, project_meta, projects, read_state, removal,
+};
 use crate::store::{types, users};
 use std::sync::Arc;
 
-type R = Result<Reply11, Code11>;
+pub(super) type R = Result<Reply11, Code11>;
 
 /// Longest names (users, types, attributes, projects, folders) and logins.
-const NAME_MAX: usize = 40;
+pub(super) const NAME_MAX: usize = 40;
 /// Longest issue name.
 const ISSUE_NAME_MAX: usize = 255;
 /// Longest comment or description (`comment_max_length` in GET SETTINGS).
-const TEXT_MAX: usize = 10_000;
+pub(super) const TEXT_MAX: usize = 10_000;
 /// Longest file name and file description.
-const FILE_NAME_MAX: usize = 80;
-const FILE_DESCRIPTION_MAX: usize = 255;
+pub(super) const FILE_NAME_MAX: usize = 80;
+pub(super) const FILE_DESCRIPTION_MAX: usize = 255;
 
 pub async fn run(cx: &mut Cx<'_>, cmd: Cmd11) -> Reply11 {
     if !cmd.is_anonymous()
@@ -50,6 +52,7 @@ async fn dispatch(cx: &mut Cx<'_>, cmd: Cmd11) -> R {
         C::Login { login, password } => {
             let u = commands::system::login(cx, login, password).await?;
             drop(u);
+            super::admin::refuse_temporary(cx)?;
             let me = cx.user()?;
             let mut out = Vec::new();
             Out::line(&mut out, "U")
@@ -74,22 +77,7 @@ async fn dispatch(cx: &mut Cx<'_>, cmd: Cmd11) -> R {
             since,
             mark_read,
         } => get_details(cx, issue, since, mark_read),
-        C::GetSummary { project, since } => {
-            let me = cx.user()?;
-            let p = cx.read(|r| projects::visible(r, &me, project))?.0;
-            // Project descriptions are not kept: a project's stamp stays 0.
-            if since >= 0 {
-                return Ok(Reply11::Null);
-            }
-            let mut out = Vec::new();
-            Out::line(&mut out, "P")
-                .int(p.id as i64)
-                .str(&p.name)
-                .int(0)
-                .int(0)
-                .end();
-            Ok(Reply11::Lines(out))
-        }
+        C::GetSummary { project, since } => get_summary(cx, project, since),
         C::GetAttachment { file } => get_attachment(cx, file).await,
         C::SetIssueRead { issue, read } => set_issue_read(cx, issue, read),
         C::SetFolderRead { folder, read } => set_folder_read(cx, folder, read),
@@ -163,10 +151,10 @@ async fn dispatch(cx: &mut Cx<'_>, cmd: Cmd11) -> R {
             }
             cx.read(|r| users::require(r, user))?;
             check_name(&password, NAME_MAX)?;
-            if temporary != 0 {
-                return Err(Code11::InvalidValue);
-            }
-            shared(cx, Command::SetPassword { user, password }).await
+            super::admin::check_flag(temporary)?;
+            let done = shared(cx, Command::SetPassword { user, password }).await?;
+            super::admin::set_temporary(cx, user, temporary)?;
+            Ok(done)
         }
         C::AddUser {
             login,
@@ -178,11 +166,8 @@ async fn dispatch(cx: &mut Cx<'_>, cmd: Cmd11) -> R {
             check_name(&login, NAME_MAX)?;
             check_name(&name, NAME_MAX)?;
             check_name(&password, NAME_MAX)?;
-            if temporary != 0 {
-                // Temporary passwords (LOGIN NEW) are not kept.
-                return Err(Code11::InvalidValue);
-            }
-            shared(
+            super::admin::check_flag(temporary)?;
+            let done = shared(
                 cx,
                 Command::AddUser {
                     login,
@@ -190,7 +175,11 @@ async fn dispatch(cx: &mut Cx<'_>, cmd: Cmd11) -> R {
                     password,
                 },
             )
-            .await
+            .await?;
+            if let Reply11::Id(id) = done {
+                super::admin::set_temporary(cx, id, temporary)?;
+            }
+            Ok(done)
         }
         C::RenameUser { user, name } => {
             check_name(&name, NAME_MAX)?;
@@ -267,12 +256,13 @@ async fn dispatch(cx: &mut Cx<'_>, cmd: Cmd11) -> R {
             shared(cx, Command::RenameFolder { folder, name }).await
         }
         C::Views(v) => super::views::run(cx, v),
+        other => super::admin::run(cx, other).await,
     }
 }
 
 /// A command whose meaning 1.1 shares with 0.8, run by the shared handler; its `OK`,
 /// `ID` or `NULL` is the same in both dialects, its errors are renumbered.
-async fn shared(cx: &mut Cx<'_>, cmd: Command) -> R {
+pub(super) async fn shared(cx: &mut Cx<'_>, cmd: Command) -> R {
     match commands::execute(cx, cmd).await {
         Reply::Null => Ok(Reply11::Null),
         Reply::Ok => Ok(Reply11::Ok),
@@ -316,7 +306,7 @@ pub fn check_text(s: &str, max: usize) -> Result<(), Code11> {
     Ok(())
 }
 
-fn text_format(format: i64) -> Result<u8, Code11> {
+pub(super) fn text_format(format: i64) -> Result<u8, Code11> {
     match format {
         0 | 1 => Ok(format as u8),
         _ => Err(Code11::InvalidTextFormat),
@@ -398,13 +388,7 @@ fn list_projects(cx: &mut Cx) -> R {
         by_name(&mut visible, |p| &p.name);
         let mut out = Vec::new();
         for p in &visible {
-            // No project descriptions, no public projects: stamp 0, isPublic 0.
-            Out::line(&mut out, "P")
-                .int(p.id as i64)
-                .str(&p.name)
-                .int(0)
-                .int(0)
-                .end();
+            project_line(&mut out, r, p)?;
         }
         let mut folders: Vec<_> = projects::all_folders(r)?
             .into_iter()
@@ -424,6 +408,53 @@ fn list_projects(cx: &mut Cx) -> R {
         Ok(out)
     })
     .map(Reply11::Lines)
+    .map_err(Code11::from)
+}
+
+/// `P id 'name' stamp isPublic`: the stamp is the description's last change.
+fn project_line(
+    out: &mut Vec<u8>,
+    r: &impl Read,
+    p: &projects::Project,
+) -> crate::error::Result<()> {
+    Out::line(out, "P")
+        .int(p.id as i64)
+        .str(&p.name)
+        .int(project_meta::stamp(r, p.id)? as i64)
+        .int(project_meta::public(r, p.id)? as i64)
+        .end();
+    Ok(())
+}
+
+/// `NULL` unless the project's stamp is newer than `since`; else `P`, then `D` (changed
+/// since) or `DX` (deleted since, `since` > 0).
+fn get_summary(cx: &mut Cx, project: i64, since: i64) -> R {
+    let me = cx.user()?;
+    cx.read(|r| {
+        let (p, _) = projects::visible(r, &me, project)?;
+        let mut out = Vec::new();
+        if project_meta::stamp(r, p.id)? as i64 <= since {
+            return Ok(Reply11::Null);
+        }
+        project_line(&mut out, r, &p)?;
+        if let Some(d) = project_meta::description(r, p.id)? {
+            if d.stamp as i64 > since {
+                Out::line(&mut out, "D")
+                    .int(p.id as i64)
+                    .str(&d.text)
+                    .int(d.format)
+                    .int(d.time)
+                    .int(d.user as i64)
+                    .end();
+            }
+        } else if since > 0
+            && let Some(gone) = project_meta::description_gone(r, p.id)?
+            && gone as i64 > since
+        {
+            Out::line(&mut out, "DX").int(p.id as i64).end();
+        }
+        Ok(Reply11::Lines(out))
+    })
     .map_err(Code11::from)
 }
 
@@ -471,8 +502,8 @@ fn value_lines(out: &mut Vec<u8>, r: &impl Read, issue: u64) -> crate::error::Re
     })
 }
 
-/// `F` (exactly one), then `I` and `V` of the issues changed after `since`. Issues never
-/// leave a folder in webissued (no MOVE or DELETE ISSUE), so no `X` stub is ever sent.
+/// `F` (exactly one), then `I` and `V` of the issues changed after `since`, then the `X`
+/// stubs of issues that left the folder after `since` (store::removal).
 /// The `I` and `V` lines are 0.8's, byte for byte (no name or value holds a TAB, the one
 /// character 1.1 escapes and 0.8 does not), so 0.8's cache of encoded lines serves both.
 fn list_issues(cx: &mut Cx, folder: i64, since: i64) -> R {
@@ -500,41 +531,74 @@ fn list_issues(cx: &mut Cx, folder: i64, since: i64) -> R {
         Reply::Encoded(lines) => out.extend_from_slice(&lines),
         _ => return Err(Code11::ServerError),
     }
+    for (issue, to, stamp) in cx.read(|r| removal::folder_stubs(r, folder as u64, since))? {
+        Out::line(&mut out, "X")
+            .int(issue as i64)
+            .int(to as i64)
+            .int(stamp as i64)
+            .end();
+    }
     Ok(Reply11::Lines(out))
 }
 
-/// The 13-field history line.
-#[allow(clippy::too_many_arguments)]
-fn h_line(
-    out: &mut Vec<u8>,
+/// The 13-field history line: `created` is the row's own stamp and time, `modified` its
+/// newest edit (the same unless a comment or file was edited).
+struct HLine<'a> {
     id: u64,
     issue: u64,
     kind: i64,
+    stamp: u64,
     time: i64,
     user: u64,
+    mtime: i64,
+    muser: u64,
     attr: u64,
-    old: &str,
-    new: &str,
-) {
-    Out::line(out, "H")
-        .int(id as i64)
-        .int(issue as i64)
-        .int(kind)
-        .int(id as i64)
-        .int(time)
-        .int(user as i64)
-        .int(time)
-        .int(user as i64)
-        .int(attr as i64)
-        .str(old)
-        .str(new)
-        .int(0)
-        .int(0)
-        .end();
+    old: &'a str,
+    new: &'a str,
+    from: u64,
+    to: u64,
 }
 
-/// `I`, `V`, `D`, `H`, `C`, `A`, in that order; `NULL` when the issue has not changed
-/// since `since`. `mark_read` 1 records the issue as read up to its stamp.
+impl HLine<'_> {
+    fn write(&self, out: &mut Vec<u8>) {
+        Out::line(out, "H")
+            .int(self.id as i64)
+            .int(self.issue as i64)
+            .int(self.kind)
+            .int(self.stamp as i64)
+            .int(self.time)
+            .int(self.user as i64)
+            .int(self.mtime)
+            .int(self.muser as i64)
+            .int(self.attr as i64)
+            .str(self.old)
+            .str(self.new)
+            .int(self.from as i64)
+            .int(self.to as i64)
+            .end();
+    }
+}
+
+fn h_plain(id: u64, issue: u64, kind: i64, time: i64, user: u64) -> HLine<'static> {
+    HLine {
+        id,
+        issue,
+        kind,
+        stamp: id,
+        time,
+        user,
+        mtime: time,
+        muser: user,
+        attr: 0,
+        old: "",
+        new: "",
+        from: 0,
+        to: 0,
+    }
+}
+
+/// `I`, `V`, `D`/`DX`, `H`, `C`, `A`, `X`, in that order; `NULL` when the issue has not
+/// changed since `since`. `mark_read` 1 records the issue as read up to its stamp.
 fn get_details(cx: &mut Cx, issue: i64, since: i64, mark_read: i64) -> R {
     let me = cx.user()?;
     let (i, out) = cx.read(|r| {
@@ -545,16 +609,21 @@ fn get_details(cx: &mut Cx, issue: i64, since: i64, mark_read: i64) -> R {
         let mut out = Vec::new();
         issue_line(&mut out, &i);
         value_lines(&mut out, r, i.id)?;
-        if let Some(d) = descriptions::get(r, i.id)?
-            && d.stamp as i64 > since
+        if let Some(d) = descriptions::get(r, i.id)? {
+            if d.stamp as i64 > since {
+                Out::line(&mut out, "D")
+                    .int(i.id as i64)
+                    .str(&d.text)
+                    .int(d.format)
+                    .int(d.time)
+                    .int(d.user as i64)
+                    .end();
+            }
+        } else if since > 0
+            && let Some(gone) = removal::description_gone(r, i.id)?
+            && gone as i64 > since
         {
-            Out::line(&mut out, "D")
-                .int(i.id as i64)
-                .str(&d.text)
-                .int(d.format)
-                .int(d.time)
-                .int(d.user as i64)
-                .end();
+            Out::line(&mut out, "DX").int(i.id as i64).end();
         }
         let (mut comments, mut files) = (Vec::new(), Vec::new());
         if i.id as i64 > since {
@@ -565,36 +634,32 @@ fn get_details(cx: &mut Cx, issue: i64, since: i64, mark_read: i64) -> R {
                 }) => name,
                 _ => i.name.clone(),
             };
-            h_line(
-                &mut out,
-                i.id,
-                i.id,
-                0,
-                i.created,
-                i.created_by,
-                0,
-                "",
-                &name,
-            );
+            HLine {
+                new: &name,
+                ..h_plain(i.id, i.id, 0, i.created, i.created_by)
+            }
+            .write(&mut out);
         }
-        for row in issues::rows_since(r, i.id, since)? {
+        let mut rows = issues::rows_since(r, i.id, since)?;
+        for (id, _) in removal::edited_since(r, i.id, since)? {
+            if let Some(row) = removal::row(r, i.id, id)? {
+                rows.push(row);
+            }
+        }
+        for row in rows {
             match row {
                 Row::Change(c) => {
                     let kind = if c.attribute == 0 { 1 } else { 2 };
-                    h_line(
-                        &mut out,
-                        c.id,
-                        c.issue,
-                        kind,
-                        c.time,
-                        c.user,
-                        c.attribute,
-                        &c.old,
-                        &c.new,
-                    );
+                    HLine {
+                        attr: c.attribute,
+                        old: &c.old,
+                        new: &c.new,
+                        ..h_plain(c.id, c.issue, kind, c.time, c.user)
+                    }
+                    .write(&mut out);
                 }
                 Row::Comment(c) => {
-                    h_line(&mut out, c.id, c.issue, 3, c.time, c.user, 0, "", "");
+                    edited(r, h_plain(c.id, c.issue, 3, c.time, c.user))?.write(&mut out);
                     Out::line(&mut comments, "C")
                         .int(c.id as i64)
                         .str(&c.text)
@@ -602,7 +667,7 @@ fn get_details(cx: &mut Cx, issue: i64, since: i64, mark_read: i64) -> R {
                         .end();
                 }
                 Row::Attachment(a) => {
-                    h_line(&mut out, a.id, a.issue, 4, a.time, a.user, 0, "", "");
+                    edited(r, h_plain(a.id, a.issue, 4, a.time, a.user))?.write(&mut out);
                     Out::line(&mut files, "A")
                         .int(a.id as i64)
                         .str(&a.name)
@@ -612,14 +677,38 @@ fn get_details(cx: &mut Cx, issue: i64, since: i64, mark_read: i64) -> R {
                 }
             }
         }
+        for m in removal::moves_since(r, i.id, since)? {
+            HLine {
+                from: m.from,
+                to: m.to,
+                ..h_plain(m.stamp, i.id, 5, m.time, m.user)
+            }
+            .write(&mut out);
+        }
         out.extend_from_slice(&comments);
         out.extend_from_slice(&files);
+        for id in removal::gone_since(r, i.id, since)? {
+            Out::line(&mut out, "X").int(id as i64).end();
+        }
         Ok((i, out))
     })?;
     if mark_read == 1 {
         mark(cx, &me, &i)?;
     }
     Ok(Reply11::Lines(out))
+}
+
+/// A comment's or file's history line with its newest edit.
+fn edited<'a>(r: &impl Read, h: HLine<'a>) -> crate::error::Result<HLine<'a>> {
+    Ok(match removal::edit_of(r, h.issue, h.id)? {
+        Some(e) => HLine {
+            stamp: e.stamp,
+            mtime: e.time,
+            muser: e.user,
+            ..h
+        },
+        None => h,
+    })
 }
 
 /// Records that `me` has read `i` up to its stamp, unless already so.

@@ -7,8 +7,10 @@
 //! The HTTP transport owns sessions and cookies; it calls [`handle`] per request and acts
 //! on [`Outcome::session`].
 
+pub mod admin;
 pub mod alerts;
 pub mod command;
+pub mod edit;
 pub mod handlers;
 pub mod preferences;
 pub mod reply;
@@ -62,7 +64,7 @@ pub async fn handle(
             };
         }
     };
-    let is_login = matches!(cmd, Cmd11::Login { .. });
+    let is_login = matches!(cmd, Cmd11::Login { .. } | Cmd11::LoginNew { .. });
     let mut cx = Cx {
         app,
         session,

@@ -58,6 +58,11 @@ codes11! {
     InvalidDate = 333, "Invalid Date";
     NoMatchingItem = 336, "No Matching Item";
     DuplicateItems = 337, "Duplicate Items";
+    IncompatibleType = 339, "Incompatible Type";
+    UnknownComment = 350, "Unknown Comment";
+    CannotDeleteAttribute = 351, "Cannot Delete Attribute";
+    MustChangePassword = 352, "Must Change Password";
+    UnknownDescription = 361, "Unknown Description";
     ItemNotFound = 354, "Item Not Found";
     UnknownView = 340, "Unknown View";
     UnknownColumn = 341, "Unknown Column";
