@@ -84,7 +84,12 @@ pub fn apply(cfg: &mut Config) {
         tcp
     };
     let _ = STREAMED_FILES.set(Arc::new(Semaphore::new(files)));
-    if tcp < cfg.server.max_connections || http < cfg.limits.http_max_connections {
+    // Lowering a default to fit is the normal case (20 000 connections need more than the
+    // usual 20 000 descriptors); only a cap the operator raised and cannot have is a warning.
+    let defaults = crate::config::Config::default();
+    let configured = cfg.server.max_connections != defaults.server.max_connections
+        || cfg.limits.http_max_connections != defaults.limits.http_max_connections;
+    if configured && (tcp < cfg.server.max_connections || http < cfg.limits.http_max_connections) {
         tracing::warn!(
             nofile,
             max_connections = tcp,
@@ -95,7 +100,7 @@ pub fn apply(cfg: &mut Config) {
             "descriptor limit: connection caps lowered to fit"
         );
     } else {
-        tracing::info!(
+        tracing::debug!(
             nofile,
             max_connections = tcp,
             http_max_connections = http,

@@ -61,7 +61,8 @@ impl Limited {
             .arg("--data")
             .arg(dir.path().join("data"))
             .env("WEBISSUED_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env("RUST_LOG", "info")
+            // The derived caps are a debug line unless a configured cap had to be lowered.
+            .env("RUST_LOG", "info,webissued::fdlimit=debug")
             .stdout(Stdio::piped())
             .stderr(log);
         // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
