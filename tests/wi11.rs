@@ -8,7 +8,7 @@ mod support;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use support::Server;
-use support::wi11::{post, replay};
+use support::wi11::{DesktopClient, Killed, on_path, post, replay};
 
 fn start() -> (Server, SocketAddr) {
     let mut s = Server::start_with(
@@ -167,21 +167,6 @@ fn both_dialects_share_the_store() {
     assert!(!details.iter().any(|l| l.contains("Text")), "{details:?}");
 }
 
-fn on_path(cmd: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(cmd).is_file()))
-}
-
-/// Kills a child started here (by its own handle) when the test ends, passing or not.
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// The real desktop client (Debian's `webissues` 1.1.5) under Xvfb: it connects, logs in,
 /// loads projects, folders and issues into its cache and shows no dialog besides its main
 /// window; then an issue added in its Add Issue dialog lands in the store. Skipped (with a message) where the client or Xvfb is not installed
@@ -225,52 +210,9 @@ fn the_real_desktop_client_logs_in_loads_and_adds_an_issue() {
     let hello = post(addr, &mut None, "HELLO", None).lines()[0].clone();
     let uuid = hello.split('\'').nth(3).unwrap().to_string();
 
-    let tmp = tempfile::tempdir().unwrap();
-    let p = |s: &str| tmp.path().join(s);
-    for d in ["home", "runtime"] {
-        std::fs::create_dir_all(p(d)).unwrap();
-    }
-    let profile = std::process::Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/support/wi11_client_profile.py"
-        ))
-        .arg(p("data"))
-        .arg(format!("http://{addr}/"))
-        .args(["WI11 Test", &uuid, "jsmith", "jsmith1"])
-        .status()
-        .unwrap();
-    assert!(profile.success());
-    let display = (150..250)
-        .map(|n| format!(":{n}"))
-        .find(|d| !std::path::Path::new(&format!("/tmp/.X11-unix/X{}", &d[1..])).exists())
-        .unwrap();
-    let _xvfb = Killed(
-        std::process::Command::new("Xvfb")
-            .args([&display, "-screen", "0", "1280x900x24", "-nolisten", "tcp"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    std::thread::sleep(std::time::Duration::from_secs(1));
-    let _client = Killed(
-        std::process::Command::new("webissues")
-            .arg("-data")
-            .arg(p("data"))
-            .arg("-cache")
-            .arg(p("cache"))
-            .arg("-shared")
-            .arg(p("shared"))
-            .env("DISPLAY", &display)
-            .env("HOME", p("home"))
-            .env("XDG_RUNTIME_DIR", p("runtime"))
-            .env("QT_QPA_PLATFORM", "xcb")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let desktop = DesktopClient::start(addr, &uuid, "jsmith", "jsmith1", 150);
+    let p = |s: &str| desktop.path(s);
+    let display = desktop.display.clone();
     let windows = || -> Vec<String> {
         let out = std::process::Command::new("xdotool")
             .args(["search", "--onlyvisible", "--name", "."])

@@ -7,6 +7,7 @@ mod support;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use support::Server;
+use support::wi11::{DesktopClient, on_path};
 
 /// One 1.1 request (urlencoded form, as the reference also accepts); `jar` holds the cookie.
 fn post(addr: SocketAddr, jar: &mut Option<String>, command: &str) -> Vec<String> {
@@ -206,21 +207,6 @@ fn a_temporary_password_must_be_changed_with_login_new() {
     tcp.login("tmp", "second");
 }
 
-fn on_path(cmd: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(cmd).is_file()))
-}
-
-/// Kills a child started here (by its own handle) when the test ends.
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// The real desktop client (1.1.5, under Xvfb) loads three issues; an administrator then
 /// moves one and deletes another over 1.1; at its next periodic update (every minute) the
 /// client's cache follows the `X` stubs: the moved issue in its new folder, the deleted one
@@ -250,53 +236,8 @@ fn the_real_client_follows_a_move_and_a_delete() {
     }
     let hello = post(addr, &mut None, "HELLO")[0].clone();
     let uuid = hello.split('\'').nth(3).unwrap().to_string();
-    let tmp = tempfile::tempdir().unwrap();
-    let p = |s: &str| tmp.path().join(s);
-    for d in ["home", "runtime"] {
-        std::fs::create_dir_all(p(d)).unwrap();
-    }
-    let profile = std::process::Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/support/wi11_client_profile.py"
-        ))
-        .arg(p("data"))
-        .arg(format!("http://{addr}/"))
-        .args(["WI11 Test", &uuid, "jsmith", "jsmith1"])
-        .status()
-        .unwrap();
-    assert!(profile.success());
-    let display = (150..250)
-        .rev()
-        .map(|n| format!(":{n}"))
-        .find(|d| !std::path::Path::new(&format!("/tmp/.X11-unix/X{}", &d[1..])).exists())
-        .unwrap();
-    let _xvfb = Killed(
-        std::process::Command::new("Xvfb")
-            .args([&display, "-screen", "0", "1280x900x24", "-nolisten", "tcp"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    std::thread::sleep(std::time::Duration::from_secs(1));
-    let _client = Killed(
-        std::process::Command::new("webissues")
-            .arg("-data")
-            .arg(p("data"))
-            .arg("-cache")
-            .arg(p("cache"))
-            .arg("-shared")
-            .arg(p("shared"))
-            .env("DISPLAY", &display)
-            .env("HOME", p("home"))
-            .env("XDG_RUNTIME_DIR", p("runtime"))
-            .env("QT_QPA_PLATFORM", "xcb")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let desktop = DesktopClient::start(addr, &uuid, "jsmith", "jsmith1", 250);
+    let p = |s: &str| desktop.path(s);
     // The cached issues as "id:folder" pairs, read from a copy of the client's database.
     let cached = || -> String {
         let out = std::process::Command::new("python3")

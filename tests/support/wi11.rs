@@ -201,3 +201,101 @@ pub fn replay(
     }
     (total, overridden, diffs)
 }
+
+/// Whether `cmd` is an executable file on PATH (the desktop-client tests skip without it).
+pub fn on_path(cmd: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(cmd).is_file()))
+}
+
+/// Kills a child started here (by its own handle) when the test ends.
+pub struct Killed(pub std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The real WebIssues desktop client 1.1.5 under its own Xvfb display, with a profile
+/// (tests/support/wi11_client_profile.py) that logs in to `addr` at start-up. Both end
+/// with the value.
+pub struct DesktopClient {
+    // Fields drop in order: the client before its display, the directory last.
+    _client: Killed,
+    _xvfb: Killed,
+    /// The X display, e.g. `:173`, for xdotool.
+    pub display: String,
+    dir: tempfile::TempDir,
+}
+
+impl DesktopClient {
+    /// `uuid` is the server's (HELLO); `first_display` is where the search for a free
+    /// display number starts, so tests in different binaries pick different ones.
+    pub fn start(
+        addr: SocketAddr,
+        uuid: &str,
+        login: &str,
+        password: &str,
+        first_display: u32,
+    ) -> DesktopClient {
+        let dir = tempfile::tempdir().unwrap();
+        let p = |s: &str| dir.path().join(s);
+        for d in ["home", "runtime"] {
+            std::fs::create_dir_all(p(d)).unwrap();
+        }
+        let profile = std::process::Command::new("python3")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/support/wi11_client_profile.py"
+            ))
+            .arg(p("data"))
+            .arg(format!("http://{addr}/"))
+            .args(["WI11 Test", uuid, login, password])
+            .status()
+            .unwrap();
+        assert!(profile.success());
+        let display = (first_display..first_display + 100)
+            .map(|n| format!(":{n}"))
+            .find(|d| !std::path::Path::new(&format!("/tmp/.X11-unix/X{}", &d[1..])).exists())
+            .unwrap();
+        let xvfb = Killed(
+            std::process::Command::new("Xvfb")
+                .args([&display, "-screen", "0", "1280x900x24", "-nolisten", "tcp"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        let client = Killed(
+            std::process::Command::new("webissues")
+                .arg("-data")
+                .arg(p("data"))
+                .arg("-cache")
+                .arg(p("cache"))
+                .arg("-shared")
+                .arg(p("shared"))
+                .env("DISPLAY", &display)
+                .env("HOME", p("home"))
+                .env("XDG_RUNTIME_DIR", p("runtime"))
+                .env("QT_QPA_PLATFORM", "xcb")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        DesktopClient {
+            _client: client,
+            _xvfb: xvfb,
+            display,
+            dir,
+        }
+    }
+
+    /// A path in the client's own directory (`data`, `cache`, `shared`, `home`).
+    pub fn path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(name)
+    }
+}
