@@ -47,6 +47,28 @@ pub struct Transport {
 }
 
 impl Transport {
+    /// What a request may send, decided from its cookie before a byte of the body is read
+    /// (as for a TCP literal): a body larger than a command line needs a live session and
+    /// room in the upload budget. Both dialects' endpoints start here.
+    pub(super) fn admit(&self, headers: &HeaderMap) -> Admission {
+        let sid = session::sid_from_cookies(
+            headers
+                .get_all(header::COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok()),
+        );
+        let existing = sid.as_deref().and_then(|s| self.sessions.get(s));
+        let logged_in = existing.is_some();
+        let small = self.small_body();
+        let cap = if logged_in { self.body_limit() } else { small };
+        Admission {
+            sid,
+            existing,
+            logged_in,
+            small,
+            cap,
+        }
+    }
     pub fn new(app: Arc<App>) -> Self {
         let cfg = &app.config.server;
         let secure = cfg
@@ -142,6 +164,16 @@ async fn index(State(t): State<Arc<Transport>>, headers: HeaderMap) -> Response 
     r
 }
 
+/// A request's session and body cap ([`Transport::admit`]).
+pub(super) struct Admission {
+    pub sid: Option<String>,
+    pub existing: Option<Arc<tokio::sync::Mutex<SessionState>>>,
+    pub logged_in: bool,
+    /// The most a request without a session may send: one command line.
+    pub small: u64,
+    pub cap: u64,
+}
+
 /// One 0.8 command: read the form, find the session, run the command, answer.
 async fn post_08(
     State(t): State<Arc<Transport>>,
@@ -149,19 +181,13 @@ async fn post_08(
     req: Request,
 ) -> Response {
     let (parts, body) = req.into_parts();
-    let sid = session::sid_from_cookies(
-        parts
-            .headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok()),
-    );
-    // Decided before a byte of the body is read, as for a TCP literal: a body larger than
-    // a command line needs a live session and room in the upload budget.
-    let existing = sid.as_deref().and_then(|s| t.sessions.get(s));
-    let logged_in = existing.is_some();
-    let small = t.small_body();
-    let cap = if logged_in { t.body_limit() } else { small };
+    let Admission {
+        sid,
+        existing,
+        logged_in,
+        small,
+        cap,
+    } = t.admit(&parts.headers);
     let refuse = |e: Error| closing(text_reply(Reply::Error(e), None));
     let over = |cap: u64| {
         if logged_in {

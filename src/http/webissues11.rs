@@ -8,7 +8,7 @@
 
 use super::multipart;
 use super::session::{self, State as SessionState};
-use super::webissues::{Peer, Transport};
+use super::webissues::{Admission, Peer, Transport};
 use crate::wi11::{self, Code11, Reply11, SessionChange};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
@@ -28,19 +28,14 @@ pub async fn post(
     req: Request,
 ) -> Response {
     let (parts, body) = req.into_parts();
-    let sid = session::sid_from_cookies(
-        parts
-            .headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok()),
-    );
-    // As on the 0.8 routes (http.md), decided before a byte of the body is read: more
-    // than a command line needs a live session and room in the upload budget.
-    let existing = sid.as_deref().and_then(|s| t.sessions.get(s));
-    let logged_in = existing.is_some();
-    let small = t.small_body();
-    let cap = if logged_in { t.body_limit() } else { small };
+    // As on the 0.8 routes (http.md).
+    let Admission {
+        sid,
+        existing,
+        logged_in,
+        small,
+        cap,
+    } = t.admit(&parts.headers);
     let refuse = |code| {
         let mut r = reply(Reply11::Error(code), None);
         r.headers_mut()
