@@ -29,6 +29,7 @@ pub mod metrics;
 pub mod notify;
 pub mod password;
 pub mod protocol;
+pub mod schedule;
 pub mod server;
 pub mod sessions;
 pub mod startup;

@@ -7,9 +7,9 @@ use crate::email_address::is_valid_email;
 use crate::error::{Code, Error, Result};
 use crate::notify::Notifier;
 use crate::notify::digest::{self, Format};
-use crate::notify::schedule::{Frequency, UserTz};
 use crate::notify::service::now;
 use crate::protocol::{Line, Reply};
+use crate::schedule::{Frequency, UserTz};
 use crate::store::notify::{
     self as n, PREF_EMAIL, PREF_FORMAT, PREF_FREQUENCY, PREF_OWN_CHANGES, PREF_TIMEZONE, Watch,
 };

@@ -10,11 +10,12 @@ use crate::mail::Templates;
 use crate::protocol::{Line, Reply};
 use crate::store::issues::now;
 use crate::store::subscriptions::{self as subs, Recipient, Subscription, Target};
+use crate::store::token;
 use crate::store::users::{ACCESS_ADMIN, User};
 use crate::store::{Read, issues, projects};
 use crate::subscribe::mail::Context;
 use crate::subscribe::mailto::Mailto;
-use crate::subscribe::{mail, options, rate, token};
+use crate::subscribe::{mail, options, rate};
 
 /// The longest TTL accepted: 100 years is "forever" for anyone who did not say 0.
 const MAX_TTL: i64 = 100 * 365 * 24 * 3600;

@@ -56,7 +56,7 @@ pub(crate) async fn stop_post(
     let result = app.store.write(|w| {
         let (_, email) = check(w, user, &q.token)?;
         n::set_pref(w, user, PREF_EMAIL, "", time)?;
-        crate::subscribe::email::clear(w, user);
+        crate::store::email::clear(w, user);
         Ok(email)
     });
     match result {

@@ -11,14 +11,16 @@
 
 mod accept;
 pub mod digest_stop;
+mod metrics;
 mod request_log;
 
 use crate::app::App;
 use crate::error::{Code, Error, Result};
 use crate::store::issues::now;
 use crate::store::subscriptions::{self as subs, Status, Subscription, Target};
+use crate::store::token;
 use crate::store::{Read, issues, projects, users};
-use crate::subscribe::{email, token};
+use crate::subscribe::email;
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -55,7 +57,7 @@ pub fn router(app: Arc<App>) -> Router {
             "/subscriptions/{id}/unsubscribe",
             get(unsubscribe_page).post(unsubscribe_post),
         )
-        .merge(crate::metrics::route::router())
+        .merge(metrics::router())
         .route(
             "/digest/{user}/stop",
             get(digest_stop::stop_page).post(digest_stop::stop_post),

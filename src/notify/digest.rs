@@ -8,7 +8,7 @@ use crate::error::Result;
 use crate::mail::{
     ChangeView, DigestView, FolderView, IssueView, MailConfig, OutgoingMail, ProjectView, Templates,
 };
-use crate::notify::schedule::UserTz;
+use crate::schedule::UserTz;
 use crate::store::notify::{
     self as n, FanoutConfig, IssuePlace, PREF_FORMAT, PREF_TIMEZONE, Watch,
 };
@@ -92,7 +92,7 @@ pub fn build(r: &impl Read, user_id: u64, cfg: &FanoutConfig) -> Result<Digest> 
     let format = n::pref(r, user_id, PREF_FORMAT)?
         .and_then(|f| Format::parse(&f))
         .unwrap_or(Format::Both);
-    let email = crate::subscribe::email::confirmed_email(r, user_id)?;
+    let email = crate::store::email::confirmed_email(r, user_id)?;
     let mut digest = Digest {
         user: user_id,
         recipient: user.as_ref().map(|u| u.name.clone()).unwrap_or_default(),

@@ -1,8 +1,7 @@
-//! Email notifications (protocol-spec/notifications.md): schedules, the digest pass, the
-//! outbox worker.
+//! Email notifications (protocol-spec/notifications.md): the digest pass and the outbox
+//! worker. When a digest is due is [`crate::schedule`].
 
 pub mod digest;
-pub mod schedule;
 pub mod service;
 pub mod stop_link;
 

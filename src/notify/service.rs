@@ -20,7 +20,7 @@ use crate::config::NotifyConfig;
 use crate::error::{Error, Result};
 use crate::mail::{MailConfig, Mailer, OutgoingMail, Templates};
 use crate::notify::digest;
-use crate::notify::schedule::UserTz;
+use crate::schedule::UserTz;
 use crate::store::Store;
 use crate::store::notify::{self as n, FanoutConfig, OutboxState};
 use std::sync::Arc;
@@ -536,7 +536,7 @@ mod tests {
                 projects::insert_folder(w, 1, 1, "Bugs")?;
                 projects::set_member(w, 1, 2, 1)?;
                 set_pref(w, 2, PREF_EMAIL, "ann@example.org", 0)?;
-                crate::subscribe::email::mark_confirmed(w, 2, "ann@example.org")?;
+                crate::store::email::mark_confirmed(w, 2, "ann@example.org")?;
                 if !freq.is_empty() {
                     set_pref(w, 2, PREF_FREQUENCY, freq, 0)?;
                 }

@@ -51,12 +51,12 @@
 //! | `sub-pending/<sub>/<stamp>` | `()` (changes waiting for delivery to a subscription) |
 //! | `sub-unsub/<sub>/<sha256 of token>` | no longer written: one token per mail for all its recipients (removed with the subscription) |
 //! | `sub-unsub-to/<sub>/<sha256 of token>` | [`super::subscriptions::UnsubscribeToken`]: a live unsubscribe token and the one address it was mailed to |
-//! | `confirm-rate/<normalised address>`, `confirm-rate-user/<user>` | `Vec<i64>`: times of the confirmation mails in the window ([`crate::subscribe::rate`]) |
-//! | `email-ok/<user>` | the user's confirmed `email` address ([`crate::subscribe::email`]) |
+//! | `confirm-rate/<normalised address>`, `confirm-rate-user/<user>` | `Vec<i64>`: times of the confirmation mails in the window (the mail budget, `subscribe/rate.rs`) |
+//! | `email-ok/<user>` | the user's confirmed `email` address ([`crate::store::email`]) |
 //! | `view/<id>` | [`super::views::View`]; `view-settings/<type>`: `Vec<(String, String)>` |
 //! | `alert/<id>` | [`super::alerts::Alert`]; `alert-folder/<folder>/<id>`, `alert-type/<type>/<id>`: `()` (mailing alerts, for the fan-out) |
 //! | `wsub/<user>/<issue>` | `u64`: the 1.1 subscription id of an issue watch; `wsub-id/<id>`: `(user, issue)` |
-//! | `email-pending/<user>` | [`crate::subscribe::email::Pending`]: an address waiting for its confirmation |
+//! | `email-pending/<user>` | [`crate::store::email::Pending`]: an address waiting for its confirmation |
 
 /// `prefix` followed by `/` and each id as 8 big-endian bytes.
 pub fn key(prefix: &str, ids: &[u64]) -> Vec<u8> {

@@ -9,7 +9,7 @@ use crate::mail::{
     Templates,
 };
 use crate::notify::digest::{id_host, local_time};
-use crate::notify::schedule::UserTz;
+use crate::schedule::UserTz;
 use crate::store::subscriptions::{self as subs, Recipient, Role, Subscription, Target};
 use crate::store::{IssueEvent, Read, Store, Writer, issues, key, notify, projects, users};
 use chrono::{DateTime, Utc};
