@@ -14,6 +14,8 @@ pub struct App {
     pub throttle: crate::server::LoginThrottle,
     /// The notification machinery; None when `[notify] enabled = false`.
     pub notifier: Option<Arc<crate::notify::Notifier>>,
+    /// What subscription mails are made with; None unless `[subscribe]` and `[notify]`.
+    pub subscriptions: Option<crate::subscribe::mail::Context>,
     /// LIST PROJECTS' encoded lines, shared by all connections.
     pub catalogue: crate::commands::projects::CatalogueCache,
     /// LIST ISSUES' encoded lines of recently listed issues, shared by all connections.
@@ -92,6 +94,10 @@ impl App {
                 uuid
             }
         };
+        // Subscriptions are delivered by the notification machinery (pass, outbox, worker),
+        // so they are on only when both `[subscribe]` and `[notify]` are enabled.
+        let subscriptions = (config.notify.enabled && config.subscribe.enabled)
+            .then(|| crate::subscribe::mail::Context::new(&config));
         let notifier = if config.notify.enabled {
             // The file transport writes beside the data unless told otherwise.
             let mut mail = config.mail.clone();
@@ -106,8 +112,9 @@ impl App {
             )
             .map_err(|e| crate::error::Error::with(crate::error::Code::ServerError, e))?;
             let mut n = n;
-            if config.subscribe.enabled {
-                n.subscriptions = Some(crate::subscribe::mail::Context::new(&config));
+            if let Some(ctx) = &subscriptions {
+                n.enable_stop_links(&ctx.base_url);
+                n.add_channel(Box::new(ctx.clone()));
             }
             store.enable_fanout(n.fanout.clone());
             Some(Arc::new(n))
@@ -120,6 +127,7 @@ impl App {
             store,
             uuid,
             notifier,
+            subscriptions,
             catalogue: Default::default(),
             issue_lines: Default::default(),
             definitions: Default::default(),
@@ -147,18 +155,19 @@ impl App {
         features
     }
 
-    /// Subscriptions are delivered by the notification machinery (pass, outbox, worker), so
-    /// they are on only when both `[subscribe]` and `[notify]` are enabled.
+    /// Whether subscriptions are on (`[subscribe]` and `[notify]`).
     pub fn subscriptions_enabled(&self) -> bool {
-        self.subscriptions().is_some()
+        self.subscriptions.is_some()
     }
 
     /// What subscription mails are made with, when the feature is on.
     pub fn subscriptions(
         &self,
     ) -> Option<(&crate::subscribe::mail::Context, &crate::mail::Templates)> {
-        let n = self.notifier.as_deref()?;
-        Some((n.subscriptions.as_ref()?, &n.templates))
+        Some((
+            self.subscriptions.as_ref()?,
+            &self.notifier.as_deref()?.templates,
+        ))
     }
 }
 

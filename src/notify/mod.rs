@@ -5,4 +5,4 @@ pub mod digest;
 pub mod service;
 pub mod stop_link;
 
-pub use service::Notifier;
+pub use service::{Channel, Notifier};

@@ -83,6 +83,14 @@ impl Breaker {
     }
 }
 
+/// Another kind of mail delivered by each pass, after the digests (e-mail subscriptions,
+/// `subscribe::mail`): it queues its mails in the outbox in the batch that consumes its
+/// pending entries.
+pub trait Channel: Send + Sync {
+    /// Returns (mails queued, the sequence of its last write).
+    fn pass(&self, store: &Store, templates: &Templates, now: i64) -> Result<(usize, u64)>;
+}
+
 /// The report of `RUN NOTIFICATIONS`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RunReport {
@@ -103,8 +111,10 @@ pub struct Notifier {
     send_lock: Mutex<()>,
     requests: mpsc::Sender<oneshot::Sender<Result<RunReport>>>,
     inbox: std::sync::Mutex<Option<mpsc::Receiver<oneshot::Sender<Result<RunReport>>>>>,
-    /// Set when the `subscribe` feature is on: each pass also delivers subscriptions.
-    pub subscriptions: Option<crate::subscribe::mail::Context>,
+    /// Other mail each pass delivers after the digests (subscriptions, when on).
+    channels: Vec<Box<dyn Channel>>,
+    /// Public prefix of the HTTP pages, when they serve the one-click stop link.
+    stop_links: Option<String>,
     /// Wakes the worker when a command queued mail that should leave now.
     wake: tokio::sync::Notify,
     /// The write sequence the queued mail belongs to: the worker waits until it is durable.
@@ -141,11 +151,22 @@ impl Notifier {
             send_lock: Mutex::new(()),
             requests,
             inbox: std::sync::Mutex::new(Some(inbox)),
-            subscriptions: None,
+            channels: Vec::new(),
+            stop_links: None,
             wake: tokio::sync::Notify::new(),
             wake_seq: std::sync::atomic::AtomicU64::new(0),
             breaker: std::sync::Mutex::new(Breaker::default()),
         })
+    }
+
+    /// Adds a channel whose mail each pass queues after the digests.
+    pub fn add_channel(&mut self, channel: Box<dyn Channel>) {
+        self.channels.push(channel);
+    }
+
+    /// Digests carry a one-click stop link to the HTTP pages under `base_url`.
+    pub fn enable_stop_links(&mut self, base_url: &str) {
+        self.stop_links = Some(base_url.to_string());
     }
 
     /// Where mail goes (`smtp HOST:PORT`, `sendmail PATH`, `file DIR`), for the start line.
@@ -185,7 +206,7 @@ impl Notifier {
                     continue;
                 };
                 // The one-click stop link needs the HTTP pages, which run with subscriptions.
-                if let (Some(ctx), Some(email)) = (&self.subscriptions, &digest.email)
+                if let (Some(base_url), Some(email)) = (&self.stop_links, &digest.email)
                     && !digest.issues.is_empty()
                 {
                     if stop_key.is_none() {
@@ -193,7 +214,7 @@ impl Notifier {
                     }
                     let key = stop_key.as_ref().expect("just made");
                     let token = super::stop_link::token(key, user, email);
-                    digest.stop_url = Some(super::stop_link::url(&ctx.base_url, user, &token));
+                    digest.stop_url = Some(super::stop_link::url(base_url, user, &token));
                 }
                 let mail = if digest.issues.is_empty() {
                     None
@@ -237,8 +258,8 @@ impl Notifier {
             }
             stats.seq = stats.seq.max(seq);
         }
-        if let Some(ctx) = &self.subscriptions {
-            let (queued, seq) = crate::subscribe::mail::pass(store, ctx, &self.templates, now)?;
+        for channel in &self.channels {
+            let (queued, seq) = channel.pass(store, &self.templates, now)?;
             stats.queued += queued;
             stats.seq = stats.seq.max(seq);
         }

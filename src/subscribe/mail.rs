@@ -283,6 +283,12 @@ pub fn notification(
     Ok(mails)
 }
 
+impl crate::notify::Channel for Context {
+    fn pass(&self, store: &Store, templates: &Templates, now: i64) -> Result<(usize, u64)> {
+        pass(store, self, templates, now)
+    }
+}
+
 /// The subscription part of a digest pass: every subscription with pending changes (at most
 /// `max_per_pass`) gets one notification, queued in the same write that clears its pending
 /// entries, one write per subscription. Returns (mails queued: one per recipient, last write's
