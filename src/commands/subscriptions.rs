@@ -22,7 +22,7 @@ const MAX_TTL: i64 = 100 * 365 * 24 * 3600;
 
 /// The feature switch: without `subscribe` in LIST FEATURES these commands do not exist.
 fn enabled<'a>(cx: &Cx<'a>) -> Result<(&'a Context, &'a Templates)> {
-    cx.app.subscriptions().ok_or_else(|| {
+    cx.shared.subscriptions().ok_or_else(|| {
         Error::with(
             Code::UnknownCommand,
             "subscriptions are disabled on this server",
@@ -52,7 +52,7 @@ pub fn subscribe(
             format!("ttl must be 0 (never expires) to {MAX_TTL} seconds"),
         ));
     }
-    let cfg = &cx.app.config.subscribe;
+    let cfg = &cx.shared.config.subscribe;
     let time = now();
     let reply = cx.write(|w| {
         let mine = subs::of_user(w, me.id)?;
@@ -117,7 +117,7 @@ pub fn subscribe(
         Ok(Reply::Id(id as i64))
     })?;
     // The confirmation mail leaves now, not at the next timer tick.
-    if let Some(n) = &cx.app.notifier {
+    if let Some(n) = &cx.shared.notifier {
         n.kick(cx.wrote);
     }
     Ok(reply)

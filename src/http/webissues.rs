@@ -455,7 +455,7 @@ impl Transport {
 async fn run_in(app: &App, state: &mut SessionState, frame: Frame) -> Reply {
     let settled_before = app.store.settled();
     let mut cx = Cx {
-        app,
+        shared: app,
         session: &mut state.session,
         wrote: 0,
         me: None,

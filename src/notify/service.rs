@@ -15,7 +15,6 @@
 //! message tried after that is the probe; the first send the transport answers closes the
 //! breaker. The state lives in memory (a restart starts closed) and is shown by LIST OUTBOX.
 
-use crate::app::App;
 use crate::config::NotifyConfig;
 use crate::error::{Error, Result};
 use crate::mail::{MailConfig, Mailer, OutgoingMail, Templates};
@@ -457,41 +456,38 @@ impl Drop for PassTimer {
 }
 
 /// One pass (on the blocking pool) followed by an outbox run.
-async fn pass_and_send(app: &Arc<App>, notifier: &Arc<Notifier>) -> Result<RunReport> {
-    let (a, nf) = (app.clone(), notifier.clone());
-    let pass = tokio::task::spawn_blocking(move || nf.run_pass(&a.store, now()))
+async fn pass_and_send(store: &Arc<Store>, notifier: &Arc<Notifier>) -> Result<RunReport> {
+    let (s, nf) = (store.clone(), notifier.clone());
+    let pass = tokio::task::spawn_blocking(move || nf.run_pass(&s, now()))
         .await
         .map_err(Error::internal)??;
     // Queued mail is durable before it is sent.
-    app.store.durable(pass.seq).await;
-    let send = notifier.send_due(&app.store, now()).await?;
+    store.durable(pass.seq).await;
+    let send = notifier.send_due(store, now()).await?;
     Ok(RunReport { pass, send })
 }
 
-/// The background task: a pass every `interval_secs`, the outbox whenever a message is due,
-/// and `RUN NOTIFICATIONS` requests; ends when `stop` turns true.
-pub async fn run(app: Arc<App>, mut stop: watch::Receiver<bool>) {
-    let Some(notifier) = app.notifier.clone() else {
-        return;
-    };
+/// The background task of `notifier` over `store`: a pass every `interval_secs`, the outbox
+/// whenever a message is due, and `RUN NOTIFICATIONS` requests; ends when `stop` turns true.
+pub async fn run(store: Arc<Store>, notifier: Arc<Notifier>, mut stop: watch::Receiver<bool>) {
     let Some(mut inbox) = notifier.inbox.lock().ok().and_then(|mut i| i.take()) else {
         return;
     };
-    app.store.ready().await;
+    store.ready().await;
     let interval = Duration::from_secs(notifier.cfg.interval_secs.max(1));
     let mut next_pass = tokio::time::Instant::now();
     loop {
         if tokio::time::Instant::now() >= next_pass {
             next_pass = tokio::time::Instant::now() + interval;
-            if let Err(e) = pass_and_send(&app, &notifier).await {
+            if let Err(e) = pass_and_send(&store, &notifier).await {
                 tracing::error!(error = %e, "notification pass failed");
             }
-        } else if let Err(e) = notifier.send_due(&app.store, now()).await {
+        } else if let Err(e) = notifier.send_due(&store, now()).await {
             tracing::error!(error = %e, "outbox run failed");
         }
         // Wake for the next pass or the next retry, whichever comes first.
         let mut wake = next_pass;
-        if let Ok(Some(at)) = app.store.read(|r| n::outbox_next_attempt(r)) {
+        if let Ok(Some(at)) = store.read(|r| n::outbox_next_attempt(r)) {
             // While the breaker holds the transport, nothing is tried before it reopens.
             let breaker = notifier.breaker();
             let at = if breaker.is_closed() {
@@ -508,13 +504,13 @@ pub async fn run(app: Arc<App>, mut stop: watch::Receiver<bool>) {
             _ = tokio::time::sleep_until(wake) => {}
             request = inbox.recv() => {
                 if let Some(reply) = request {
-                    let _ = reply.send(pass_and_send(&app, &notifier).await);
+                    let _ = reply.send(pass_and_send(&store, &notifier).await);
                 }
             }
             _ = notifier.wake.notified() => {
                 // Mail never leaves before the command that queued it is durable.
                 let seq = notifier.wake_seq.load(std::sync::atomic::Ordering::Acquire);
-                app.store.durable(seq).await;
+                store.durable(seq).await;
             }
             _ = stop.changed() => break,
         }

@@ -115,7 +115,7 @@ async fn run(
             };
             let settled_before = app.store.settled();
             let mut cx = Cx {
-                app: &app,
+                shared: &app,
                 session: &mut session,
                 wrote: 0,
                 me: None,
@@ -509,7 +509,7 @@ async fn run_command(cx: &mut Cx<'_>, frame: Frame) -> Reply {
         Frame::Literal(..) => Err(Error::new(Code::ServerError)),
         Frame::TooLong => {
             tracing::info!(
-                limit = cx.app.config.server.max_line_bytes,
+                limit = cx.shared.config.server.max_line_bytes,
                 "line too long: skipped"
             );
             Err(Error::with(Code::SyntaxError, "line too long"))
@@ -518,7 +518,7 @@ async fn run_command(cx: &mut Cx<'_>, frame: Frame) -> Reply {
             Code::UploadError,
             format!(
                 "{size} bytes is more than the limit of {}",
-                cx.app.config.server.max_attachment_bytes
+                cx.shared.config.server.max_attachment_bytes
             ),
         )),
     };
@@ -529,7 +529,7 @@ async fn run_command(cx: &mut Cx<'_>, frame: Frame) -> Reply {
                 cmd,
                 crate::protocol::Command::Hello | crate::protocol::Command::Quit
             ) {
-                cx.app.store.ready().await;
+                cx.shared.store.ready().await;
             }
             let span = tracing::debug_span!("cmd", name = command_name(&cmd));
             commands::execute(cx, cmd).instrument(span).await

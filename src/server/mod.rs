@@ -6,11 +6,9 @@ mod budget;
 mod connection;
 mod pace;
 mod send;
-mod throttle;
 
 pub use budget::{Held, LiteralBudget};
 pub use connection::process;
-pub use throttle::{Attempt, LoginThrottle, Refusal, Throttled};
 
 use crate::app::App;
 use std::collections::HashMap;
@@ -33,7 +31,7 @@ pub async fn run(
     let budget = budget::LiteralBudget::new(app.config.limits.literal_memory_bytes);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
-    let notify_task = tokio::spawn(crate::notify::service::run(app.clone(), stop_rx.clone()));
+    let notify_task = app.spawn_notifier(stop_rx.clone());
     if let Some(tls) = &app.tls {
         crate::tls::reload_on_sighup(tls.clone());
     }

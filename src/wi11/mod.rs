@@ -66,7 +66,7 @@ pub async fn handle(
     };
     let is_login = matches!(cmd, Cmd11::Login { .. } | Cmd11::LoginNew { .. });
     let mut cx = Cx {
-        app,
+        shared: app,
         session,
         wrote: 0,
         me: None,
