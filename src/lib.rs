@@ -21,6 +21,7 @@ pub mod dump;
 pub mod email_address;
 pub mod error;
 pub mod fdlimit;
+pub mod front;
 #[doc(hidden)]
 pub mod fuzz_checks;
 pub mod http;

@@ -5,7 +5,7 @@
 //! send half a request and stop hold a descriptor each until the process has none left.
 
 use crate::app::App;
-use crate::server::PerIp;
+use crate::front::PerIp;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use http_body::{Frame, SizeHint};

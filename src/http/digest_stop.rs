@@ -61,7 +61,9 @@ pub(crate) async fn stop_post(
     });
     match result {
         Ok((email, seq)) => {
-            app.store.durable(seq).await;
+            if !crate::front::Rests::write(seq).settle(&app.store).await {
+                return server_error();
+            }
             tracing::info!(user, "notification mail stopped by the digest's stop link");
             page(
                 StatusCode::OK,

@@ -16,6 +16,7 @@ mod request_log;
 
 use crate::app::App;
 use crate::error::{Code, Error, Result};
+use crate::front::Rests;
 use crate::store::issues::now;
 use crate::store::subscriptions::{self as subs, Status, Subscription, Target};
 use crate::store::token;
@@ -255,7 +256,7 @@ async fn confirm_post(
     });
     match result {
         Ok(((address, target), seq)) => {
-            if !app.store.saved(seq).await {
+            if !Rests::write(seq).settle(&app.store).await {
                 return server_error();
             }
             tracing::info!(subscription = id, "subscription confirmed by link");
@@ -338,7 +339,7 @@ async fn unsubscribe_post(
     });
     match result {
         Ok(((address, target), seq)) => {
-            if !app.store.saved(seq).await {
+            if !Rests::write(seq).settle(&app.store).await {
                 return server_error();
             }
             tracing::info!(
@@ -413,7 +414,7 @@ async fn email_confirm_post(
         .write(|w| email::confirm(w, user as u64, &q.token, time))
     {
         Ok((address, seq)) => {
-            if !app.store.saved(seq).await {
+            if !Rests::write(seq).settle(&app.store).await {
                 return server_error();
             }
             tracing::info!(user, "e-mail address confirmed by link");

@@ -628,12 +628,6 @@ impl Store {
         self.commit.settled()
     }
 
-    /// Waits until batch `seq` is settled; false when it was discarded.
-    pub async fn saved(&self, seq: u64) -> bool {
-        self.durable(seq).await;
-        !self.commit.is_discarded(seq)
-    }
-
     /// How many times batches were discarded; while it stays the same, none was.
     #[inline]
     pub fn discards(&self) -> usize {

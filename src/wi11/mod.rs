@@ -71,25 +71,11 @@ pub async fn handle(
         wrote: 0,
         me: None,
     };
-    let settled_before = app.store.settled();
+    let start = crate::front::Start::now(&app.store);
     let mut reply = handlers::run(&mut cx, cmd).await;
-    let wrote = cx.wrote;
-    // As on the TCP connection: a write's reply waits for its batch, any other reply for
-    // every batch applied by the time it was built. A write whose batch could not be
-    // logged (disk full) was undone, and a read may have shown such a batch: both `500`.
-    let needs = if wrote != 0 {
-        wrote
-    } else {
-        app.store.last_applied()
-    };
-    app.store.durable(needs).await;
-    // One atomic load while nothing was ever discarded.
-    let lost = if wrote != 0 {
-        app.store.discarded_in(wrote, wrote)
-    } else {
-        app.store.discarded_in(settled_before + 1, needs)
-    };
-    if lost {
+    // As on the TCP connection: a write whose batch could not be logged (disk full) was
+    // undone, and a read may have shown such a batch: both `500`.
+    if !start.rests(&app.store, cx.wrote).settle(&app.store).await {
         reply = Reply11::Error(Code11::ServerError);
     }
     let change = match (&reply, is_login) {
