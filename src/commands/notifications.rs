@@ -189,11 +189,11 @@ pub fn preview_notifications(cx: &mut Cx, user: i64) -> Result<Reply> {
         for issue in digest.issues {
             lines.push(
                 Line::new("N")
-                    .int(issue.place.issue as i64)
-                    .int(issue.place.folder as i64)
-                    .int(issue.changes.len() as i64)
-                    .int(issue.changes.iter().map(|c| c.stamp).max().unwrap_or(0) as i64)
-                    .str(issue.place.name),
+                    .int(issue.issue as i64)
+                    .int(issue.folder as i64)
+                    .int(issue.changes as i64)
+                    .int(issue.last_stamp as i64)
+                    .str(issue.name),
             );
         }
         Ok(Reply::Lines(lines))

@@ -1,9 +1,10 @@
 //! The notification machinery of a running server: the digest pass, the outbox worker and
 //! the background task that runs both.
 //!
-//! The pass reads the due index up to `now`, builds each due user's digest outside the write
-//! lock, and then, in one write per user, queues the mail in the outbox, removes the pending
-//! entries it covered and moves the user's due entry. The worker sends queued messages and
+//! The pass reads the due index up to `now`, builds and renders each due user's digest
+//! outside the write lock, and then, in one write per chunk of 256 users (`PASS_CHUNK`), queues
+//! each user's mail in the outbox, removes the pending entries it covered and moves the
+//! user's due entry; then each [`Channel`] (subscriptions) queues its own mail. The worker sends queued messages and
 //! removes each only after the transport accepted it. Both run in one background task, never
 //! on a connection's task; the pass runs on the blocking pool.
 //!

@@ -390,9 +390,10 @@ pub fn due_users(r: &impl Read, now: i64, limit: usize) -> Result<Vec<(i64, u64)
         .collect())
 }
 
-/// Ends a user's turn in a pass, in one write: queues the digest (if any), removes the
-/// pending entries it covered (`done`), records the send time, and leaves the user in the due
-/// index only if changes arrived meanwhile. Returns the outbox id.
+/// Ends a user's turn in a pass, in the caller's batch (the pass writes one per chunk of
+/// users): queues the digest (if any), removes the pending entries it covered (`done`),
+/// records the send time, and leaves the user in the due index only if changes arrived
+/// meanwhile. Returns the outbox id.
 pub fn finish_user(
     w: &mut Writer,
     user: u64,

@@ -290,8 +290,8 @@ impl crate::notify::Channel for Context {
 }
 
 /// The subscription part of a digest pass: every subscription with pending changes (at most
-/// `max_per_pass`) gets one notification, queued in the same write that clears its pending
-/// entries, one write per subscription. Returns (mails queued: one per recipient, last write's
+/// `max_per_pass`) gets one notification (one mail per confirmed recipient), queued in the
+/// same write that clears its pending entries, one write per subscription. Returns (mails queued: one per recipient, last write's
 /// sequence).
 pub fn pass(store: &Store, ctx: &Context, templates: &Templates, now: i64) -> Result<(usize, u64)> {
     let (mut queued, mut last_seq) = (0, 0);
