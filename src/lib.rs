@@ -4,9 +4,11 @@
 //! Layout (ARCHITECTURE.md has the map): `protocol` (the 0.8 wire format, pure), `wi11`
 //! (the 1.1 dialect), `http` (the HTTP listener: WebIssues transport and pages), `server`
 //! (the TCP listener and connection loop), `commands` (0.8 handlers, one module per family),
-//! `store` (the only code touching sled and the log), `notify` (digest schedules and
-//! passes), `subscribe` (outside email subscriptions), `mail` (messages, transports,
-//! templates), `config` and `startup` (configuration and its checks).
+//! `front` (what the front ends share: the per-command path and the durable wait),
+//! `store` (the only code touching sled and the log), `schedule` (when a digest is due),
+//! `notify` (digest passes), `subscribe` (outside email subscriptions), `mail` (messages,
+//! transports, templates), `config` and `startup` (configuration and its checks).
+//! `scripts/imports` checks that no two modules import each other in a circle.
 
 pub mod admin;
 pub mod app;
