@@ -1,7 +1,7 @@
 //! The WebIssues HTTP transport (protocol-spec/http.md): one command per POST, carried in a
 //! form, answered with the reply lines, a `WebIssuesSID` cookie standing for the session.
 //!
-//! Every command runs through [`crate::server::process`], the path the TCP connection uses,
+//! Every command runs through [`crate::front::run_durable`], the path the TCP connection uses,
 //! so the dispatcher, permissions, limits and login throttle are the same; only framing,
 //! sessions and reply encoding live here.
 
