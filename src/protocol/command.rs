@@ -45,7 +45,7 @@ macro_rules! shape {
 
 macro_rules! take {
     ($a:ident, $literal:ident, Int) => {
-        $a.int()
+        $a.int()?
     };
     ($a:ident, $literal:ident, OptKey) => {
         $a.opt_str(Kind::Key)?
@@ -297,17 +297,19 @@ impl Args {
         Ok(())
     }
 
-    fn int(&mut self) -> i64 {
+    // `sig` has checked count and types, so the mismatch arms below are never taken;
+    // they answer 402 rather than panic.
+    fn int(&mut self) -> Result<i64, Error> {
         match self.args.next() {
-            Some(Arg::Int(i)) => i,
-            _ => unreachable!("signature checked"),
+            Some(Arg::Int(i)) => Ok(i),
+            _ => Err(Error::with(Code::InvalidArguments, "wrong argument type")),
         }
     }
 
     fn str(&mut self, kind: Kind) -> Result<String, Error> {
         match self.args.next() {
             Some(Arg::Str(s)) => kind.check(s),
-            _ => unreachable!("signature checked"),
+            _ => Err(Error::with(Code::InvalidArguments, "wrong argument type")),
         }
     }
 
@@ -316,7 +318,7 @@ impl Args {
         match self.args.next() {
             Some(Arg::Str(s)) => kind.check(s).map(Some),
             None => Ok(None),
-            _ => unreachable!("signature checked"),
+            _ => Err(Error::with(Code::InvalidArguments, "wrong argument type")),
         }
     }
 }
