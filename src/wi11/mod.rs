@@ -22,7 +22,7 @@ pub mod views;
 pub use command::Cmd11;
 pub use reply::{Code11, Reply11};
 
-use crate::app::App;
+use crate::commands::Shared;
 use crate::commands::{Cx, Session};
 use bytes::Bytes;
 
@@ -50,7 +50,7 @@ pub struct Outcome {
 /// The reply is returned once what the command wrote, or may have read, is durable;
 /// `500` if it was discarded instead (the log could not be written).
 pub async fn handle(
-    app: &App,
+    app: &Shared,
     session: &mut Session,
     command: Option<&[u8]>,
     file: Option<&Bytes>,

@@ -6,7 +6,7 @@
 use super::handlers::check_name;
 use super::reply::{Code11, Out, Reply11};
 use crate::commands::Cx;
-use crate::notify::service::now;
+use crate::store::issues::now;
 use crate::store::notify::{self as n, PREF_EMAIL, PREF_TIMEZONE};
 use crate::store::users::{self, ACCESS_ADMIN, User};
 use crate::store::{Read, Writer};
