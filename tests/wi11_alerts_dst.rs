@@ -359,3 +359,166 @@ fn summary_alerts_fire_once_in_the_doubled_hour_when_the_clocks_go_back() {
     mailbox.assert_quiet("after the last summary");
     assert_eq!(admin.send("PREVIEW NOTIFICATIONS 3"), ["NULL"]);
 }
+
+/// Summary reports (`alertEmail` 3) mail the view's full issue list at each chosen hour,
+/// changes or not, in the view's order and columns, and make nothing pending. The missing
+/// 02:00 of 29 March fires at the jump (01:00 UTC), 09:00 CEST at 07:00 UTC. A filter on
+/// an attribute deleted meanwhile is ignored, as the reference ignores it, and its column
+/// is left out.
+#[test]
+fn summary_reports_list_the_view_at_each_chosen_hour() {
+    let sink = SmtpSink::start();
+    let clock = FakeClock::at(utc("2026-03-28T22:00:00Z"));
+    let mut server = start(&clock, &sink);
+    let addr = server.http_addr();
+    let mut admin = server.admin();
+    let mut aj = None;
+    call(addr, &mut aj, "LOGIN 'admin' 'secret'");
+    for (command, reply) in [
+        ("ADD TYPE 'Bugs'", "ID 1"),
+        ("ADD ATTRIBUTE 1 'Status' 'TEXT'", "ID 1"),
+        ("ADD ATTRIBUTE 1 'Team' 'TEXT'", "ID 2"),
+        ("ADD PROJECT 'Website'", "ID 1"),
+        ("ADD FOLDER 1 1 'Bugs'", "ID 1"),
+        ("ADD USER 'u2' 'User 2' 'pw' 0", "ID 2"),
+        ("GRANT MEMBER 2 1 1", "OK"),
+        ("SET PREFERENCE 2 'email' 'u2@example.org'", "OK"),
+    ] {
+        assert_eq!(call(addr, &mut aj, command), [reply], "{command}");
+    }
+    let mut issues = Vec::new();
+    for (name, status, team) in [
+        ("Zebra crash", "Active", "web"),
+        ("Apple pie", "Closed", "web"),
+        ("Mango", "Active", "web"),
+        ("Kiwi", "Active", "mobile"),
+    ] {
+        let id = admin.id(&format!("ADD ISSUE 1 '{name}'"));
+        for (attr, value) in [(1, status), (2, team)] {
+            let reply = call(addr, &mut aj, &format!("SET VALUE {id} {attr} '{value}'"));
+            assert!(reply[0].starts_with("ID "), "{reply:?}");
+        }
+        issues.push(id);
+    }
+    let mut jar = None;
+    call(addr, &mut jar, "LOGIN 'u2' 'pw'");
+    assert_eq!(
+        call(
+            addr,
+            &mut jar,
+            "SET PREFERENCE 2 'time_zone' 'Europe/Warsaw'"
+        ),
+        ["OK"]
+    );
+    let view = r#"VIEW columns="1,0,1001,1002,5" sort-column=0 filters={"NEQ column=1001 value=\\"Closed\\"","EQ column=1002 value=\\"web\\""}"#;
+    assert_eq!(
+        call(addr, &mut jar, &format!("ADD VIEW 1 'Open web' '{view}' 0")),
+        ["ID 1"]
+    );
+    assert_eq!(
+        call(addr, &mut jar, "ADD ALERT 1 1 3 '0,1,2,3,4,5,6' '2,9' 0"),
+        ["ID 1"]
+    );
+    // The pass that first sees the alert only records it.
+    assert!(admin.one("RUN NOTIFICATIONS").starts_with("PASS "));
+    let mut mailbox = Mailbox {
+        sink: &sink,
+        seen: 0,
+    };
+    let report = |m: &Inspected, slot: i64| {
+        assert_eq!(m.one("X-RcptTo"), "u2@example.org");
+        let sent = date(m);
+        assert!(sent >= slot && sent <= slot + 3, "sent {sent}, slot {slot}");
+        body(m).to_string()
+    };
+    let order = |text: &str, names: &[&str]| {
+        let at: Vec<usize> = names
+            .iter()
+            .map(|n| {
+                text.find(n)
+                    .unwrap_or_else(|| panic!("{n} missing: {text}"))
+            })
+            .collect();
+        assert!(
+            at.windows(2).all(|w| w[0] < w[1]),
+            "order {names:?}: {text}"
+        );
+    };
+
+    // 02:00 does not exist on 29 March: the report comes at the jump, 03:00 CEST.
+    let slot = utc("2026-03-29T01:00:00Z");
+    clock.set(slot - 3);
+    assert!(admin.one("RUN NOTIFICATIONS").starts_with("PASS "));
+    mailbox.assert_quiet("before the first report");
+    let m = mailbox.next(8);
+    let text = report(&m, slot);
+    assert_eq!(m.one("Subject"), "[Website] Bugs - Open web: 2 issues");
+    assert!(
+        text.contains("this is the report \"Open web\" of Website / Bugs on DST Tracker, 2026-03-29 03:00 (Europe/Warsaw)"),
+        "{text}"
+    );
+    order(
+        &text,
+        &[
+            &format!("#{} Mango", issues[2]),
+            &format!("#{} Zebra crash", issues[0]),
+        ],
+    );
+    assert!(
+        text.contains("  Status: Active\n  Team: web\n  Modified By: Administrator"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("Apple pie") && !text.contains("Kiwi"),
+        "{text}"
+    );
+    assert!(text.contains("MODIFY ALERT 1 3 'days' 'hours'"), "{text}");
+    let html = &m.parts.iter().find(|(t, _)| t == "text/html").unwrap().1;
+    assert!(
+        html.contains("<th style=\"text-align: left; padding: 2px 8px;\">Team</th>"),
+        "{html}"
+    );
+
+    // A change makes nothing pending for the report's owner (it is no summary of changes);
+    // the Team attribute goes, and with it its filter and column.
+    let reply = call(
+        addr,
+        &mut aj,
+        &format!("SET VALUE {} 1 'Active'", issues[1]),
+    );
+    assert!(reply[0].starts_with("ID "), "{reply:?}");
+    assert_eq!(admin.send("PREVIEW NOTIFICATIONS 2"), ["NULL"]);
+    assert_eq!(call(addr, &mut aj, "DELETE ATTRIBUTE 2 1"), ["OK"]);
+
+    // 09:00 CEST is 07:00 UTC: the next report lists every issue not Closed.
+    let slot = utc("2026-03-29T07:00:00Z");
+    clock.set(utc("2026-03-29T06:00:00Z") + 5);
+    assert!(admin.one("RUN NOTIFICATIONS").starts_with("PASS "));
+    mailbox.assert_quiet("at 08:00 CEST");
+    let m = {
+        clock.set(slot - 3);
+        assert!(admin.one("RUN NOTIFICATIONS").starts_with("PASS "));
+        mailbox.assert_quiet("before the second report");
+        mailbox.next(8)
+    };
+    let text = report(&m, slot);
+    assert_eq!(m.one("Subject"), "[Website] Bugs - Open web: 4 issues");
+    order(
+        &text,
+        &[
+            &format!("#{} Apple pie", issues[1]),
+            &format!("#{} Kiwi", issues[3]),
+            &format!("#{} Mango", issues[2]),
+            &format!("#{} Zebra crash", issues[0]),
+        ],
+    );
+    assert!(!text.contains("Team"), "{text}");
+    assert!(
+        text.contains("  Status: Active\n  Modified By: Administrator"),
+        "{text}"
+    );
+
+    // Once per slot: more passes send nothing until the next chosen hour.
+    std::thread::sleep(Duration::from_millis(2500));
+    mailbox.assert_quiet("after the second report");
+}

@@ -1,0 +1,419 @@
+//! 1.1 summary reports (`alertEmail` 3): at each chosen hour of each chosen day, in the
+//! recipient's time zone, the full list of the issues the alert's view shows in its folder
+//! (or in every folder of its type), not the changes (protocol-spec/notifications.md,
+//! "Summary reports").
+//!
+//! Reports run in the digest pass, leave through the same outbox and use the same slot rules
+//! (`schedule::last_slot` / `next_slot`). Each recipient of a report alert has a
+//! [`ReportState`] under `report-state/<alert>/<user>`: a pass skips them until `next`
+//! (recomputed when their zone changed) and sends when a slot passed since `last`. A missed
+//! slot (downtime) gives one report, not one per slot; the first pass that sees a
+//! recipient only records it, so no report is sent for a slot before the alert existed.
+
+use crate::error::Result;
+use crate::mail::OutgoingMail;
+use crate::mail::templates::{ReportIssueView, ReportView};
+use crate::notify::Notifier;
+use crate::notify::digest::{Format, id_host, local_time};
+use crate::notify::schedule::{self, UserTz};
+use crate::protocol::definition::{MetaValue, parse_definition};
+use crate::store::alerts::{self, Alert};
+use crate::store::notify::{self as n, PREF_FORMAT, PREF_TIMEZONE};
+use crate::store::projects::{self, Folder};
+use crate::store::users::{self, ACCESS_NONE, User};
+use crate::store::{Read, Store, issues, key, types, views};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Most issues listed in one report (the reference lists at most 1000 too); the mail says
+/// how many more match.
+pub const MAX_ISSUES: usize = 1000;
+/// Longest value shown in a cell, in characters (as the reference's mail).
+pub const CELL_CHARS: usize = 60;
+
+/// One recipient's bookkeeping for one report alert.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportState {
+    /// When this recipient was last handled (a report sent, or none due).
+    pub last: i64,
+    /// The next slot, computed in zone `tz`.
+    pub next: i64,
+    pub tz: String,
+}
+
+type Update = (u64, u64, ReportState, Option<OutgoingMail>);
+
+/// Queues the reports due at `now`; returns (messages queued, write sequence).
+pub fn pass(nf: &Notifier, store: &Store, now: i64) -> Result<(usize, u64)> {
+    let reports = store.read(|r| alerts::reports(r))?;
+    if reports.is_empty() {
+        return Ok((0, 0));
+    }
+    let now_utc = DateTime::<Utc>::from_timestamp(now, 0).unwrap_or_default();
+    let mut stop_key = None;
+    let mut updates: Vec<Update> = Vec::new();
+    for alert in &reports {
+        let Some(freq) = alert.schedule() else {
+            continue;
+        };
+        let recipients: Vec<User> = store.read(|r| match alert.owner {
+            Some(u) => Ok(users::get(r, u as i64)?.into_iter().collect()),
+            None => users::all(r),
+        })?;
+        for user in recipients.into_iter().filter(|u| u.access > ACCESS_NONE) {
+            let state_key = key("report-state", &[alert.id, user.id]);
+            let (tz, state) = store.read(|r| {
+                let tz = n::pref(r, user.id, PREF_TIMEZONE)?
+                    .and_then(|t| UserTz::parse(&t).ok())
+                    .unwrap_or(nf.fanout.server_tz);
+                Ok((tz, r.get::<ReportState>(&state_key)?))
+            })?;
+            let tz_name = tz.to_string();
+            if state
+                .as_ref()
+                .is_some_and(|s| s.tz == tz_name && now < s.next)
+            {
+                continue;
+            }
+            let slot = state.as_ref().and_then(|s| {
+                schedule::last_slot(freq, tz, now_utc)
+                    .map(|t| t.timestamp())
+                    .filter(|t| *t > s.last)
+            });
+            let mut mail = None;
+            if let Some(slot) = slot {
+                let stop_url = match (
+                    &nf.subscriptions,
+                    store.read(|r| crate::subscribe::email::confirmed_email(r, user.id))?,
+                ) {
+                    (Some(ctx), Some(email)) => {
+                        if stop_key.is_none() {
+                            stop_key = Some(super::stop_link::key(store)?);
+                        }
+                        let key = stop_key.as_ref().expect("just made");
+                        let token = super::stop_link::token(key, user.id, &email);
+                        Some(super::stop_link::url(&ctx.base_url, user.id, &token))
+                    }
+                    _ => None,
+                };
+                mail = store.read(|r| build(r, nf, alert, &user, tz, slot, now, stop_url))?;
+            }
+            let next = schedule::next_slot(freq, tz, now_utc).timestamp();
+            let state = ReportState {
+                last: now,
+                next,
+                tz: tz_name,
+            };
+            updates.push((alert.id, user.id, state, mail));
+        }
+    }
+    if updates.is_empty() {
+        return Ok((0, 0));
+    }
+    let (queued, seq) = store.write(|w| {
+        let mut queued = 0;
+        for (alert, user, state, mail) in &updates {
+            // Deleted or changed meanwhile: its state went with it.
+            if alerts::get(w, *alert as i64)?.is_none_or(|a| a.email != alerts::EMAIL_REPORT) {
+                continue;
+            }
+            w.put(key("report-state", &[*alert, *user]), state)?;
+            if let Some(mail) = mail {
+                n::queue_mail(w, *user, mail.clone(), now)?;
+                queued += 1;
+            }
+        }
+        Ok(queued)
+    })?;
+    if queued > 0 {
+        tracing::info!(queued, "summary reports");
+    }
+    Ok((queued, seq))
+}
+
+/// A column of a report after ID and Name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Column {
+    Location,
+    CreatedDate,
+    CreatedBy,
+    ModifiedDate,
+    ModifiedBy,
+    Attribute(u64),
+}
+
+/// The view a report shows: its name, columns, sort column, order and definition.
+struct Shown {
+    name: String,
+    definition: Option<String>,
+    columns: Vec<Column>,
+    sort: i64,
+    desc: bool,
+}
+
+/// The alert's view as the reference's mail reads it: view 0 is "All Issues" with the
+/// type's `default_view` (else ID, Name, Modified Date, Modified By by ID); columns and a
+/// sort column naming an attribute that is gone are left out; a global alert shows the
+/// location after the name.
+fn shown(r: &impl Read, alert: &Alert, type_id: u64) -> Result<Option<Shown>> {
+    let (name, definition) = match alert.view {
+        0 => (
+            "All Issues".to_string(),
+            views::setting(r, type_id, "default_view")?,
+        ),
+        v => match views::get(r, v as i64)? {
+            Some(view) => (view.name, Some(view.definition)),
+            None => return Ok(None),
+        },
+    };
+    let mut ids: Vec<i64> = vec![1, 0, 4, 5];
+    let (mut sort, mut desc) = (1, false);
+    if let Some(def) = definition.as_deref().and_then(|d| parse_definition(d).ok()) {
+        if let Some(MetaValue::Str(c)) = def.get("columns") {
+            ids = c.split(',').filter_map(|x| x.trim().parse().ok()).collect();
+        }
+        if let Some(MetaValue::Int(c)) = def.get("sort-column") {
+            sort = *c;
+        }
+        desc = matches!(def.get("sort-desc"), Some(MetaValue::Int(d)) if *d != 0);
+    }
+    let available = |c: i64| -> Result<Option<Column>> {
+        Ok(match c {
+            2 => Some(Column::CreatedDate),
+            3 => Some(Column::CreatedBy),
+            4 => Some(Column::ModifiedDate),
+            5 => Some(Column::ModifiedBy),
+            c if c > 1000 => types::attribute(r, c - 1000)?
+                .filter(|a| a.type_id == type_id)
+                .map(|a| Column::Attribute(a.id)),
+            _ => None,
+        })
+    };
+    let mut columns = Vec::new();
+    if alert.folder == 0 {
+        columns.push(Column::Location);
+    }
+    for c in ids {
+        if let Some(col) = available(c)?
+            && !columns.contains(&col)
+        {
+            columns.push(col);
+        }
+    }
+    if !matches!(sort, 0 | 1) && available(sort)?.is_none() {
+        (sort, desc) = (1, false);
+    }
+    Ok(Some(Shown {
+        name,
+        definition,
+        columns,
+        sort,
+        desc,
+    }))
+}
+
+/// `s` cut to [`CELL_CHARS`] characters, `…` marking the cut.
+fn cell(s: &str) -> String {
+    if s.chars().count() <= CELL_CHARS {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(CELL_CHARS).collect();
+    out.push('…');
+    out
+}
+
+/// Compares two sort values: numbers as numbers, other text without case.
+fn compare(a: &str, b: &str) -> std::cmp::Ordering {
+    match (a.parse::<f64>(), b.parse::<f64>()) {
+        (Ok(x), Ok(y)) => x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal),
+        _ => a.to_lowercase().cmp(&b.to_lowercase()),
+    }
+}
+
+/// The report mail for one recipient, or `None` when nothing is to be sent (no confirmed
+/// address, no folder they can see, the view gone, or no issue shown).
+#[allow(clippy::too_many_arguments)]
+fn build(
+    r: &impl Read,
+    nf: &Notifier,
+    alert: &Alert,
+    user: &User,
+    tz: UserTz,
+    slot: i64,
+    now: i64,
+    stop_url: Option<String>,
+) -> Result<Option<OutgoingMail>> {
+    let Some(email) = crate::subscribe::email::confirmed_email(r, user.id)? else {
+        return Ok(None);
+    };
+    let mut folders: Vec<Folder> = if alert.folder != 0 {
+        projects::folder(r, alert.folder as i64)?
+            .into_iter()
+            .collect()
+    } else {
+        projects::all_folders(r)?
+            .into_iter()
+            .filter(|f| f.type_id == alert.type_id)
+            .collect()
+    };
+    let mut visible = Vec::new();
+    for f in folders.drain(..) {
+        if n::can_see(r, user, f.project)? {
+            visible.push(f);
+        }
+    }
+    let Some(first) = visible.first() else {
+        return Ok(None);
+    };
+    let type_id = first.type_id;
+    let Some(shown) = shown(r, alert, type_id)? else {
+        return Ok(None);
+    };
+    let name_of = |id: u64| -> Result<String> {
+        Ok(users::get(r, id as i64)?
+            .map(|u| u.name)
+            .unwrap_or_default())
+    };
+    let project_name = |id: u64| -> Result<String> {
+        Ok(projects::get(r, id as i64)?
+            .map(|p| p.name)
+            .unwrap_or_default())
+    };
+    // (sort value, issue id, name, cells)
+    let mut rows: Vec<(String, u64, String, Vec<String>)> = Vec::new();
+    for f in &visible {
+        let location = format!("{} / {}", project_name(f.project)?, f.name);
+        for (id, _) in issues::in_folder_since(r, f.id, 0)? {
+            let Some(issue) = issues::get(r, id as i64)? else {
+                continue;
+            };
+            if let Some(def) = &shown.definition
+                && !alerts::matches(r, def, id, user)?
+            {
+                continue;
+            }
+            let stamp = |t: i64| {
+                DateTime::<Utc>::from_timestamp(t, 0)
+                    .map(|d| tz.to_local(d).format("%Y-%m-%d %H:%M").to_string())
+                    .unwrap_or_default()
+            };
+            let mut cells = Vec::with_capacity(shown.columns.len());
+            for c in &shown.columns {
+                cells.push(cell(&match c {
+                    Column::Location => location.clone(),
+                    Column::CreatedDate => stamp(issue.created),
+                    Column::CreatedBy => name_of(issue.created_by)?,
+                    Column::ModifiedDate => stamp(issue.modified),
+                    Column::ModifiedBy => name_of(issue.modified_by)?,
+                    Column::Attribute(a) => issues::value(r, id, *a)?,
+                }));
+            }
+            let sort = match shown.sort {
+                0 => issue.name.clone(),
+                2 => issue.created.to_string(),
+                3 => name_of(issue.created_by)?,
+                4 => issue.modified.to_string(),
+                5 => name_of(issue.modified_by)?,
+                c if c > 1000 => issues::value(r, id, (c - 1000) as u64)?,
+                _ => id.to_string(),
+            };
+            rows.push((sort, id, issue.name, cells));
+        }
+    }
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    rows.sort_by(|a, b| {
+        let o = compare(&a.0, &b.0).then(a.1.cmp(&b.1));
+        if shown.desc { o.reverse() } else { o }
+    });
+    let total = rows.len();
+    rows.truncate(MAX_ISSUES);
+    let mut headers = Vec::new();
+    for c in &shown.columns {
+        headers.push(match c {
+            Column::Location => "Location".to_string(),
+            Column::CreatedDate => "Created Date".into(),
+            Column::CreatedBy => "Created By".into(),
+            Column::ModifiedDate => "Modified Date".into(),
+            Column::ModifiedBy => "Modified By".into(),
+            Column::Attribute(a) => types::attribute(r, *a as i64)?
+                .map(|a| a.name)
+                .unwrap_or_default(),
+        });
+    }
+    let (place, tag) = if alert.folder != 0 {
+        let f = &visible[0];
+        let p = project_name(f.project)?;
+        (format!("{p} / {}", f.name), format!("[{p}] {}", f.name))
+    } else {
+        let t = types::get(r, alert.type_id as i64)?
+            .map(|t| t.name)
+            .unwrap_or_default();
+        (
+            format!("every folder of type {t}"),
+            format!("[{}] {t}", nf.server_name),
+        )
+    };
+    let scope = if alert.owner.is_some() {
+        "your alert"
+    } else {
+        "the public alert"
+    };
+    let mut footer = vec![format!(
+        "You get this report because of {scope} {} on {place}: view \"{}\", days {}, hours {} ({tz}).",
+        alert.id, shown.name, alert.days, alert.hours
+    )];
+    if alert.owner.is_some() {
+        footer.push(format!(
+            "Change it: MODIFY ALERT {} 3 'days' 'hours'; stop it: DELETE ALERT {} (WebIssues 1.1 commands).",
+            alert.id, alert.id
+        ));
+    }
+    footer.push(format!(
+        "Stop all these mails: SET PREFERENCE {} 'email' ''",
+        user.id
+    ));
+    let view = ReportView {
+        server_name: nf.server_name.clone(),
+        recipient_name: user.name.clone(),
+        place,
+        view_name: shown.name.clone(),
+        when: local_time(tz, slot),
+        columns: headers,
+        issues: rows
+            .into_iter()
+            .map(|(_, id, name, cells)| ReportIssueView { id, name, cells })
+            .collect(),
+        more: total.saturating_sub(MAX_ISSUES),
+        unsubscribe_url: stop_url.clone(),
+        footer,
+    };
+    let (text, html) = match nf.templates.render_report(&view) {
+        Ok(pair) => pair,
+        Err(e) => {
+            tracing::error!(alert = alert.id, user = user.id, error = %e, "cannot render report");
+            return Ok(None);
+        }
+    };
+    let format = n::pref(r, user.id, PREF_FORMAT)?
+        .and_then(|f| Format::parse(&f))
+        .unwrap_or(Format::Both);
+    let host = id_host(&nf.mail.from);
+    Ok(Some(OutgoingMail {
+        from: nf.mail.from.clone(),
+        to: vec![email],
+        cc: vec![],
+        bcc: vec![],
+        subject: format!("{tag} - {}: {total} issues", shown.name),
+        text: (format != Format::Html).then_some(text),
+        html: (format != Format::Text).then_some(html),
+        message_id: format!("report-{}-{}-{slot}@{host}", alert.id, user.id),
+        in_reply_to: None,
+        references: vec![],
+        list_id: Some(nf.mail.list_id.clone()),
+        list_unsubscribe: stop_url,
+        date: now,
+        envelope: vec![],
+    }))
+}
