@@ -417,3 +417,132 @@ fn build(
         envelope: vec![],
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::NotifyConfig;
+    use crate::mail::MailConfig;
+    use crate::store::alerts::EMAIL_REPORT;
+    use crate::store::notify::{PREF_EMAIL, set_pref};
+
+    fn utc(s: &str) -> i64 {
+        chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp()
+    }
+
+    /// Folder 1 (type 1, project 1) with two issues, members 2 and 3 with confirmed
+    /// addresses, and a report alert `id` of `owner` (None: public) at 08:00 every day.
+    fn fixture(owner: Option<u64>) -> (tempfile::TempDir, Store, Notifier) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("data"), 1 << 20).unwrap();
+        let mail = MailConfig {
+            file_dir: dir.path().join("mail"),
+            ..MailConfig::default()
+        };
+        let nf = Notifier::new(&NotifyConfig::default(), &mail, "Tracker", "+0000").unwrap();
+        store.enable_fanout(nf.fanout.clone());
+        store
+            .write(|w| {
+                users::insert(w, "admin", "Admin", users::ACCESS_ADMIN, "x".into())?;
+                users::insert(w, "a", "Ann", 1, "x".into())?;
+                users::insert(w, "b", "Bob", 1, "x".into())?;
+                types::insert(w, "Bugs")?;
+                projects::insert(w, "Web")?;
+                projects::insert_folder(w, 1, 1, "Bugs")?;
+                for u in [2, 3] {
+                    projects::set_member(w, 1, u, 1)?;
+                    set_pref(w, u, PREF_EMAIL, "x@example.org", 0)?;
+                    crate::subscribe::email::mark_confirmed(w, u, "x@example.org")?;
+                }
+                let folder = projects::folder(w, 1)?.unwrap();
+                issues::create(w, &folder, "First", &[], 1)?;
+                issues::create(w, &folder, "Second", &[], 1)?;
+                alerts::put(
+                    w,
+                    &Alert {
+                        id: 1,
+                        owner,
+                        folder: 1,
+                        type_id: 0,
+                        view: 0,
+                        email: EMAIL_REPORT,
+                        days: "0,1,2,3,4,5,6".into(),
+                        hours: "8".into(),
+                    },
+                )
+            })
+            .unwrap();
+        (dir, store, nf)
+    }
+
+    fn queued(store: &Store, nf: &Notifier, now: i64) -> usize {
+        pass(nf, store, now).unwrap().0
+    }
+
+    #[test]
+    fn first_sight_records_then_one_report_per_slot_and_one_after_downtime() {
+        let (_d, store, nf) = fixture(Some(2));
+        let t = utc("2026-03-02T10:00:00Z");
+        assert_eq!(queued(&store, &nf, t), 0, "first sight only records");
+        assert_eq!(store.read(|r| n::pending(r, 2)).unwrap(), Vec::<u64>::new());
+        assert_eq!(queued(&store, &nf, utc("2026-03-03T07:59:59Z")), 0);
+        assert_eq!(queued(&store, &nf, utc("2026-03-03T08:00:00Z")), 1);
+        assert_eq!(queued(&store, &nf, utc("2026-03-03T08:00:30Z")), 0);
+        // Down from the 3rd to the 6th: one report for the missed slots.
+        assert_eq!(queued(&store, &nf, utc("2026-03-06T12:00:00Z")), 1);
+        assert_eq!(queued(&store, &nf, utc("2026-03-06T13:00:00Z")), 0);
+        let out = store.read(|r| n::outbox_all(r)).unwrap();
+        assert_eq!(out.len(), 2);
+        let mail = &out[0].mail;
+        assert_eq!(mail.subject, "[Web] Bugs - All Issues: 2 issues");
+        assert_eq!(
+            mail.message_id,
+            format!("report-1-2-{}@localhost", utc("2026-03-03T08:00:00Z"))
+        );
+        let text = mail.text.as_deref().unwrap();
+        assert!(
+            text.contains("#1 First") && text.contains("#2 Second"),
+            "{text}"
+        );
+        assert!(text.contains("  Modified By: Admin"), "{text}");
+    }
+
+    #[test]
+    fn a_changed_zone_moves_the_next_report_at_once() {
+        let (_d, store, nf) = fixture(Some(2));
+        assert_eq!(queued(&store, &nf, utc("2026-03-02T10:00:00Z")), 0);
+        // 08:00 in +0300 is 05:00 UTC, before the 08:00 UTC computed so far.
+        store
+            .write(|w| set_pref(w, 2, PREF_TIMEZONE, "+0300", 0))
+            .unwrap();
+        assert_eq!(queued(&store, &nf, utc("2026-03-03T05:00:00Z")), 1);
+        assert_eq!(queued(&store, &nf, utc("2026-03-03T08:00:00Z")), 0);
+    }
+
+    #[test]
+    fn a_public_report_reaches_every_member_and_nothing_when_empty() {
+        let (_d, store, nf) = fixture(None);
+        assert_eq!(queued(&store, &nf, utc("2026-03-02T10:00:00Z")), 0);
+        // Users 2 and 3 have confirmed addresses; the admin has none.
+        assert_eq!(queued(&store, &nf, utc("2026-03-03T08:00:00Z")), 2);
+        store
+            .write(|w| {
+                for id in [1, 2] {
+                    w.remove(key("issue", &[id]));
+                }
+                w.remove_prefix(&key("folder-stamp", &[1]))
+            })
+            .unwrap();
+        assert_eq!(queued(&store, &nf, utc("2026-03-04T08:00:00Z")), 0);
+    }
+
+    #[test]
+    fn cells_are_cut_and_values_compare_as_numbers() {
+        assert_eq!(cell("short"), "short");
+        let long = "x".repeat(CELL_CHARS + 5);
+        assert_eq!(cell(&long).chars().count(), CELL_CHARS + 1);
+        assert!(cell(&long).ends_with('…'));
+        assert_eq!(compare("9", "10"), std::cmp::Ordering::Less);
+        assert_eq!(compare("apple", "Banana"), std::cmp::Ordering::Less);
+    }
+}

@@ -595,6 +595,24 @@ mod tests {
             .unwrap();
     }
 
+    /// A filter on an attribute that is gone (or of another type) no longer narrows the
+    /// view, as in the reference; one on an existing attribute still does.
+    #[test]
+    fn a_filter_on_a_deleted_attribute_is_ignored() {
+        let (_d, store) = setup();
+        store
+            .read(|r| {
+                let user = users::get(r, 2)?.unwrap();
+                let def = |f: &str| format!("VIEW columns=\"1,0\" sort-column=1 filters={{{f}}}");
+                let gone = def(r#""EQ column=1009 value=\"x\"""#);
+                let closed = def(r#""EQ column=1001 value=\"Closed\"""#);
+                assert!(matches(r, &gone, 1, &user)?);
+                assert!(!matches(r, &closed, 1, &user)?);
+                Ok(())
+            })
+            .unwrap();
+    }
+
     #[test]
     fn filter_operators() {
         assert!(compare("EQ", "Active", "active"));
