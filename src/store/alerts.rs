@@ -198,7 +198,11 @@ pub fn mailing(r: &impl Read, folder: u64, type_id: u64) -> Result<Vec<Alert>> {
     let mut out = Vec::new();
     for (prefix, id) in [("alert-folder", folder), ("alert-type", type_id)] {
         for (k, _) in r.scan_raw(&key(prefix, &[id]))? {
-            if let Some(a) = get(r, keys::id_at(prefix, &k, 1) as i64)? {
+            // A report is never in this index; the check keeps it out of the fan-out
+            // whatever an older store holds.
+            if let Some(a) = get(r, keys::id_at(prefix, &k, 1) as i64)?
+                && a.email != EMAIL_REPORT
+            {
                 out.push(a);
             }
         }
