@@ -28,9 +28,9 @@ fn libfaketime() -> PathBuf {
     })
 }
 
-/// How long before a slot the clock is set, and how late after it a mail may be dated.
-const LEAD: i64 = 4;
-const LATE: i64 = 5;
+/// How late after its slot (or change) a mail may be dated: one pass interval, and a
+/// loaded machine. A wrong slot would be an hour off or more.
+const LATE: i64 = 60;
 
 fn real_now() -> i64 {
     std::time::SystemTime::now()
@@ -63,10 +63,21 @@ impl FakeClock {
     }
 
     /// From now on the server's clock reads `t` (Unix seconds) and runs on from there.
-    /// Written by rename, so the library never reads a half-written file.
     fn set(&self, t: i64) {
+        self.write(&format!("{:+}", t - real_now()));
+    }
+
+    /// The server's clock stops at `t` until the next [`FakeClock::set`] (an absolute
+    /// time without `@` is a frozen clock; the server runs with TZ=UTC).
+    fn freeze(&self, t: i64) {
+        let at = chrono::DateTime::from_timestamp(t, 0).unwrap();
+        self.write(&at.format("%Y-%m-%d %H:%M:%S").to_string());
+    }
+
+    /// Written by rename, so the library never reads a half-written file.
+    fn write(&self, spec: &str) {
         let tmp = self.file.with_extension("new");
-        std::fs::write(&tmp, format!("{:+}\n", t - real_now())).unwrap();
+        std::fs::write(&tmp, format!("{spec}\n")).unwrap();
         std::fs::rename(&tmp, &self.file).unwrap();
     }
 
@@ -76,6 +87,7 @@ impl FakeClock {
             ("FAKETIME_TIMESTAMP_FILE", self.file.display().to_string()),
             ("FAKETIME_NO_CACHE", "1".into()),
             ("FAKETIME_DONT_FAKE_MONOTONIC", "1".into()),
+            ("TZ", "UTC".into()),
         ]
     }
 }
@@ -217,22 +229,23 @@ fn expect_immediate(mailbox: &mut Mailbox, issue: i64, name: &str, at: i64) {
     assert_eq!(m.one("X-RcptTo"), "u2@example.org");
     assert_eq!(m.one("Subject"), format!("[Website] #{issue} {name}"));
     let sent = date(&m);
-    assert!(sent >= at && sent <= at + 5, "sent {sent}, change at {at}");
+    assert!(sent >= at && sent <= at + LATE, "sent {sent}, change at {at}");
 }
 
-/// Runs a pass [`LEAD`] seconds before `slot` (nothing for u3 may leave), then lets the
-/// server's clock reach the slot by itself: the background pass sends u3's summary, dated
-/// at the slot (within [`LATE`] seconds: one pass interval and a loaded machine).
+/// Runs a pass with the clock stopped a second before `slot` (nothing for u3 may leave),
+/// then lets the server's clock run into the slot by itself: the background pass sends
+/// u3's summary, dated at the slot (within [`LATE`] seconds).
 fn expect_summary_at(
     clock: &FakeClock,
     admin: &mut support::Client,
     mailbox: &mut Mailbox,
     slot: i64,
 ) -> Inspected {
-    clock.set(slot - LEAD);
+    clock.freeze(slot - 1);
     assert!(admin.one("RUN NOTIFICATIONS").starts_with("PASS "));
     mailbox.assert_quiet("before the slot");
-    let m = mailbox.next(LEAD as u64 + 10);
+    clock.set(slot - 1);
+    let m = mailbox.next(LATE as u64);
     assert_eq!(m.one("X-RcptTo"), "u3@example.org");
     let sent = date(&m);
     assert!(
@@ -467,10 +480,11 @@ fn summary_reports_list_the_view_at_each_chosen_hour() {
 
     // 02:00 does not exist on 29 March: the report comes at the jump, 03:00 CEST.
     let slot = utc("2026-03-29T01:00:00Z");
-    clock.set(slot - LEAD);
+    clock.freeze(slot - 1);
     assert!(admin.one("RUN NOTIFICATIONS").starts_with("PASS "));
     mailbox.assert_quiet("before the first report");
-    let m = mailbox.next(LEAD as u64 + 10);
+    clock.set(slot - 1);
+    let m = mailbox.next(LATE as u64);
     let text = report(&m, slot);
     assert_eq!(m.one("Subject"), "[Website] Bugs - Open web: 2 issues");
     assert!(
@@ -516,10 +530,11 @@ fn summary_reports_list_the_view_at_each_chosen_hour() {
     assert!(admin.one("RUN NOTIFICATIONS").starts_with("PASS "));
     mailbox.assert_quiet("at 08:00 CEST");
     let m = {
-        clock.set(slot - LEAD);
+        clock.freeze(slot - 1);
         assert!(admin.one("RUN NOTIFICATIONS").starts_with("PASS "));
         mailbox.assert_quiet("before the second report");
-        mailbox.next(LEAD as u64 + 10)
+        clock.set(slot - 1);
+        mailbox.next(LATE as u64)
     };
     let text = report(&m, slot);
     assert_eq!(m.one("Subject"), "[Website] Bugs - Open web: 4 issues");

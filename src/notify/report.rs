@@ -537,6 +537,44 @@ mod tests {
     }
 
     #[test]
+    fn the_html_part_escapes_every_value() {
+        let t = crate::mail::Templates::new(None).unwrap();
+        let view = ReportView {
+            server_name: "T".into(),
+            recipient_name: "<Ann>".into(),
+            place: "P / F".into(),
+            view_name: "a&b".into(),
+            when: "now".into(),
+            columns: vec!["<th>".into()],
+            issues: vec![ReportIssueView {
+                id: 1,
+                name: "<script>".into(),
+                cells: vec!["\"x\"".into()],
+            }],
+            more: 2,
+            unsubscribe_url: None,
+            footer: vec![],
+        };
+        let (text, html) = t.render_report(&view).unwrap();
+        assert!(
+            text.contains("issues.\n\n#1 <script>\n  <th>: \"x\"\n\n… and 2 more"),
+            "{text}"
+        );
+        assert!(
+            text.contains("3 issues") && text.contains("and 2 more"),
+            "{text}"
+        );
+        assert!(
+            html.contains("&lt;script&gt;") && !html.contains("<script>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("a&amp;b") && html.contains("&lt;Ann&gt;"),
+            "{html}"
+        );
+    }
+
+    #[test]
     fn cells_are_cut_and_values_compare_as_numbers() {
         assert_eq!(cell("short"), "short");
         let long = "x".repeat(CELL_CHARS + 5);
