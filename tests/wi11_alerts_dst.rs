@@ -2,9 +2,10 @@
 //! under libfaketime (Debian's `faketime`, installed by scripts/test-deps.d/faketime.sh),
 //! its wall clock set by this test through a timestamp file, and the mail is read from a
 //! real SMTP mailbox (aiosmtpd). The background notification task (interval 1 s) sends the
-//! summaries when the clock reaches their slot; `RUN NOTIFICATIONS` just before each slot
-//! shows nothing leaves early. Rules: protocol-spec/notifications.md, "One model for 0.8
-//! and 1.1" and "Schedule".
+//! summaries when the clock runs into their slot; `RUN NOTIFICATIONS` with the clock
+//! stopped a second before each slot shows nothing leaves early. Rules:
+//! protocol-spec/notifications.md, "One model for 0.8 and 1.1", "Summary reports" and
+//! "Schedule".
 
 mod support;
 
@@ -229,7 +230,10 @@ fn expect_immediate(mailbox: &mut Mailbox, issue: i64, name: &str, at: i64) {
     assert_eq!(m.one("X-RcptTo"), "u2@example.org");
     assert_eq!(m.one("Subject"), format!("[Website] #{issue} {name}"));
     let sent = date(&m);
-    assert!(sent >= at && sent <= at + LATE, "sent {sent}, change at {at}");
+    assert!(
+        sent >= at && sent <= at + LATE,
+        "sent {sent}, change at {at}"
+    );
 }
 
 /// Runs a pass with the clock stopped a second before `slot` (nothing for u3 may leave),
