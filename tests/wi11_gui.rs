@@ -673,3 +673,52 @@ fn the_real_client_adds_a_project_moves_deletes_and_keeps_a_view_and_an_alert() 
     drop(tcp);
     server.terminate();
 }
+
+/// What the client's Attribute Details dialog writes (found driving it: its MODIFY
+/// ATTRIBUTE with `multi-line=1` answered 322), and the 1.1 codes of the values it allows.
+#[test]
+fn the_attribute_details_dialogs_definitions_are_accepted() {
+    let mut server = Server::start_with("[server]\ninitial_data = \"none\"\n");
+    let http = server.http_addr();
+    let mut jar = None;
+    let mut send = |c: &str| post(http, &mut jar, c, None).lines().join("\n");
+    for (c, want) in [
+        ("LOGIN 'admin' 'secret'", "U 1 'Administrator' 2"),
+        ("ADD TYPE 'Bugs'", "ID 1"),
+        (
+            "ADD ATTRIBUTE 1 'Version' 'TEXT default=\"1.0\" required=1'",
+            "ID 1",
+        ),
+        (
+            "MODIFY ATTRIBUTE 1 'TEXT default=\"1.0\" max-length=40 multi-line=1 required=1'",
+            "OK",
+        ),
+        (
+            "ADD ATTRIBUTE 1 'Labels' 'ENUM items={\"ui\",\"docs\"} multi-select=1'",
+            "ID 2",
+        ),
+        ("ADD ATTRIBUTE 1 'Code' 'TEXT min-length=3'", "ID 3"),
+        ("ADD ATTRIBUTE 1 'Cost' 'NUMERIC decimal=2 strip=1'", "ID 4"),
+        ("ADD ATTRIBUTE 1 'Due' 'DATETIME time=1 local=1'", "ID 5"),
+        ("ADD ATTRIBUTE 1 'Team' 'USER multi-select=1'", "ID 6"),
+        (
+            "ADD ATTRIBUTE 1 'Bad' 'DATETIME local=1'",
+            "ERROR 322 'Invalid Definition'",
+        ),
+        ("ADD PROJECT 'P'", "ID 1"),
+        ("ADD FOLDER 1 1 'F'", "ID 1"),
+        ("ADD ISSUE 1 'I'", "ID 1"),
+        ("SET VALUE 1 2 'docs, ui'", "ID 2"),
+        ("SET VALUE 1 2 'docs,ui'", "ERROR 332 'Invalid Format'"),
+        ("SET VALUE 1 2 'ui, ui'", "ERROR 337 'Duplicate Items'"),
+        ("SET VALUE 1 3 'ab'", "ERROR 326 'String Too Short'"),
+        ("SET VALUE 1 1 'two\\nlines'", "ERROR 319 'Invalid String'"),
+        ("SET VALUE 1 6 'Administrator'", "ID 3"),
+    ] {
+        assert_eq!(send(c), want, "{c}");
+    }
+    // 0.8 reads the same values.
+    let got = server.admin().send("LIST ISSUES 1 0");
+    assert!(got.contains(&"V 2 1 'docs, ui'".to_string()), "{got:?}");
+    server.terminate();
+}
