@@ -1,11 +1,12 @@
 //! The real desktop client (Debian's `webissues` 1.1.5, under Xvfb) driven through one
-//! dialog of each family with xdotool: an administration dialog (Add Project with a
-//! description), Move Issue, Delete Issue, a personal view (Add Personal View with columns
-//! and sort order) and an alert (Manage Alerts / Add Personal Alert, a summary on chosen
-//! days and hours, tied to that view). After each step the store is checked over the
-//! protocol (0.8 over TCP, 1.1 over HTTP). The client reaches the server through a small
-//! recording proxy in this file, so every command it sent and every reply it got is known:
-//! the test waits for replies instead of sleeping, and fails on any `ERROR` reply.
+//! dialog of each family with xdotool: administration (Add Project with a description;
+//! Modify Attribute with its Attribute Details dialog), Move Issue, Delete Issue, a personal
+//! view (Add Personal View with columns and sort order) and an alert (Manage Alerts / Add
+//! Personal Alert, a summary on chosen days and hours, tied to that view). After each step
+//! the store is checked over the protocol (0.8 over TCP, 1.1 over HTTP). The client reaches
+//! the server through a small recording proxy in this file, so every command it sent and
+//! every reply it got is known: the test waits for replies instead of sleeping, and fails
+//! on any `ERROR` reply.
 //!
 //! Coordinates: the client opens its main window at 0,0 in 1024x720 on a display without a
 //! window manager; buttons of its ribbon are clicked where they are drawn, controls inside
@@ -513,6 +514,7 @@ fn the_real_client_adds_a_project_moves_deletes_and_keeps_a_view_and_an_alert() 
         "LOGIN 'admin' 'secret'",
         "ADD TYPE 'Bugs'",
         "ADD ATTRIBUTE 1 'Status' 'ENUM items={\"Active\",\"Closed\"} default=\"Active\" required=1'",
+        "ADD ATTRIBUTE 1 'Version' 'TEXT default=\"1.0\" required=1'",
         "ADD PROJECT 'Demo'",
         "ADD FOLDER 1 1 'Bugs'",
         "ADD FOLDER 1 1 'More bugs'",
@@ -657,6 +659,37 @@ fn the_real_client_adds_a_project_moves_deletes_and_keeps_a_view_and_an_alert() 
     gui.wait("the cache to hold issues 1:1 2:2 (id:folder)", 20, || {
         (cached_issues(&desktop) == "1:1 2:2").then_some(())
     });
+
+    // Administration again, last (its window stays over the main one): Modify Attribute
+    // and its Attribute Details dialog, multi-line with a maximum length (answered 322
+    // before the server took 1.1's definition keys).
+    gui.click(80, 124);
+    gui.click(750, 51);
+    gui.window("Issue Types - WebIssues Desktop Client");
+    gui.click(60, 124);
+    gui.key(&["Right"]);
+    gui.key(&["Down", "Down"]);
+    let m = gui.mark();
+    gui.click(232, 40);
+    let (_, x, y) = gui.window("Modify Attribute");
+    gui.click(x + 378, y + 95);
+    let (_, dx, dy) = gui.window("Attribute Details");
+    gui.click(dx + 16, dy + 63);
+    gui.click(dx + 260, dy + 133);
+    gui.type_text("40");
+    gui.key(&["Return"]);
+    gui.gone("Attribute Details");
+    gui.click(x + 264, y + 264);
+    let reply = gui.reply_to(m, "MODIFY ATTRIBUTE 2 ");
+    assert_eq!(reply, "OK");
+    gui.gone("Modify Attribute");
+    gui.settle();
+    let types = ask(http, "LIST TYPES");
+    let want =
+        "A 2 1 'Version' 'TEXT default=\"1.0\" max-length=40 multi-line=1 required=1'".to_string();
+    assert!(types.contains(&want), "{want} not in {types:?}");
+    gui.no_error_replies();
+
     assert!(
         !server.log().contains(" ERROR "),
         "server log: {}",
