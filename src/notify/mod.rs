@@ -2,6 +2,7 @@
 //! worker. When a digest is due is [`crate::schedule`].
 
 pub mod digest;
+pub mod report;
 pub mod service;
 pub mod stop_link;
 

@@ -169,6 +169,11 @@ impl Notifier {
         self.stop_links = Some(base_url.to_string());
     }
 
+    /// The HTTP pages' base URL when mails carry a one-click stop link.
+    pub fn stop_links(&self) -> Option<&str> {
+        self.stop_links.as_deref()
+    }
+
     /// Where mail goes (`smtp HOST:PORT`, `sendmail PATH`, `file DIR`), for the start line.
     pub fn mail_peer(&self) -> &str {
         self.mailer.peer()
@@ -258,6 +263,9 @@ impl Notifier {
             }
             stats.seq = stats.seq.max(seq);
         }
+        let (queued, seq) = super::report::pass(self, store, now)?;
+        stats.queued += queued;
+        stats.seq = stats.seq.max(seq);
         for channel in &self.channels {
             let (queued, seq) = channel.pass(store, &self.templates, now)?;
             stats.queued += queued;
