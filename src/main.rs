@@ -34,19 +34,9 @@ enum Cmd {
         #[arg(long, value_name = "ADDR")]
         http_listen: Option<String>,
     },
-    /// Run conformance transcripts against a running, freshly initialised server.
-    Conformance {
-        /// Server address, e.g. 127.0.0.1:4080.
-        addr: String,
-        /// Transcript files (tests/conformance/*.txt).
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-    },
     /// Offline administration of a data directory (refused while a server holds it).
     #[command(subcommand)]
     Admin(AdminCmd),
-    /// Load generator and benchmark helpers (scripts/bench runs the full comparison).
-    Bench(webissued::bench::BenchArgs),
     /// Data-directory tools: export, import, check, backup (webissued::tools).
     #[command(flatten)]
     Tool(webissued::tools::Tool),
@@ -107,7 +97,6 @@ fn main() -> std::process::ExitCode {
                 std::process::ExitCode::FAILURE
             }
         },
-        Cmd::Conformance { addr, files } => conformance(&addr, &files),
         Cmd::Admin(AdminCmd::SetPassword { data, user }) => match set_password(&data, &user) {
             Ok(()) => {
                 eprintln!("webissued: password of '{user}' in {} set", data.display());
@@ -118,7 +107,6 @@ fn main() -> std::process::ExitCode {
                 std::process::ExitCode::FAILURE
             }
         },
-        Cmd::Bench(args) => webissued::bench::main(args),
         Cmd::Tool(tool) => webissued::tools::main(tool),
         Cmd::Salvage { data } => salvage(&data),
     }
@@ -167,33 +155,6 @@ fn log_filter(rust_log: Option<String>, tool: bool) -> String {
         Some(level) if !level.is_empty() => format!("warn,webissued={level}"),
         _ if tool => "warn".into(),
         _ => "warn,webissued=info".into(),
-    }
-}
-
-/// Runs each transcript; the admin password comes from WEBISSUED_ADMIN_PASSWORD.
-fn conformance(addr: &str, files: &[PathBuf]) -> std::process::ExitCode {
-    let password = std::env::var("WEBISSUED_ADMIN_PASSWORD").unwrap_or_else(|_| "secret".into());
-    let (mut passed, mut failed) = (0, 0);
-    for file in files {
-        let result = std::fs::read_to_string(file)
-            .map_err(|e| e.to_string())
-            .and_then(|text| webissued::conformance::run(addr, &text, &password));
-        match result {
-            Ok(n) => {
-                passed += 1;
-                println!("ok   {} ({n} commands)", file.display());
-            }
-            Err(e) => {
-                failed += 1;
-                println!("FAIL {}: {e}", file.display());
-            }
-        }
-    }
-    println!("{passed} passed, {failed} failed");
-    if failed == 0 {
-        std::process::ExitCode::SUCCESS
-    } else {
-        std::process::ExitCode::FAILURE
     }
 }
 

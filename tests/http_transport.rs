@@ -492,7 +492,7 @@ fn every_conformance_transcript_gives_the_same_replies_over_http() {
             marker: i % 2 == 1,
         };
         let text = std::fs::read_to_string(file).unwrap();
-        match webissued::conformance::run_with(&text, ADMIN_PASSWORD, |s| replay.exchange(s)) {
+        match webissued_conformance::run_with(&text, ADMIN_PASSWORD, |s| replay.exchange(s)) {
             Ok(n) => eprintln!("{} over HTTP: {n} commands ok", file.display()),
             Err(e) => failures.push(format!("{}: {e}", file.display())),
         }
