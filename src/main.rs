@@ -195,7 +195,7 @@ fn serve(
         )?;
         let addr = l.local_addr().map_err(|e| e.to_string())?;
         cfg.server.http_listen = addr.to_string();
-        Some((l, addr))
+        (l, addr)
     };
     let listener = bind(&cfg.server.listen, "[server] listen or --listen")?;
     // Before anything in the directory is read or written; held until serve returns.
@@ -213,13 +213,10 @@ fn serve(
             webissued::metrics::global().enable();
         }
         let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
-        let http = match http {
-            Some((l, addr)) => Some((
-                tokio::net::TcpListener::from_std(l).map_err(|e| e.to_string())?,
-                addr,
-            )),
-            None => None,
-        };
+        let http = (
+            tokio::net::TcpListener::from_std(http.0).map_err(|e| e.to_string())?,
+            http.1,
+        );
         let data_dir = cfg.server.data_dir.clone();
         let app = App::open(cfg).map_err(|e| {
             format!(
@@ -235,35 +232,16 @@ fn serve(
         tracing::info!(
             version = env!("CARGO_PKG_VERSION"),
             %addr,
-            http = %http.as_ref().map_or("off".to_string(), |(_, a)| a.to_string()),
+            http = %http.1,
             data = %app.config.server.data_dir.display(),
             mail = %app.notifier.as_ref().map_or("off", |n| n.mail_peer()),
             "started"
         );
-        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-        let http_task = http.map(|(l, http_addr)| {
-            println!("webissued http listening on {http_addr}");
-            let app = app.clone();
-            tokio::spawn(async move {
-                let stop = async move {
-                    let _ = stop_rx.wait_for(|s| *s).await;
-                };
-                if let Err(e) = webissued::http::serve(app, l, stop).await {
-                    tracing::error!(error = %e, "http listener failed");
-                }
-            })
-        });
-        let shutdown = async move {
-            shutdown_signal().await;
-            let _ = stop_tx.send(true);
-        };
-        let result = webissued::server::run(app, listener, shutdown)
-            .await
-            .map_err(|e| e.to_string());
-        if let Some(t) = http_task {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), t).await;
-        }
-        result
+        let (http, http_addr) = http;
+        println!("webissued http listening on {http_addr}");
+        // Serves until SIGTERM or SIGINT; shutdown.rs says the order things stop in.
+        webissued::shutdown::run(app, listener, http, shutdown_signal()).await;
+        Ok(())
     })
 }
 
