@@ -8,24 +8,23 @@
 //! `store` (the only code touching sled and the log), `schedule` (when a digest is due),
 //! `notify` (digest passes), `subscribe` (outside email subscriptions), `mail` (messages,
 //! transports, templates), `config` and `startup` (configuration and its checks).
-//! `scripts/imports` checks that no two modules import each other in a circle.
+//! `scripts/imports` checks that no two modules import each other in a circle. The tools
+//! (load generator, conformance runner, fuzz checks) are crates of their own under
+//! `crates/`.
 
 pub mod admin;
 pub mod app;
 pub mod attributes;
-pub mod bench;
 pub mod check;
 pub mod commands;
 pub mod config;
-pub mod conformance;
 pub mod datadir;
+pub mod drain;
 pub mod dump;
 pub mod email_address;
 pub mod error;
 pub mod fdlimit;
 pub mod front;
-#[doc(hidden)]
-pub mod fuzz_checks;
 pub mod http;
 pub mod mail;
 pub mod metrics;
@@ -35,6 +34,7 @@ pub mod protocol;
 pub mod schedule;
 pub mod server;
 pub mod sessions;
+pub mod shutdown;
 pub mod startup;
 pub mod store;
 pub mod subscribe;
