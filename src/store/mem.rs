@@ -276,6 +276,53 @@ impl Packed {
             .extend(other.offsets.into_iter().map(|o| o + base));
     }
 
+    /// Appends a run of records already packed as [`Packed::push`] packs them (a
+    /// checkpoint chunk), in key order after those held. Fails on bytes that do not parse.
+    pub fn push_packed(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let base = self.slab.len();
+        let mut at = 0;
+        while at < bytes.len() {
+            if bytes.len() - at < 6 {
+                return Err(format!("a record header cut at byte {at}"));
+            }
+            let klen = u16::from_le_bytes([bytes[at], bytes[at + 1]]) as usize;
+            let vlen = u32::from_le_bytes(bytes[at + 2..at + 6].try_into().unwrap()) as usize;
+            if bytes.len() - at - 6 < klen + vlen {
+                return Err(format!("a record cut at byte {at}"));
+            }
+            self.offsets.push((base + at) as u64);
+            at += 6 + klen + vlen;
+        }
+        self.slab.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    /// Room for `bytes` more of slab and `records` more offsets.
+    pub fn reserve(&mut self, bytes: usize, records: usize) {
+        self.slab.reserve_exact(bytes);
+        self.offsets.reserve_exact(records);
+    }
+
+    /// The indexes of the records within the bounds.
+    pub fn index_range(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> std::ops::Range<usize> {
+        let from = self.lower(lower);
+        from..self.upper(upper).max(from)
+    }
+
+    /// The packed bytes of records `r` (as [`Packed::push_packed`] takes them).
+    pub fn span(&self, r: std::ops::Range<usize>) -> &[u8] {
+        if r.is_empty() {
+            return &[];
+        }
+        let end = self.offsets.get(r.end).map_or(self.slab.len(), |&o| o as usize);
+        &self.slab[self.offsets[r.start] as usize..end]
+    }
+
+    /// The key of record `i`.
+    pub fn key_at(&self, i: usize) -> &[u8] {
+        self.key(i)
+    }
+
     /// Frees spare capacity and builds the search fences (after the last push).
     pub fn seal(&mut self) {
         self.slab.shrink_to_fit();
@@ -408,6 +455,9 @@ pub struct Mem {
     /// How to take back the writes of batches not yet durable, oldest first
     /// ([`Mem::rollback`]).
     undo: std::collections::VecDeque<Undo>,
+    /// Set by [`Mem::compact_now`]: writes reached the base without the checkpointer seeing
+    /// their keys ([`Mem::take_unseen_merge`]).
+    unseen_merge: bool,
 }
 
 /// What a key held in the overlay before a batch wrote it.
@@ -492,8 +542,26 @@ impl Mem {
         Some((self.base.clone(), frozen))
     }
 
+    /// The base, when it holds every record (no overlay, no compaction under way).
+    pub fn whole_base(&self) -> Option<Arc<Packed>> {
+        (self.frozen.is_none() && self.overlay.is_empty()).then(|| self.base.clone())
+    }
+
+    /// Whether writes were merged by [`Mem::compact_now`] since the last call: the
+    /// checkpoint then cannot tell which of its chunks they changed.
+    pub fn take_unseen_merge(&mut self) -> bool {
+        std::mem::take(&mut self.unseen_merge)
+    }
+
+    /// The keys written since the base was made (the frozen overlay's and the overlay's).
+    pub fn written_keys(&self) -> impl Iterator<Item = &[u8]> {
+        let frozen = self.frozen.iter().flat_map(|f| f.keys());
+        frozen.chain(self.overlay.keys()).map(Key::as_bytes)
+    }
+
     /// Merges everything into the base in place (start-up, tools after a bulk load).
     pub fn compact_now(&mut self) {
+        self.unseen_merge |= self.frozen.is_some() || !self.overlay.is_empty();
         self.pin_undo();
         let step = self.frozen.take().map(|f| compact(&self.base, &f));
         let merged = compact(step.as_ref().unwrap_or(&self.base), &self.overlay);
@@ -504,12 +572,12 @@ impl Mem {
     /// Ends the compaction of `job` with `merged` (made by [`compact`] from it). Returns
     /// what was replaced, for the caller to free after releasing its lock; None, installing
     /// nothing, when [`Mem::compact_now`] replaced the job's base meanwhile.
-    pub fn install(&mut self, job: &Job, merged: Packed) -> Option<impl Send + use<>> {
+    pub fn install(&mut self, job: &Job, merged: Arc<Packed>) -> Option<impl Send + use<>> {
         let current = self.frozen.as_ref().is_some_and(|f| Arc::ptr_eq(f, &job.1));
         if !Arc::ptr_eq(&self.base, &job.0) || !current {
             return None;
         }
-        let old = std::mem::replace(&mut self.base, Arc::new(merged));
+        let old = std::mem::replace(&mut self.base, merged);
         Some((old, self.frozen.take()))
     }
 
@@ -785,7 +853,7 @@ mod tests {
         mem.compact_now();
         mem.write(3, b"c".to_vec(), Some(b"3".to_vec()));
         let merged = run_job(&slow);
-        assert!(mem.install(&slow, merged).is_none());
+        assert!(mem.install(&slow, Arc::new(merged)).is_none());
         for (k, v) in [(b"a", b"1"), (b"b", b"2"), (b"c", b"3")] {
             assert_eq!(mem.get(k), Some(&v[..]));
         }
@@ -824,7 +892,7 @@ mod tests {
         mem.write_undoable(4, long.clone(), None);
         mem.write_undoable(4, b"c".to_vec(), Some(b"4".to_vec()));
         let merged = run_job(&job);
-        assert!(mem.install(&job, merged).is_some());
+        assert!(mem.install(&job, Arc::new(merged)).is_some());
         mem.write_undoable(5, b"z".to_vec(), Some(b"5".to_vec()));
         mem.compact_now();
         mem.write_undoable(6, b"b".to_vec(), Some(b"6".to_vec()));
@@ -964,7 +1032,7 @@ mod tests {
                     pending = Some((run_job(&job), job));
                 }
                 if seq == half + 2 && let Some((merged, job)) = pending.take() {
-                    assert!(mem.install(&job, merged).is_some());
+                    assert!(mem.install(&job, Arc::new(merged)).is_some());
                 }
                 match v {
                     Some(v) => {
@@ -980,7 +1048,7 @@ mod tests {
             // Checked while a compaction is under way (three layers) and after it ends.
             for round in 0..2 {
                 if round == 1 && let Some((merged, job)) = pending.take() {
-                    assert!(mem.install(&job, merged).is_some());
+                    assert!(mem.install(&job, Arc::new(merged)).is_some());
                 }
                 for k in model.keys() {
                     prop_assert_eq!(mem.get(k), model.get(k).map(|v| &v[..]));
