@@ -92,7 +92,7 @@ impl Default for ServerConfig {
             cache_mb: 16,
             checkpoint_wal_mb: 8,
             checkpoint_secs: 300,
-            checkpoint_backlog_mb: 256,
+            checkpoint_backlog_mb: 64,
             compact_min_records: 20_000,
             backup_dir: None,
             metrics: false,

@@ -323,6 +323,11 @@ impl Packed {
         self.key(i)
     }
 
+    /// The key and value of record `i`.
+    pub fn entry_at(&self, i: usize) -> (&[u8], &[u8]) {
+        self.entry(i)
+    }
+
     /// Frees spare capacity and builds the search fences (after the last push).
     pub fn seal(&mut self) {
         self.slab.shrink_to_fit();

@@ -118,7 +118,7 @@ impl Default for Options {
             cache_bytes: 16 << 20,
             checkpoint_bytes: 8 << 20,
             checkpoint_age: Duration::from_secs(300),
-            checkpoint_backlog_bytes: 256 << 20,
+            checkpoint_backlog_bytes: 64 << 20,
             compact_min_records: 20_000,
         }
     }
