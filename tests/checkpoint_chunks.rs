@@ -221,7 +221,7 @@ fn a_one_key_per_record_directory_opens_and_is_converted() {
     let (records, folded) = {
         let (db, tree) = checkpoint::open_sled(&db_dir, 1 << 20).unwrap();
         let folded = checkpoint::folded_seq(&db, &tree).unwrap();
-        let (packed, _) = chunks::load(&tree).unwrap();
+        let (packed, _) = chunks::load(&tree).unwrap().unwrap();
         let records: Vec<(Vec<u8>, Vec<u8>)> = (0..packed.len())
             .map(|i| {
                 let (k, v) = packed.entry_at(i);

@@ -16,7 +16,7 @@ use super::chunks::{self, Dirty, Index};
 use super::commit::GroupCommit;
 use super::mem::{self, Mem, Packed};
 use super::wal;
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, mpsc};
@@ -128,8 +128,8 @@ pub struct Checkpointer {
     pub index: Index,
     /// The chunks holding keys written since the last checkpoint.
     pub dirty: Dirty,
-    /// Keys a failed checkpoint may have written (see [`chunks::Plan::inserted`]).
-    pub stale: BTreeSet<Vec<u8>>,
+    /// A checkpoint failed after it began to write: sled's manifest says what it holds.
+    pub uncertain: bool,
     /// sled holds the first layout ([`chunks`]): checkpoint at once, converting it.
     pub convert: bool,
 }
@@ -284,22 +284,40 @@ impl Checkpointer {
             Ok(n) => n,
             Err((path, at)) => return Ok(Outcome::Damaged(path, at)),
         };
-        let plan = chunks::plan(&self.index, &self.dirty, &self.stale, &base, log_seq);
-        drop(base);
-        let (written, written_bytes) = (plan.written, plan.written_bytes);
-        let (touched, inserted) = (plan.touched.clone(), plan.inserted.clone());
-        let new_index = plan.index.clone();
         let _gate = self.gate.lock().unwrap_or_else(|e| e.into_inner());
-        let applied = self.apply(plan.batch);
-        if let Err(e) = applied {
-            // sled may hold the plan or not: the next one covers both.
-            self.dirty.mark_slots(&touched);
-            self.stale.extend(inserted);
-            return Err(e);
-        }
-        self.index = new_index;
-        self.dirty = Dirty::default();
-        self.stale.clear();
+        let written = {
+            let (db, tree) = open_sled(&self.sled_dir, self.cache_bytes)?;
+            if self.uncertain {
+                // A failed checkpoint: sled holds its manifest or the one before, whole.
+                self.index = chunks::manifest(&tree)?.unwrap_or_default();
+                self.dirty.mark_all(&self.index);
+                self.uncertain = false;
+            }
+            self.uncertain = true;
+            let (index, written) = chunks::checkpoint(
+                &db,
+                &tree,
+                &self.sled_dir,
+                &self.index,
+                &self.dirty,
+                &base,
+                log_seq,
+            )?;
+            drop(base);
+            (self.index, self.dirty, self.uncertain) = (index, Dirty::default(), false);
+            if chunks::old_tree(&db)?.is_some() {
+                db.drop_tree(chunks::OLD_TREE)?;
+                db.flush()?;
+                chunks::sync(&self.sled_dir)?;
+                tracing::info!(
+                    "the checkpoint is now kept in chunks; the old one-key-per-record layout was removed"
+                );
+            }
+            written
+        };
+        // sled replays everything written since its last snapshot when it opens and only
+        // snapshots while opening, so an opening here keeps the server's next start short.
+        drop(open_sled(&self.sled_dir, self.cache_bytes)?);
         self.convert = false;
         crate::metrics::global().checkpointed(log_seq);
         for w in waiting.drain(..removable) {
@@ -309,34 +327,13 @@ impl Checkpointer {
         tracing::debug!(
             up_to = log_seq,
             chunks = self.index.len(),
-            written,
-            written_bytes,
+            written = written.chunks,
+            written_bytes = written.bytes,
             files_removed = removable,
             ms = started.elapsed().as_millis() as u64,
             "checkpoint"
         );
         Ok(Outcome::Checkpointed)
-    }
-
-    /// Applies a checkpoint's batch and makes it durable; drops the first layout's tree
-    /// once the chunks hold everything.
-    fn apply(&self, batch: sled::Batch) -> crate::error::Result<()> {
-        {
-            let (db, tree) = open_sled(&self.sled_dir, self.cache_bytes)?;
-            tree.apply_batch(batch)?;
-            db.flush()?;
-            chunks::sync(&self.sled_dir)?;
-            if chunks::old_tree(&db)?.is_some() {
-                db.drop_tree(chunks::OLD_TREE)?;
-                db.flush()?;
-                chunks::sync(&self.sled_dir)?;
-                tracing::info!("the checkpoint is now kept in chunks; the old one-key-per-record layout was removed");
-            }
-        }
-        // sled replays everything written since its last snapshot when it opens and only
-        // snapshots while opening, so an opening here keeps the server's next start short.
-        drop(open_sled(&self.sled_dir, self.cache_bytes)?);
-        Ok(())
     }
 }
 

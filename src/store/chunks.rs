@@ -1,17 +1,20 @@
 //! The checkpoint's layout in sled: every record, in large sorted chunks.
 //!
-//! sled's tree `chunks` holds a manifest under `m` (the layout's version and the log
-//! sequence the chunks hold every batch up to) and the records under `c` + the first key of
-//! each chunk. A chunk's value is up to [`TARGET`] bytes of records in key order, packed as
-//! the in-memory base packs them (`key length u16 LE | value length u32 LE | key | value`):
-//! a start copies the chunks into the base, with no per-record sled work or allocation.
-//! A chunk covers the keys from its first key up to the next chunk's first key (the first
+//! sled's tree `chunks` holds the records in chunks under `c` + a chunk id (u64, big-endian),
+//! and a manifest under `m`: the layout's version, the log sequence the chunks hold every
+//! batch up to, the next free chunk id, and the chunks in key order (id, size, first key).
+//! A chunk's value is up to [`TARGET`] bytes of records in key order, packed as the
+//! in-memory base packs them (`key length u16 LE | value length u32 LE | key | value`): a
+//! start copies the chunks into the base, with no per-record sled work or allocation. A
+//! chunk covers the keys from its first key up to the next chunk's first key (the first
 //! chunk also every key below it), so every key belongs to exactly one chunk.
 //!
 //! A checkpoint rewrites only the chunks whose range holds keys written since the last one
-//! ([`Dirty`]), straight from the in-memory base, with the manifest in the same sled batch:
-//! it is atomic. Chunks that grow past [`TARGET`] are cut in pieces; a short one is merged
-//! with the next when both fit in one.
+//! ([`Dirty`]), straight from the in-memory base, under new ids, one sled insert at a time;
+//! then one small batch writes the manifest and removes the chunks it replaced. A crash
+//! before that batch leaves the old manifest and chunks whole; the new chunks' ids lie at
+//! or past its next free id, and the next checkpoint removes them. Chunks that grow past
+//! [`TARGET`] are cut in pieces; a short one is merged with the next when both fit in one.
 //!
 //! Data directories of the first layout (one sled key per record in the tree `data`, and the
 //! folded sequence under `~checkpoint`) still open: they are loaded key by key, and the first
@@ -38,101 +41,27 @@ const VERSION: u32 = 1;
 /// load rewrites little beside the new records.
 pub const TARGET: usize = 1 << 20;
 
-/// sled's key of the chunk starting with `first`.
-pub fn chunk_key(first: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(first.len() + 1);
-    k.push(CHUNK);
-    k.extend_from_slice(first);
+/// sled's key of chunk `id`.
+fn chunk_key(id: u64) -> [u8; 9] {
+    let mut k = [CHUNK; 9];
+    k[1..].copy_from_slice(&id.to_be_bytes());
     k
 }
 
-fn manifest_bytes(folded: u64) -> [u8; 12] {
-    let mut b = [0; 12];
-    b[..4].copy_from_slice(&VERSION.to_be_bytes());
-    b[4..].copy_from_slice(&folded.to_be_bytes());
-    b
-}
-
-/// The folded sequence of the chunk layout's manifest; None when the tree has none (a new
-/// store, or one of the first layout).
-pub fn manifest(tree: &sled::Tree) -> Result<Option<u64>> {
-    let Some(v) = tree.get(MANIFEST)? else {
-        return Ok(None);
-    };
-    if v.len() != 12 || v[..4] != VERSION.to_be_bytes() {
-        return Err(Error::internal(format!(
-            "sled's checkpoint manifest is of an unknown version ({} bytes)",
-            v.len()
-        )));
-    }
-    Ok(Some(u64::from_be_bytes(v[4..].try_into().unwrap())))
-}
-
-/// The first layout's tree, when the database has one.
-pub fn old_tree(db: &sled::Db) -> Result<Option<sled::Tree>> {
-    let exists = db.tree_names().iter().any(|n| n.as_ref() == OLD_TREE.as_bytes());
-    Ok(if exists {
-        Some(db.open_tree(OLD_TREE)?)
-    } else {
-        None
-    })
-}
-
-/// Whether sled holds the first layout and no manifest of the chunk layout: the next
-/// checkpoint converts it.
-pub fn is_old_layout(db: &sled::Db, tree: &sled::Tree) -> Result<bool> {
-    Ok(manifest(tree)?.is_none() && old_tree(db)?.is_some_and(|t| !t.is_empty()))
-}
-
-/// The sequence the checkpoint holds every batch up to, in either layout (0: none).
-pub fn folded_seq(db: &sled::Db, tree: &sled::Tree) -> Result<u64> {
-    if let Some(f) = manifest(tree)? {
-        return Ok(f);
-    }
-    if let Some(old) = old_tree(db)?
-        && let Some(v) = old.get(OLD_CHECKPOINT)?
-    {
-        return Ok(u64::from_be_bytes(
-            v.as_ref().try_into().map_err(Error::internal)?,
-        ));
-    }
-    Ok(0)
-}
-
-/// One record's value, read from sled without loading the rest (start-up, before the load).
-pub fn lookup(db: &sled::Db, tree: &sled::Tree, key: &[u8]) -> Result<Option<Vec<u8>>> {
-    if manifest(tree)?.is_none() {
-        return Ok(match old_tree(db)? {
-            Some(old) => old.get(key)?.map(|v| v.to_vec()),
-            None => None,
-        });
-    }
-    let Some((k, v)) = tree.range(..=chunk_key(key)).next_back().transpose()? else {
-        return Ok(None);
-    };
-    if k.first() != Some(&CHUNK) {
-        return Ok(None);
-    }
-    let mut packed = Packed::default();
-    packed.push_packed(&v).map_err(Error::internal)?;
-    packed.seal();
-    let r = packed.index_range(Bound::Included(key), Bound::Included(key));
-    Ok((!r.is_empty()).then(|| {
-        let s = packed.span(r);
-        s[6 + key.len()..].to_vec()
-    }))
-}
-
-/// Where the chunks are: the first key and size of each, in key order.
+/// Where the chunks are: each one's id, size and first key, in key order; and the folded
+/// sequence and next free id of the manifest.
 #[derive(Default, Debug, Clone, PartialEq)]
 pub struct Index {
     chunks: Vec<Chunk>,
+    pub folded: u64,
+    next_id: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 struct Chunk {
-    first: Vec<u8>,
+    id: u64,
     bytes: usize,
+    first: Vec<u8>,
 }
 
 impl Index {
@@ -160,6 +89,135 @@ impl Index {
             .partition_point(|c| compare(&c.first, key) != std::cmp::Ordering::Greater)
             .saturating_sub(1)
     }
+
+    fn encode(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(24 + self.chunks.len() * 40);
+        b.extend_from_slice(&VERSION.to_be_bytes());
+        b.extend_from_slice(&self.folded.to_be_bytes());
+        b.extend_from_slice(&self.next_id.to_be_bytes());
+        b.extend_from_slice(&(self.chunks.len() as u32).to_be_bytes());
+        for c in &self.chunks {
+            b.extend_from_slice(&c.id.to_be_bytes());
+            b.extend_from_slice(&(c.bytes as u32).to_be_bytes());
+            b.extend_from_slice(&(c.first.len() as u16).to_be_bytes());
+            b.extend_from_slice(&c.first);
+        }
+        b
+    }
+
+    fn decode(b: &[u8]) -> Option<Index> {
+        fn take<'a>(b: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+            let (head, rest) = (b.get(..n)?, b.get(n..)?);
+            *b = rest;
+            Some(head)
+        }
+        let mut b = b;
+        let u64_of = |x: &[u8]| u64::from_be_bytes(x.try_into().unwrap());
+        if take(&mut b, 4)? != VERSION.to_be_bytes() {
+            return None;
+        }
+        let folded = u64_of(take(&mut b, 8)?);
+        let next_id = u64_of(take(&mut b, 8)?);
+        let n = u32::from_be_bytes(take(&mut b, 4)?.try_into().unwrap()) as usize;
+        let mut chunks = Vec::with_capacity(n.min(1 << 20));
+        for _ in 0..n {
+            let id = u64_of(take(&mut b, 8)?);
+            let bytes = u32::from_be_bytes(take(&mut b, 4)?.try_into().unwrap()) as usize;
+            let len = u16::from_be_bytes(take(&mut b, 2)?.try_into().unwrap()) as usize;
+            let first = take(&mut b, len)?.to_vec();
+            chunks.push(Chunk { id, bytes, first });
+        }
+        b.is_empty().then_some(Index {
+            chunks,
+            folded,
+            next_id,
+        })
+    }
+}
+
+/// The chunk layout's manifest; None when the tree has none (a new store, or one of the
+/// first layout).
+pub fn manifest(tree: &sled::Tree) -> Result<Option<Index>> {
+    let Some(v) = tree.get(MANIFEST)? else {
+        return Ok(None);
+    };
+    Index::decode(&v).map(Some).ok_or_else(|| {
+        Error::internal(format!(
+            "sled's checkpoint manifest is damaged or of an unknown version ({} bytes)",
+            v.len()
+        ))
+    })
+}
+
+/// The first layout's tree, when the database has one.
+pub fn old_tree(db: &sled::Db) -> Result<Option<sled::Tree>> {
+    let exists = db
+        .tree_names()
+        .iter()
+        .any(|n| n.as_ref() == OLD_TREE.as_bytes());
+    Ok(if exists {
+        Some(db.open_tree(OLD_TREE)?)
+    } else {
+        None
+    })
+}
+
+/// Whether sled holds the first layout and no manifest of the chunk layout: the next
+/// checkpoint converts it.
+pub fn is_old_layout(db: &sled::Db, tree: &sled::Tree) -> Result<bool> {
+    Ok(manifest(tree)?.is_none() && old_tree(db)?.is_some_and(|t| !t.is_empty()))
+}
+
+/// The sequence the checkpoint holds every batch up to, in either layout (0: none).
+pub fn folded_seq(db: &sled::Db, tree: &sled::Tree) -> Result<u64> {
+    if let Some(index) = manifest(tree)? {
+        return Ok(index.folded);
+    }
+    if let Some(old) = old_tree(db)?
+        && let Some(v) = old.get(OLD_CHECKPOINT)?
+    {
+        return Ok(u64::from_be_bytes(
+            v.as_ref().try_into().map_err(Error::internal)?,
+        ));
+    }
+    Ok(0)
+}
+
+/// Chunk `c` of the index, checked against it.
+fn read_chunk(tree: &sled::Tree, c: &Chunk) -> Result<sled::IVec> {
+    let v = tree
+        .get(chunk_key(c.id))?
+        .ok_or_else(|| Error::internal(format!("checkpoint chunk {} missing", c.id)))?;
+    let first_ok = v.len() >= 6 && {
+        let klen = u16::from_le_bytes([v[0], v[1]]) as usize;
+        v.get(6..6 + klen) == Some(&c.first[..])
+    };
+    if v.len() != c.bytes || !first_ok {
+        return Err(Error::internal(format!(
+            "checkpoint chunk {} does not match the manifest",
+            c.id
+        )));
+    }
+    Ok(v)
+}
+
+/// One record's value, read from sled without loading the rest (start-up, before the load).
+pub fn lookup(db: &sled::Db, tree: &sled::Tree, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    let Some(index) = manifest(tree)? else {
+        return Ok(match old_tree(db)? {
+            Some(old) => old.get(key)?.map(|v| v.to_vec()),
+            None => None,
+        });
+    };
+    let Some(c) = index.chunks.get(index.locate(key)) else {
+        return Ok(None);
+    };
+    let v = read_chunk(tree, c)?;
+    let mut packed = Packed::default();
+    packed.push_packed(&v).map_err(Error::internal)?;
+    packed.seal();
+    let r = packed.index_range(Bound::Included(key), Bound::Included(key));
+    Ok((!r.is_empty()).then(|| packed.entry_at(r.start).1.to_vec()))
 }
 
 /// The chunks holding keys written since the last checkpoint.
@@ -177,7 +235,8 @@ impl Dirty {
         for k in keys {
             let ahead = at + 1 < index.chunks.len()
                 && compare(&index.chunks[at + 1].first, k) != std::cmp::Ordering::Greater;
-            let behind = at > 0 && compare(k, &index.chunks[at].first) == std::cmp::Ordering::Less;
+            let behind =
+                at > 0 && compare(k, &index.chunks[at].first) == std::cmp::Ordering::Less;
             if ahead || behind {
                 at = index.locate(k);
             }
@@ -200,44 +259,41 @@ impl Dirty {
     pub fn len(&self) -> usize {
         self.slots.len()
     }
-
-    /// Marks the slots of a plan that may not have been applied.
-    pub fn mark_slots(&mut self, slots: &[usize]) {
-        self.slots.extend(slots);
-    }
 }
 
-/// A checkpoint ready to apply: the sled batch and the index once it is applied.
-pub struct Plan {
-    pub batch: sled::Batch,
-    pub index: Index,
-    /// The old chunk slots it replaces, and the keys it writes: if applying it fails, sled
-    /// may hold either side, so the next plan rewrites those slots and removes those keys
-    /// unless it writes them again.
-    pub touched: Vec<usize>,
-    pub inserted: Vec<Vec<u8>>,
-    /// Chunks written and their bytes.
-    pub written: usize,
-    pub written_bytes: usize,
+/// What a checkpoint wrote.
+#[derive(Debug, Default)]
+pub struct Written {
+    pub chunks: usize,
+    pub bytes: usize,
 }
 
-/// The chunks of `dirty`, taken from `base` (the records as of the log sequence `folded`),
-/// replacing the old ones, and the manifest, as one batch.
-pub fn plan(
+/// Writes the chunks of `dirty` from `base` (the records as of the log sequence `folded`)
+/// under new ids, then the manifest, removing the chunks they replace, and makes it all
+/// durable (`dir`: sled's directory). Returns the new index; on an error sled holds the
+/// old one or the new one, whole, and [`manifest`] tells which.
+pub fn checkpoint(
+    db: &sled::Db,
+    tree: &sled::Tree,
+    dir: &Path,
     index: &Index,
     dirty: &Dirty,
-    stale: &BTreeSet<Vec<u8>>,
     base: &Packed,
     folded: u64,
-) -> Plan {
-    let mut batch = sled::Batch::default();
-    for k in stale {
-        batch.remove(&k[..]);
+) -> Result<(Index, Written)> {
+    // Chunks a crash left past the manifest's next id (not listed, so never read).
+    let (from, to) = (chunk_key(index.next_id), [CHUNK + 1]);
+    let orphans: Vec<sled::IVec> = tree
+        .range(&from[..]..&to[..])
+        .keys()
+        .collect::<std::result::Result<_, _>>()?;
+    for k in orphans {
+        tree.remove(k)?;
     }
-    let (mut touched, mut inserted) = (Vec::new(), Vec::new());
+    let mut next_id = index.next_id;
+    let mut removed = Vec::new();
     let mut out = Vec::with_capacity(index.len() + dirty.len());
-    let (mut written, mut written_bytes) = (0, 0);
-    let n = index.chunks.len();
+    let mut written = Written::default();
     let is_dirty = |i: usize| dirty.slots.contains(&i);
     let mut i = 0;
     while i < index.slots() {
@@ -270,29 +326,35 @@ pub fn plan(
                 _ => break pieces,
             }
         };
-        touched.extend(a..=b);
-        for old in &index.chunks[a.min(n)..(b + 1).min(n)] {
-            batch.remove(chunk_key(&old.first));
-        }
+        removed.extend(index.chunks.get(a..(b + 1).min(index.len())).into_iter().flatten().map(|c| c.id));
         for (r, bytes) in pieces {
             let first = base.key_at(r.start).to_vec();
-            batch.insert(chunk_key(&first), base.span(r));
-            inserted.push(chunk_key(&first));
-            out.push(Chunk { first, bytes });
-            written += 1;
-            written_bytes += bytes;
+            tree.insert(chunk_key(next_id), base.span(r))?;
+            out.push(Chunk {
+                id: next_id,
+                bytes,
+                first,
+            });
+            next_id += 1;
+            written.chunks += 1;
+            written.bytes += bytes;
         }
         i = b + 1;
     }
-    batch.insert(MANIFEST, &manifest_bytes(folded)[..]);
-    Plan {
-        batch,
-        index: Index { chunks: out },
-        touched,
-        inserted,
-        written,
-        written_bytes,
+    let new = Index {
+        chunks: out,
+        folded,
+        next_id,
+    };
+    let mut batch = sled::Batch::default();
+    for id in removed {
+        batch.remove(&chunk_key(id)[..]);
     }
+    batch.insert(MANIFEST, new.encode());
+    tree.apply_batch(batch)?;
+    db.flush()?;
+    sync(dir)?;
+    Ok((new, written))
 }
 
 /// Records `r` of `base` cut into pieces of at most [`TARGET`] bytes (a longer record
@@ -314,47 +376,40 @@ fn cut(base: &Packed, r: std::ops::Range<usize>) -> Vec<(std::ops::Range<usize>,
     pieces
 }
 
-/// Reads every chunk into one packed base, and their index. Chunks are read on two threads,
-/// then copied once into a slab of their total size.
-pub fn load(tree: &sled::Tree) -> Result<(Packed, Index)> {
-    /// Where the second thread starts: `event`, `folder-stamp`, `issue` fall below it and
-    /// `row`, `value` above, in about equal parts.
-    const SPLIT: &[u8] = b"citem";
-    fn read(iter: sled::Iter) -> Result<Vec<(sled::IVec, sled::IVec)>> {
-        iter.map(|r| Ok(r?)).collect()
-    }
-    let start = chunk_key(b"");
-    let end = [CHUNK + 1];
+/// Reads every chunk of the manifest into one packed base (two threads read, then the
+/// chunks are copied once into a slab of their total size); the index comes back too.
+/// None when the tree has no manifest.
+pub fn load(tree: &sled::Tree) -> Result<Option<(Packed, Index)>> {
+    let Some(index) = manifest(tree)? else {
+        return Ok(None);
+    };
+    let read = |cs: &[Chunk]| -> Result<Vec<sled::IVec>> {
+        cs.iter().map(|c| read_chunk(tree, c)).collect()
+    };
+    let (low, high) = index.chunks.split_at(index.len() / 2);
     let (low, high) = std::thread::scope(|s| {
-        let high = s.spawn(|| read(tree.range(SPLIT..&end[..])));
-        let low = read(tree.range(&start[..]..SPLIT));
-        (low, high.join())
+        let high = s.spawn(|| read(high));
+        (read(low), high.join())
     });
     let mut all = low?;
     all.extend(high.map_err(|_| Error::internal("load thread panicked"))??);
-    let total: usize = all.iter().map(|(_, v)| v.len()).sum();
+    let total: usize = all.iter().map(|v| v.len()).sum();
     let mut packed = Packed::default();
     // About 80 bytes a record at the shapes measured; offsets grow as needed past it.
     packed.reserve(total, total / 64);
-    let mut index = Index::default();
-    for (k, v) in all {
-        let first = k[1..].to_vec();
+    for v in all {
         let before = packed.len();
         packed
             .push_packed(&v)
             .map_err(|e| Error::internal(format!("checkpoint chunk damaged: {e}")))?;
-        if packed.len() == before || packed.key_at(before) != first.as_slice() {
-            return Err(Error::internal("checkpoint chunk damaged: its key is not its first record's"));
-        }
-        if before > 0 && compare(packed.key_at(before - 1), &first) != std::cmp::Ordering::Less {
+        if before > 0
+            && compare(packed.key_at(before - 1), packed.key_at(before))
+                != std::cmp::Ordering::Less
+        {
             return Err(Error::internal("checkpoint chunks overlap"));
         }
-        index.chunks.push(Chunk {
-            first,
-            bytes: v.len(),
-        });
     }
-    Ok((packed, index))
+    Ok(Some((packed, index)))
 }
 
 /// Makes what sled wrote durable: its log, and the blob files it keeps large values in
@@ -381,6 +436,7 @@ pub struct BulkWriter {
     tree: sled::Tree,
     dir: std::path::PathBuf,
     chunk: Packed,
+    index: Index,
 }
 
 impl BulkWriter {
@@ -391,6 +447,7 @@ impl BulkWriter {
             tree,
             dir: dir.to_path_buf(),
             chunk: Packed::default(),
+            index: Index::default(),
         })
     }
 
@@ -407,17 +464,22 @@ impl BulkWriter {
             return Ok(());
         }
         let chunk = std::mem::take(&mut self.chunk);
-        self.tree.insert(
-            chunk_key(chunk.key_at(0)),
-            chunk.span(0..chunk.len()),
-        )?;
+        let bytes = chunk.span(0..chunk.len());
+        let id = self.index.next_id;
+        self.tree.insert(chunk_key(id), bytes)?;
+        self.index.chunks.push(Chunk {
+            id,
+            bytes: bytes.len(),
+            first: chunk.key_at(0).to_vec(),
+        });
+        self.index.next_id += 1;
         Ok(())
     }
 
     /// Writes the last chunk and the manifest and makes everything durable.
     pub fn finish(mut self) -> Result<()> {
         self.write_chunk()?;
-        self.tree.insert(MANIFEST, &manifest_bytes(0)[..])?;
+        self.tree.insert(MANIFEST, self.index.encode())?;
         self.db.flush()?;
         sync(&self.dir)?;
         drop((self.tree, self.db));
@@ -446,34 +508,47 @@ mod tests {
         k
     }
 
-    /// Applies plans to an in-memory picture of the tree, and checks that the chunks read
-    /// back in order give `base`, each within its size.
-    fn apply(tree: &sled::Tree, plan: Plan, base: &Packed) -> Index {
-        tree.apply_batch(plan.batch).unwrap();
-        let (loaded, index) = load(tree).unwrap();
-        assert_eq!(index, plan.index, "the index follows the tree");
+    struct Db {
+        dir: tempfile::TempDir,
+        db: sled::Db,
+        tree: sled::Tree,
+    }
+
+    fn db() -> Db {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, tree) = super::super::checkpoint::open_sled(dir.path(), 1 << 20).unwrap();
+        Db { dir, db, tree }
+    }
+
+    /// Writes a checkpoint and checks that the chunks read back in order give `base`, each
+    /// within its size, and that the tree holds no chunk beside the manifest's.
+    fn write(d: &Db, index: &Index, dirty: &Dirty, base: &Packed, folded: u64) -> (Index, Written) {
+        let (new, written) =
+            checkpoint(&d.db, &d.tree, d.dir.path(), index, dirty, base, folded).unwrap();
+        let (loaded, loaded_index) = load(&d.tree).unwrap().unwrap();
+        assert_eq!(loaded_index, new, "the manifest is the index");
         assert_eq!(loaded.span(0..loaded.len()), base.span(0..base.len()));
-        for c in &index.chunks {
+        for c in &new.chunks {
             assert!(c.bytes <= TARGET, "{} bytes", c.bytes);
         }
-        index
+        let stored = d.tree.scan_prefix([CHUNK]).count();
+        assert_eq!(stored, new.len(), "replaced chunks are removed");
+        (new, written)
     }
 
     /// Chunks are cut when they grow, rewritten only where keys were written, merged when
     /// they shrink, and removed when emptied; every state loads back to the records.
     #[test]
     fn chunks_split_merge_and_follow_the_records() {
-        let db = sled::Config::new().temporary(true).open().unwrap();
-        let tree = db.open_tree(TREE).unwrap();
+        let d = db();
         let value = vec![7u8; 1000];
         // 3 000 records of about 1 KB: three or four chunks.
         let base = packed((0..3000).map(key), &value);
         let mut dirty = Dirty::default();
         dirty.mark_all(&Index::default());
-        let p1 = plan(&Index::default(), &dirty, &BTreeSet::new(), &base, 5);
-        assert!(p1.written >= 3);
-        let index = apply(&tree, p1, &base);
-        assert_eq!(manifest(&tree).unwrap(), Some(5));
+        let (index, w) = write(&d, &Index::default(), &dirty, &base, 5);
+        assert!(w.chunks >= 3);
+        assert_eq!(folded_seq(&d.db, &d.tree).unwrap(), 5);
         let n = index.len();
 
         // New keys at the end touch only the last chunk (and may cut a new one).
@@ -482,9 +557,8 @@ mod tests {
         let new_keys: Vec<Vec<u8>> = (3000..3100).map(key).collect();
         dirty.mark_sorted(&index, new_keys.iter().map(|k| &k[..]));
         assert_eq!(dirty.len(), 1);
-        let plan2 = plan(&index, &dirty, &BTreeSet::new(), &base2, 6);
-        assert!(plan2.written <= 2, "{} chunks rewritten", plan2.written);
-        let index = apply(&tree, plan2, &base2);
+        let (index, w) = write(&d, &index, &dirty, &base2, 6);
+        assert!(w.chunks <= 2, "{} chunks rewritten", w.chunks);
         assert!(index.len() >= n);
 
         // Removing most records of the first two chunks leaves short chunks, merged.
@@ -493,33 +567,53 @@ mod tests {
         let mut dirty = Dirty::default();
         let removed: Vec<Vec<u8>> = (0..2000).filter(|i| i % 10 != 0).map(key).collect();
         dirty.mark_sorted(&index, removed.iter().map(|k| &k[..]));
-        let plan3 = plan(&index, &dirty, &BTreeSet::new(), &base3, 7);
-        let index3 = apply(&tree, plan3, &base3);
+        let (index3, _) = write(&d, &index, &dirty, &base3, 7);
         assert!(index3.len() < index.len(), "short chunks merged");
 
         // Everything removed: no chunk is left, and the manifest is.
         let empty = Packed::default();
         let mut dirty = Dirty::default();
         dirty.mark_all(&index3);
-        let plan4 = plan(&index3, &dirty, &BTreeSet::new(), &empty, 8);
-        let index4 = apply(&tree, plan4, &empty);
+        let (index4, _) = write(&d, &index3, &dirty, &empty, 8);
         assert!(index4.is_empty());
-        assert_eq!(manifest(&tree).unwrap(), Some(8));
+        assert_eq!(folded_seq(&d.db, &d.tree).unwrap(), 8);
+    }
+
+    /// Chunks written by a checkpoint that never wrote its manifest (a crash) are never
+    /// read, and the next checkpoint removes them.
+    #[test]
+    fn chunks_of_an_unfinished_checkpoint_are_ignored_then_removed() {
+        let d = db();
+        let base = packed((0..3000).map(key), &[1u8; 1000]);
+        let mut dirty = Dirty::default();
+        dirty.mark_all(&Index::default());
+        let (index, _) = write(&d, &Index::default(), &dirty, &base, 1);
+        // A crash after two chunks of the next checkpoint.
+        for id in index.next_id..index.next_id + 2 {
+            d.tree.insert(chunk_key(id), &b"\x05\x00\x01\x00\x00\x00junk!x"[..]).unwrap();
+        }
+        let (loaded, _) = load(&d.tree).unwrap().unwrap();
+        assert_eq!(loaded.len(), 3000);
+        let base2 = packed((0..3001).map(key), &[1u8; 1000]);
+        let mut dirty = Dirty::default();
+        dirty.mark_sorted(&index, [&key(3000)[..]].into_iter());
+        write(&d, &index, &dirty, &base2, 2);
     }
 
     #[test]
     fn a_record_is_found_in_its_chunk_before_the_load() {
-        let db = sled::Config::new().temporary(true).open().unwrap();
-        let tree = db.open_tree(TREE).unwrap();
+        let d = db();
         let base = packed((0..3000).map(key), &[1u8; 1000]);
         let mut dirty = Dirty::default();
         dirty.mark_all(&Index::default());
-        tree.apply_batch(plan(&Index::default(), &dirty, &BTreeSet::new(), &base, 1).batch)
-            .unwrap();
+        write(&d, &Index::default(), &dirty, &base, 1);
         for i in [0, 1, 1500, 2999] {
-            assert_eq!(lookup(&db, &tree, &key(i)).unwrap(), Some(vec![1u8; 1000]));
+            assert_eq!(
+                lookup(&d.db, &d.tree, &key(i)).unwrap(),
+                Some(vec![1u8; 1000])
+            );
         }
-        assert_eq!(lookup(&db, &tree, &key(3000)).unwrap(), None);
-        assert_eq!(lookup(&db, &tree, b"a").unwrap(), None);
+        assert_eq!(lookup(&d.db, &d.tree, &key(3000)).unwrap(), None);
+        assert_eq!(lookup(&d.db, &d.tree, b"a").unwrap(), None);
     }
 }

@@ -761,7 +761,7 @@ impl Loader {
             );
             chunks::Index::default()
         } else {
-            let (packed, index) = chunks::load(&self.tree)?;
+            let (packed, index) = chunks::load(&self.tree)?.unwrap_or_default();
             *mem = Mem::new(packed);
             index
         };
@@ -859,7 +859,7 @@ impl Loader {
             gate: self.fold_gate.clone(),
             index,
             dirty,
-            stale: Default::default(),
+            uncertain: false,
             convert,
         };
         let mut threads = self.threads.lock().map_err(Error::internal)?;
