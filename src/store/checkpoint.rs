@@ -14,7 +14,7 @@
 
 use super::chunks::{self, Dirty, Index};
 use super::commit::GroupCommit;
-use super::mem::{self, Mem, Packed};
+use super::mem::{self, Base, Mem};
 use super::wal;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -240,7 +240,7 @@ impl Checkpointer {
                 None => (None, m.freeze(), seq, log_seq, discards),
             }
         };
-        let base: Arc<Packed> = match (snapshot, job) {
+        let base: Arc<Base> = match (snapshot, job) {
             (Some(base), _) => base,
             (None, None) => return Ok(Outcome::Merged), // Store::compact_now runs
             (None, Some(job)) => {

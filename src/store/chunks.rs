@@ -20,7 +20,7 @@
 //! folded sequence under `~checkpoint`) still open: they are loaded key by key, and the first
 //! checkpoint after the start writes every chunk, then drops the old tree.
 
-use super::mem::{Packed, compare};
+use super::mem::{Base, Packed, compare};
 use crate::error::{Error, Result};
 use std::collections::BTreeSet;
 use std::ops::Bound;
@@ -278,7 +278,7 @@ pub fn checkpoint(
     dir: &Path,
     index: &Index,
     dirty: &Dirty,
-    base: &Packed,
+    base: &Base,
     folded: u64,
 ) -> Result<(Index, Written)> {
     // Chunks a crash left past the manifest's next id (not listed, so never read).
@@ -329,7 +329,7 @@ pub fn checkpoint(
         removed.extend(index.chunks.get(a..(b + 1).min(index.len())).into_iter().flatten().map(|c| c.id));
         for (r, bytes) in pieces {
             let first = base.key_at(r.start).to_vec();
-            tree.insert(chunk_key(next_id), base.span(r))?;
+            tree.insert(chunk_key(next_id), &*base.span(r))?;
             out.push(Chunk {
                 id: next_id,
                 bytes,
@@ -359,11 +359,11 @@ pub fn checkpoint(
 
 /// Records `r` of `base` cut into pieces of at most [`TARGET`] bytes (a longer record
 /// makes a piece of its own), with their sizes.
-fn cut(base: &Packed, r: std::ops::Range<usize>) -> Vec<(std::ops::Range<usize>, usize)> {
+fn cut(base: &Base, r: std::ops::Range<usize>) -> Vec<(std::ops::Range<usize>, usize)> {
     let mut pieces = Vec::new();
     let (mut start, mut acc) = (r.start, 0);
     for j in r.clone() {
-        let len = base.span(j..j + 1).len();
+        let len = base.record_len(j);
         if acc > 0 && acc + len > TARGET {
             pieces.push((start..j, acc));
             (start, acc) = (j, 0);
@@ -376,10 +376,10 @@ fn cut(base: &Packed, r: std::ops::Range<usize>) -> Vec<(std::ops::Range<usize>,
     pieces
 }
 
-/// Reads every chunk of the manifest into one packed base (two threads read, then the
-/// chunks are copied once into a slab of their total size); the index comes back too.
-/// None when the tree has no manifest.
-pub fn load(tree: &sled::Tree) -> Result<Option<(Packed, Index)>> {
+/// Reads every chunk of the manifest into a base (two threads read, then the chunks are
+/// copied once into its segments); the index comes back too. None when the tree has no
+/// manifest.
+pub fn load(tree: &sled::Tree) -> Result<Option<(Base, Index)>> {
     let Some(index) = manifest(tree)? else {
         return Ok(None);
     };
@@ -393,23 +393,19 @@ pub fn load(tree: &sled::Tree) -> Result<Option<(Packed, Index)>> {
     });
     let mut all = low?;
     all.extend(high.map_err(|_| Error::internal("load thread panicked"))??);
-    let total: usize = all.iter().map(|v| v.len()).sum();
-    let mut packed = Packed::default();
-    // About 80 bytes a record at the shapes measured; offsets grow as needed past it.
-    packed.reserve(total, total / 64);
+    let mut base = Base::build();
     for v in all {
-        let before = packed.len();
-        packed
-            .push_packed(&v)
-            .map_err(|e| Error::internal(format!("checkpoint chunk damaged: {e}")))?;
-        if before > 0
-            && compare(packed.key_at(before - 1), packed.key_at(before))
-                != std::cmp::Ordering::Less
+        let klen = u16::from_le_bytes([v[0], v[1]]) as usize;
+        if base
+            .last_key()
+            .is_some_and(|last| compare(last, &v[6..6 + klen]) != std::cmp::Ordering::Less)
         {
             return Err(Error::internal("checkpoint chunks overlap"));
         }
+        base.push_packed(&v)
+            .map_err(|e| Error::internal(format!("checkpoint chunk damaged: {e}")))?;
     }
-    Ok(Some((packed, index)))
+    Ok(Some((base.finish(), index)))
 }
 
 /// Makes what sled wrote durable: its log, and the blob files it keeps large values in
@@ -493,13 +489,12 @@ impl BulkWriter {
 mod tests {
     use super::*;
 
-    fn packed(keys: impl Iterator<Item = Vec<u8>>, value: &[u8]) -> Packed {
+    fn packed(keys: impl Iterator<Item = Vec<u8>>, value: &[u8]) -> Base {
         let mut p = Packed::default();
         for k in keys {
             p.push(&k, value);
         }
-        p.seal();
-        p
+        Base::from_packed(p)
     }
 
     fn key(i: u32) -> Vec<u8> {
@@ -522,7 +517,7 @@ mod tests {
 
     /// Writes a checkpoint and checks that the chunks read back in order give `base`, each
     /// within its size, and that the tree holds no chunk beside the manifest's.
-    fn write(d: &Db, index: &Index, dirty: &Dirty, base: &Packed, folded: u64) -> (Index, Written) {
+    fn write(d: &Db, index: &Index, dirty: &Dirty, base: &Base, folded: u64) -> (Index, Written) {
         let (new, written) =
             checkpoint(&d.db, &d.tree, d.dir.path(), index, dirty, base, folded).unwrap();
         let (loaded, loaded_index) = load(&d.tree).unwrap().unwrap();
@@ -571,7 +566,7 @@ mod tests {
         assert!(index3.len() < index.len(), "short chunks merged");
 
         // Everything removed: no chunk is left, and the manifest is.
-        let empty = Packed::default();
+        let empty = Base::default();
         let mut dirty = Dirty::default();
         dirty.mark_all(&index3);
         let (index4, _) = write(&d, &index3, &dirty, &empty, 8);

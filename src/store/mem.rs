@@ -429,11 +429,213 @@ impl Packed {
     }
 }
 
+/// A segment is cut at this many bytes of records when a merge makes it larger than
+/// [`SEGMENT_MAX`]: a merge copies only the segments the overlay touches, and writes gather
+/// at the ends of key families (new ids, new events), so during a bulk load a merge copies a
+/// few tails rather than the whole base, and memory holds little beside the base.
+const SEGMENT_TARGET: usize = 8 << 20;
+const SEGMENT_MAX: usize = 2 * SEGMENT_TARGET;
+
+/// Every record of the base, in [`Packed`] segments of consecutive key ranges (each holds
+/// at least one record). A segment covers the keys from its first one up to the next
+/// segment's first (the first segment also every key below it).
+#[derive(Default)]
+pub struct Base {
+    segments: Vec<Arc<Packed>>,
+    /// The index of each segment's first record among all records.
+    starts: Vec<usize>,
+    len: usize,
+}
+
+impl Base {
+    /// A base of segments in key order, all sealed and none empty.
+    fn from_segments(segments: Vec<Arc<Packed>>) -> Base {
+        let mut starts = Vec::with_capacity(segments.len());
+        let mut len = 0;
+        for s in &segments {
+            debug_assert!(!s.is_empty());
+            starts.push(len);
+            len += s.len();
+        }
+        Base {
+            segments,
+            starts,
+            len,
+        }
+    }
+
+    /// A base of one segment holding `p`'s records.
+    pub fn from_packed(mut p: Packed) -> Base {
+        p.seal();
+        let segments = (!p.is_empty()).then(|| Arc::new(p));
+        Base::from_segments(segments.into_iter().collect())
+    }
+
+    /// Builds a base from chunks of packed records in key order ([`Packed::push_packed`]),
+    /// cutting segments near [`SEGMENT_TARGET`] bytes.
+    pub fn build() -> BaseBuilder {
+        BaseBuilder::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The segments and their bytes.
+    pub fn shape(&self) -> (usize, usize) {
+        let bytes = self.segments.iter().map(|s| s.slab.len()).sum();
+        (self.segments.len(), bytes)
+    }
+
+    /// The segment whose range holds `key`.
+    fn locate(&self, key: &[u8]) -> usize {
+        self.segments
+            .partition_point(|s| compare(s.key(0), key) != Ordering::Greater)
+            .saturating_sub(1)
+    }
+
+    /// The segment holding record `i`, and `i` within it.
+    fn at(&self, i: usize) -> (usize, usize) {
+        let s = self.starts.partition_point(|&x| x <= i) - 1;
+        (s, i - self.starts[s])
+    }
+
+    pub fn entry(&self, i: usize) -> (&[u8], &[u8]) {
+        let (s, j) = self.at(i);
+        self.segments[s].entry(j)
+    }
+
+    pub fn key_at(&self, i: usize) -> &[u8] {
+        self.entry(i).0
+    }
+
+    /// The packed size of record `i`.
+    pub fn record_len(&self, i: usize) -> usize {
+        let (s, j) = self.at(i);
+        self.segments[s].span(j..j + 1).len()
+    }
+
+    /// The number of records with keys below `k` (or equal to it, with `or_equal`).
+    fn count_below(&self, k: &[u8], or_equal: bool) -> usize {
+        if self.segments.is_empty() {
+            return 0;
+        }
+        let s = self.locate(k);
+        self.starts[s] + self.segments[s].count_below(k, or_equal)
+    }
+
+    fn lower(&self, bound: Bound<&[u8]>) -> usize {
+        match bound {
+            Bound::Unbounded => 0,
+            Bound::Included(k) => self.count_below(k, false),
+            Bound::Excluded(k) => self.count_below(k, true),
+        }
+    }
+
+    fn upper(&self, bound: Bound<&[u8]>) -> usize {
+        match bound {
+            Bound::Unbounded => self.len,
+            Bound::Included(k) => self.count_below(k, true),
+            Bound::Excluded(k) => self.count_below(k, false),
+        }
+    }
+
+    /// The indexes of the records within the bounds.
+    pub fn index_range(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> std::ops::Range<usize> {
+        let from = self.lower(lower);
+        from..self.upper(upper).max(from)
+    }
+
+    /// The packed bytes of records `r` (as [`Packed::push_packed`] takes them), copied only
+    /// when they lie in more than one segment.
+    pub fn span(&self, r: std::ops::Range<usize>) -> std::borrow::Cow<'_, [u8]> {
+        if r.is_empty() {
+            return std::borrow::Cow::Borrowed(&[]);
+        }
+        let (s, j) = self.at(r.start);
+        let (t, k) = self.at(r.end - 1);
+        if s == t {
+            return std::borrow::Cow::Borrowed(self.segments[s].span(j..k + 1));
+        }
+        let mut out = self.segments[s].span(j..self.segments[s].len()).to_vec();
+        for seg in &self.segments[s + 1..t] {
+            out.extend_from_slice(seg.span(0..seg.len()));
+        }
+        out.extend_from_slice(self.segments[t].span(0..k + 1));
+        std::borrow::Cow::Owned(out)
+    }
+
+    fn get(&self, key: &[u8]) -> Option<&[u8]> {
+        if self.segments.is_empty() {
+            return None;
+        }
+        self.segments[self.locate(key)].get(key)
+    }
+
+    /// Records `r`, in order, walking the segments.
+    fn iter(&self, r: std::ops::Range<usize>) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        let (mut s, mut j) = if r.is_empty() { (0, 0) } else { self.at(r.start) };
+        r.map(move |_| {
+            while j >= self.segments[s].len() {
+                (s, j) = (s + 1, 0);
+            }
+            j += 1;
+            self.segments[s].entry(j - 1)
+        })
+    }
+}
+
+/// Builds a [`Base`] from packed records in key order.
+#[derive(Default)]
+pub struct BaseBuilder {
+    done: Vec<Arc<Packed>>,
+    current: Packed,
+}
+
+impl BaseBuilder {
+    /// Appends records packed as [`Packed::push_packed`] takes them.
+    pub fn push_packed(&mut self, bytes: &[u8]) -> Result<(), String> {
+        if self.current.slab.is_empty() {
+            self.current.reserve(SEGMENT_TARGET + bytes.len(), SEGMENT_TARGET / 64);
+        }
+        self.current.push_packed(bytes)?;
+        if self.current.slab.len() >= SEGMENT_TARGET {
+            self.cut();
+        }
+        Ok(())
+    }
+
+    fn cut(&mut self) {
+        let mut p = std::mem::take(&mut self.current);
+        if !p.is_empty() {
+            p.seal();
+            self.done.push(Arc::new(p));
+        }
+    }
+
+    /// The last record's key.
+    pub fn last_key(&self) -> Option<&[u8]> {
+        match self.current.len() {
+            0 => self.done.last().map(|p| p.key(p.len() - 1)),
+            n => Some(self.current.key(n - 1)),
+        }
+    }
+
+    pub fn finish(mut self) -> Base {
+        self.cut();
+        Base::from_segments(self.done)
+    }
+}
+
 /// Writes since the base was made, in key order: the value, `None` for a removal.
 pub type Overlay = BTreeMap<Key, Option<Box<[u8]>>>;
 
 /// What a compaction needs: the base and the frozen overlay it merges into a new base.
-pub type Job = (Arc<Packed>, Arc<Overlay>);
+pub type Job = (Arc<Base>, Arc<Overlay>);
 
 /// A compaction starts once the overlay holds 1/`OVERLAY_SHARE` as many records as the base.
 /// Each one copies the whole base, so under a steady write load their cost falls with a
@@ -448,7 +650,7 @@ const OVERLAY_SHARE: usize = 2;
 /// runs), and the overlay of later writes. Reads look in that order backwards.
 #[derive(Default)]
 pub struct Mem {
-    base: Arc<Packed>,
+    base: Arc<Base>,
     frozen: Option<Arc<Overlay>>,
     overlay: Overlay,
     /// The newest batch applied.
@@ -475,8 +677,13 @@ struct Undo {
 }
 
 impl Mem {
-    pub fn new(mut base: Packed) -> Mem {
-        base.seal();
+    /// A store holding `base`'s records (tests, tools).
+    pub fn new(base: Packed) -> Mem {
+        Mem::with_base(Base::from_packed(base))
+    }
+
+    /// A store holding `base`'s records (the load).
+    pub fn with_base(base: Base) -> Mem {
         let mut mem = Mem {
             base: Arc::new(base),
             ..Mem::default()
@@ -493,7 +700,7 @@ impl Mem {
             stamps.observe(k, Some(v));
         }
         let from = base.count_below(b"folder-stamp/", false);
-        for (k, v) in (from..base.len()).map(|i| base.entry(i)) {
+        for (k, v) in base.iter(from..base.len()) {
             if !k.starts_with(b"folder-stamp/") {
                 break;
             }
@@ -548,7 +755,7 @@ impl Mem {
     }
 
     /// The base, when it holds every record (no overlay, no compaction under way).
-    pub fn whole_base(&self) -> Option<Arc<Packed>> {
+    pub fn whole_base(&self) -> Option<Arc<Base>> {
         (self.frozen.is_none() && self.overlay.is_empty()).then(|| self.base.clone())
     }
 
@@ -577,7 +784,7 @@ impl Mem {
     /// Ends the compaction of `job` with `merged` (made by [`compact`] from it). Returns
     /// what was replaced, for the caller to free after releasing its lock; None, installing
     /// nothing, when [`Mem::compact_now`] replaced the job's base meanwhile.
-    pub fn install(&mut self, job: &Job, merged: Arc<Packed>) -> Option<impl Send + use<>> {
+    pub fn install(&mut self, job: &Job, merged: Arc<Base>) -> Option<impl Send + use<>> {
         let current = self.frozen.as_ref().is_some_and(|f| Arc::ptr_eq(f, &job.1));
         if !Arc::ptr_eq(&self.base, &job.0) || !current {
             return None;
@@ -739,10 +946,7 @@ impl Mem {
         } else {
             self.base.upper(end).max(first)
         };
-        let base = (first..last).map(|i| {
-            let (k, v) = self.base.entry(i);
-            (k, Some(v))
-        });
+        let base = self.base.iter(first..last).map(|(k, v)| (k, Some(v)));
         let layer = move |o: Option<&'a Overlay>| {
             let map = |b: Bound<&'a [u8]>| match b {
                 Bound::Included(k) => Bound::Included(KeyRef::new(k)),
@@ -809,37 +1013,87 @@ impl<'a, L: Iterator<Item = Item<'a>>, H: Iterator<Item = Item<'a>>> Iterator fo
     }
 }
 
-/// A new base, sealed: `base` with the writes of `overlay` applied. Runs without any lock.
-fn compact(base: &Packed, overlay: &Overlay) -> Packed {
-    // Room for everything the overlay may add, so the slab never grows by copying itself.
-    let added: usize = overlay
+/// A new base: `base` with the writes of `overlay` applied. Segments the overlay does not
+/// touch are shared, the others merged anew (and cut when they grew past [`SEGMENT_MAX`]).
+/// Runs without any lock.
+fn compact(base: &Base, overlay: &Overlay) -> Base {
+    let mut out: Vec<Arc<Packed>> = Vec::with_capacity(base.segments.len() + 1);
+    let n = base.segments.len().max(1);
+    for s in 0..n {
+        let lower = match s {
+            0 => Bound::Unbounded,
+            _ => Bound::Included(KeyRef::new(base.segments[s].key(0))),
+        };
+        let upper = match base.segments.get(s + 1) {
+            Some(next) => Bound::Excluded(KeyRef::new(next.key(0))),
+            None => Bound::Unbounded,
+        };
+        let mut writes = overlay.range::<KeyRef, _>((lower, upper)).peekable();
+        let seg = base.segments.get(s);
+        if writes.peek().is_none() {
+            out.extend(seg.cloned());
+            continue;
+        }
+        let empty = Packed::default();
+        let seg: &Packed = seg.map_or(&empty, |a| a);
+        let writes: Vec<(&[u8], Option<&[u8]>)> =
+            writes.map(|(k, e)| (k.as_bytes(), e.as_deref())).collect();
+        merge_segment(seg, &writes, &mut out);
+    }
+    Base::from_segments(out)
+}
+
+/// `seg` with `writes` applied, as one segment or, past [`SEGMENT_MAX`], several of about
+/// [`SEGMENT_TARGET`] bytes; none when nothing is left.
+fn merge_segment(seg: &Packed, writes: &[(&[u8], Option<&[u8]>)], out: &mut Vec<Arc<Packed>>) {
+    // Room for everything the writes may add, so the slab never grows by copying itself.
+    let added: usize = writes
         .iter()
-        .filter_map(|(k, v)| Some(6 + k.as_bytes().len() + v.as_ref()?.len()))
+        .filter_map(|(k, v)| Some(6 + k.len() + v.as_ref()?.len()))
         .sum();
-    let mut out = Packed {
-        slab: Vec::with_capacity(base.slab.len() + added),
-        offsets: Vec::with_capacity(base.len() + overlay.len()),
-        ..Packed::default()
+    let total = seg.slab.len() + added;
+    let piece = if total > SEGMENT_MAX {
+        SEGMENT_TARGET
+    } else {
+        usize::MAX
     };
-    // Advised before the first write, the pages fault in huge: seal has nothing to copy.
-    huge_pages::advise(&out.slab);
-    huge_pages::advise(&out.offsets);
-    let all = (0..base.len()).map(|i| {
-        let (k, v) = base.entry(i);
+    let fresh = |bytes: usize, records: usize| {
+        let p = Packed {
+            slab: Vec::with_capacity(bytes),
+            offsets: Vec::with_capacity(records),
+            ..Packed::default()
+        };
+        // Advised before the first write, the pages fault in huge: seal has nothing to copy.
+        huge_pages::advise(&p.slab);
+        huge_pages::advise(&p.offsets);
+        p
+    };
+    let per_record = total / (seg.len() + writes.len()).max(1) + 1;
+    let room = total.min(piece.saturating_add(64 << 10));
+    let mut cur = fresh(room, room / per_record + 16);
+    let all = (0..seg.len()).map(|i| {
+        let (k, v) = seg.entry(i);
         (k, Some(v))
     });
-    let writes = overlay.iter().map(|(k, e)| (k.as_bytes(), e.as_deref()));
-    for (k, v) in Merge::new(all, writes) {
-        if let Some(v) = v {
-            out.push(k, v);
+    for (k, v) in Merge::new(all, writes.iter().copied()) {
+        let Some(v) = v else { continue };
+        if cur.slab.len() >= piece {
+            cur.seal();
+            out.push(Arc::new(std::mem::replace(
+                &mut cur,
+                fresh(room, room / per_record + 16),
+            )));
         }
+        cur.push(k, v);
     }
-    out.seal();
-    out
+    if !cur.is_empty() {
+        cur.seal();
+        out.push(Arc::new(cur));
+    }
 }
 
 /// Runs a compaction job: the new base for [`Mem::install`].
-pub fn run_job(job: &Job) -> Packed {
+pub fn run_job(job: &Job) -> Base {
     compact(&job.0, &job.1)
 }
 

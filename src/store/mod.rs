@@ -761,8 +761,8 @@ impl Loader {
             );
             chunks::Index::default()
         } else {
-            let (packed, index) = chunks::load(&self.tree)?.unwrap_or_default();
-            *mem = Mem::new(packed);
+            let (base, index) = chunks::load(&self.tree)?.unwrap_or_default();
+            *mem = Mem::with_base(base);
             index
         };
         let sled_ms = started.elapsed().as_millis() as u64;
