@@ -224,7 +224,7 @@ fn a_one_key_per_record_directory_opens_and_is_converted() {
         let (packed, _) = chunks::load(&tree).unwrap().unwrap();
         let records: Vec<(Vec<u8>, Vec<u8>)> = (0..packed.len())
             .map(|i| {
-                let (k, v) = packed.entry_at(i);
+                let (k, v) = packed.entry(i);
                 (k.to_vec(), v.to_vec())
             })
             .collect();
