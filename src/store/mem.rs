@@ -1,15 +1,15 @@
-//! The in-memory copy of every record: a packed, sorted base loaded at start-up, and an
-//! ordered overlay of what was written since.
+//! The in-memory copy of every record: a packed, sorted base, and an ordered overlay of
+//! what was written since.
 //!
-//! The base keeps all keys and values of the load in one byte slab with an offset per
-//! record (about 8 bytes of overhead per record instead of two heap blocks and a tree slot),
-//! so a store of a few hundred thousand records loads fast and stays small. Writes go to the
-//! overlay, where a removal is kept as a tombstone. When the overlay grows, a compaction
-//! freezes it (later writes start a new overlay; reads see base, frozen and new overlay),
-//! merges base and frozen overlay into a new base without any lock ([`run_job`]), and swaps
-//! it in: the write lock is only held for the freeze and the swap, constant time both.
-//! Keys compare in 8-byte words (the layout of [`super::keys`] puts big-endian ids
-//! after short prefixes).
+//! The base keeps keys and values in byte slabs with an offset per record (about 8 bytes of
+//! overhead per record instead of two heap blocks and a tree slot), in segments of about
+//! 8 MiB of consecutive keys ([`Base`]), so a store of millions of records loads fast and
+//! stays small. Writes go to the overlay, where a removal is kept as a tombstone. When the
+//! overlay grows, a compaction freezes it (later writes start a new overlay; reads see base,
+//! frozen and new overlay), merges the frozen overlay into the segments it touches without
+//! any lock ([`run_job`]; the others are shared), and swaps the new base in: the write lock
+//! is only held for the freeze and the swap, constant time both. Keys compare in 8-byte
+//! words (the layout of [`super::keys`] puts big-endian ids after short prefixes).
 
 use super::groups::{FAMILIES, Groups, group_of};
 use super::stamps::Stamps;

@@ -100,15 +100,15 @@ use mem::Mem;
 pub struct Options {
     /// sled's page cache in bytes (sled is only read at start-up and written at checkpoints).
     pub cache_bytes: u64,
-    /// A log file is closed and folded into sled once it holds this many bytes...
+    /// A log file is closed (and later checkpointed into sled) once it holds this many bytes...
     pub checkpoint_bytes: u64,
     /// ...or once it is this old and not empty.
     pub checkpoint_age: Duration,
-    /// Closed files are folded when writes pause, or once they hold this many bytes (or the
-    /// oldest has waited `checkpoint_age`).
+    /// Closed files are checkpointed when writes pause, or once they hold this many bytes
+    /// (or the oldest has waited `checkpoint_age`).
     pub checkpoint_backlog_bytes: u64,
     /// Writes are merged into the packed in-memory base once this many (and half of
-    /// the base) have gathered.
+    /// the base, or 500 000) have gathered.
     pub compact_min_records: usize,
 }
 
@@ -883,7 +883,7 @@ impl Loader {
     }
 }
 
-/// No write for this long lets the checkpointer fold the closed log files.
+/// No write for this long lets the checkpointer checkpoint the closed log files.
 const CHECKPOINT_QUIET: Duration = Duration::from_secs(1);
 
 /// Where the parallel load splits the key space: the big prefixes of [`keys`] (`event`,
