@@ -376,33 +376,83 @@ fn cut(base: &Base, r: std::ops::Range<usize>) -> Vec<(std::ops::Range<usize>, u
     pieces
 }
 
-/// Reads every chunk of the manifest into a base (two threads read, then the chunks are
-/// copied once into its segments); the index comes back too. None when the tree has no
-/// manifest.
+/// Reads every chunk of the manifest into a base; the index comes back too. None when the
+/// tree has no manifest.
+///
+/// sled keeps large values in blobs of whole tree nodes, several chunks each, and its
+/// cache is small: reading the chunks one by one in key order read each node again for
+/// each of its chunks (18 s at a million issues). So the tree is scanned in key (id) order,
+/// on two threads over halves of the ids, each chunk copied straight to its place in
+/// segments sized from the manifest.
 pub fn load(tree: &sled::Tree) -> Result<Option<(Base, Index)>> {
     let Some(index) = manifest(tree)? else {
         return Ok(None);
     };
-    let read = |cs: &[Chunk]| -> Result<Vec<sled::IVec>> {
-        cs.iter().map(|c| read_chunk(tree, c)).collect()
-    };
-    let (low, high) = index.chunks.split_at(index.len() / 2);
-    let (low, high) = std::thread::scope(|s| {
-        let high = s.spawn(|| read(high));
-        (read(low), high.join())
-    });
-    let mut all = low?;
-    all.extend(high.map_err(|_| Error::internal("load thread panicked"))??);
-    let mut base = Base::build();
-    for v in all {
-        let klen = u16::from_le_bytes([v[0], v[1]]) as usize;
-        if base
-            .last_key()
-            .is_some_and(|last| compare(last, &v[6..6 + klen]) != std::cmp::Ordering::Less)
-        {
-            return Err(Error::internal("checkpoint chunks overlap"));
+    let ordered = index
+        .chunks
+        .windows(2)
+        .all(|w| compare(&w[0].first, &w[1].first) == std::cmp::Ordering::Less);
+    if !ordered {
+        return Err(Error::internal("checkpoint manifest out of key order"));
+    }
+    let mut slabs: Vec<Vec<u8>> = super::mem::segment_sizes(index.chunks.iter().map(|c| c.bytes))
+        .into_iter()
+        .map(|n| vec![0u8; n])
+        .collect();
+    {
+        // Each chunk's place, in id order.
+        let mut places: Vec<(u64, &Chunk, &mut [u8])> = Vec::with_capacity(index.len());
+        let mut chunks = index.chunks.iter();
+        for slab in &mut slabs {
+            let mut rest: &mut [u8] = slab;
+            while !rest.is_empty() {
+                let c = chunks.next().expect("segments sized from the chunks");
+                let (head, tail) = rest.split_at_mut(c.bytes);
+                places.push((c.id, c, head));
+                rest = tail;
+            }
         }
-        base.push_packed(&v)
+        places.sort_by_key(|p| p.0);
+        let half = places.len() / 2;
+        let high = places.split_off(half);
+        let fill = |places: Vec<(u64, &Chunk, &mut [u8])>| -> Result<()> {
+            let (Some(lo), Some(hi)) = (places.first().map(|p| p.0), places.last().map(|p| p.0))
+            else {
+                return Ok(());
+            };
+            let mut want = places.into_iter().peekable();
+            for r in tree.range(chunk_key(lo)..=chunk_key(hi)) {
+                let (k, v) = r?;
+                let id = u64::from_be_bytes(k[1..9].try_into().map_err(Error::internal)?);
+                let Some((_, c, dest)) = want.next_if(|p| p.0 == id) else {
+                    continue; // not in the manifest: an unfinished checkpoint's
+                };
+                let first_ok = v.len() >= 6 && {
+                    let klen = u16::from_le_bytes([v[0], v[1]]) as usize;
+                    v.get(6..6 + klen) == Some(&c.first[..])
+                };
+                if v.len() != c.bytes || !first_ok {
+                    return Err(Error::internal(format!(
+                        "checkpoint chunk {id} does not match the manifest"
+                    )));
+                }
+                dest.copy_from_slice(&v);
+            }
+            match want.next() {
+                Some((id, _, _)) => Err(Error::internal(format!("checkpoint chunk {id} missing"))),
+                None => Ok(()),
+            }
+        };
+        let (low, high) = std::thread::scope(|s| {
+            let high = s.spawn(|| fill(high));
+            (fill(places), high.join())
+        });
+        low?;
+        high.map_err(|_| Error::internal("load thread panicked"))??;
+    }
+    let mut base = Base::build();
+    for slab in slabs {
+        base.push_slab(slab)
             .map_err(|e| Error::internal(format!("checkpoint chunk damaged: {e}")))?;
     }
     Ok(Some((base.finish(), index)))

@@ -589,6 +589,22 @@ impl Base {
     }
 }
 
+/// The sizes of the segments [`BaseBuilder::push_packed`] makes of chunks of these sizes.
+pub fn segment_sizes(chunks: impl Iterator<Item = usize>) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut cur = 0;
+    for n in chunks {
+        cur += n;
+        if cur >= SEGMENT_TARGET {
+            out.push(std::mem::take(&mut cur));
+        }
+    }
+    if cur > 0 {
+        out.push(cur);
+    }
+    out
+}
+
 /// Builds a [`Base`] from packed records in key order.
 #[derive(Default)]
 pub struct BaseBuilder {
@@ -606,6 +622,31 @@ impl BaseBuilder {
         if self.current.slab.len() >= SEGMENT_TARGET {
             self.cut();
         }
+        Ok(())
+    }
+
+    /// Appends a whole segment of records packed as [`Packed::push_packed`] takes them,
+    /// keeping its allocation.
+    pub fn push_slab(&mut self, slab: Vec<u8>) -> Result<(), String> {
+        self.cut();
+        let mut p = Packed::default();
+        p.offsets.reserve_exact(slab.len() / 64);
+        let mut at = 0;
+        while at < slab.len() {
+            if slab.len() - at < 6 {
+                return Err(format!("a record header cut at byte {at}"));
+            }
+            let klen = u16::from_le_bytes([slab[at], slab[at + 1]]) as usize;
+            let vlen = u32::from_le_bytes(slab[at + 2..at + 6].try_into().unwrap()) as usize;
+            if slab.len() - at - 6 < klen + vlen {
+                return Err(format!("a record cut at byte {at}"));
+            }
+            p.offsets.push(at as u64);
+            at += 6 + klen + vlen;
+        }
+        p.slab = slab;
+        self.current = p;
+        self.cut();
         Ok(())
     }
 
