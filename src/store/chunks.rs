@@ -487,7 +487,7 @@ pub struct BulkWriter {
 
 impl BulkWriter {
     pub fn open(dir: &Path) -> Result<BulkWriter> {
-        let (db, tree) = super::checkpoint::open_sled(dir, 16 << 20)?;
+        let (db, tree) = super::checkpoint::open_sled(dir, 64 << 20)?;
         Ok(BulkWriter {
             db,
             tree,

@@ -469,7 +469,10 @@ impl Store {
     pub fn open_then(dir: &Path, options: Options, after_load: AfterLoad) -> Result<Store> {
         let started = std::time::Instant::now();
         std::fs::create_dir_all(dir)?;
-        let (db, tree) = checkpoint::open_sled(&dir.join("db"), options.cache_bytes)?;
+        // sled keeps the chunks in nodes of up to 16 (16 MiB) and reads a node whole: a
+        // cache smaller than a few nodes read each one again for every chunk in it.
+        let (db, tree) =
+            checkpoint::open_sled(&dir.join("db"), options.cache_bytes.max(LOAD_CACHE))?;
         let early = Arc::new(std::sync::Mutex::new(Some((db.clone(), tree.clone()))));
         let wal_dir = dir.join("wal");
         std::fs::create_dir_all(&wal_dir)?;
@@ -845,7 +848,7 @@ impl Loader {
         checkpoint::release_memory();
         let checkpointer = checkpoint::Checkpointer {
             sled_dir: self.sled_dir,
-            cache_bytes: self.options.cache_bytes,
+            cache_bytes: self.options.cache_bytes.max(CHECKPOINT_CACHE),
             wal_dir: self.wal_dir.clone(),
             stop: self.stop_checkpoints.clone(),
             mem: self.mem.clone(),
@@ -882,6 +885,11 @@ impl Loader {
         Ok(())
     }
 }
+
+/// sled's cache while the load runs (freed with sled once it is over), and while a
+/// checkpoint runs: sled reads and writes a node of chunks whole, up to 16 MiB.
+const LOAD_CACHE: u64 = 256 << 20;
+const CHECKPOINT_CACHE: u64 = 64 << 20;
 
 /// No write for this long lets the checkpointer checkpoint the closed log files.
 const CHECKPOINT_QUIET: Duration = Duration::from_secs(1);
