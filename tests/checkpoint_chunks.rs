@@ -75,7 +75,11 @@ fn comment_texts(c: &mut Client, issue: i64) -> Vec<String> {
 /// that each end with a checkpoint.
 fn write_rounds(server: &Server, rounds: std::ops::Range<usize>) {
     let mut admin = server.admin();
-    if admin.send("LIST PROJECTS").iter().all(|l| !l.starts_with("P ")) {
+    if admin
+        .send("LIST PROJECTS")
+        .iter()
+        .all(|l| !l.starts_with("P "))
+    {
         assert_eq!(admin.id("ADD PROJECT 'Chunks'"), 1);
         assert_eq!(admin.id("ADD FOLDER 1 1 'Bugs'"), 1);
     }
@@ -257,7 +261,9 @@ fn a_one_key_per_record_directory_opens_and_is_converted() {
     drop(admin);
     wait_for_checkpoints(&server, before);
     assert!(
-        server.log().contains("the old one-key-per-record layout was removed"),
+        server
+            .log()
+            .contains("the old one-key-per-record layout was removed"),
         "{}",
         server.log()
     );

@@ -360,7 +360,6 @@ fn removable<'a>(
     Ok(Ok(n))
 }
 
-
 /// `webissued import`'s writer ([`chunks::BulkWriter`]).
 pub use chunks::BulkWriter;
 

@@ -235,8 +235,7 @@ impl Dirty {
         for k in keys {
             let ahead = at + 1 < index.chunks.len()
                 && compare(&index.chunks[at + 1].first, k) != std::cmp::Ordering::Greater;
-            let behind =
-                at > 0 && compare(k, &index.chunks[at].first) == std::cmp::Ordering::Less;
+            let behind = at > 0 && compare(k, &index.chunks[at].first) == std::cmp::Ordering::Less;
             if ahead || behind {
                 at = index.locate(k);
             }
@@ -326,7 +325,14 @@ pub fn checkpoint(
                 _ => break pieces,
             }
         };
-        removed.extend(index.chunks.get(a..(b + 1).min(index.len())).into_iter().flatten().map(|c| c.id));
+        removed.extend(
+            index
+                .chunks
+                .get(a..(b + 1).min(index.len()))
+                .into_iter()
+                .flatten()
+                .map(|c| c.id),
+        );
         for (r, bytes) in pieces {
             let first = base.key_at(r.start).to_vec();
             tree.insert(chunk_key(next_id), &*base.span(r))?;
@@ -635,7 +641,9 @@ mod tests {
         let (index, _) = write(&d, &Index::default(), &dirty, &base, 1);
         // A crash after two chunks of the next checkpoint.
         for id in index.next_id..index.next_id + 2 {
-            d.tree.insert(chunk_key(id), &b"\x05\x00\x01\x00\x00\x00junk!x"[..]).unwrap();
+            d.tree
+                .insert(chunk_key(id), &b"\x05\x00\x01\x00\x00\x00junk!x"[..])
+                .unwrap();
         }
         let (loaded, _) = load(&d.tree).unwrap().unwrap();
         assert_eq!(loaded.len(), 3000);

@@ -314,7 +314,10 @@ impl Packed {
         if r.is_empty() {
             return &[];
         }
-        let end = self.offsets.get(r.end).map_or(self.slab.len(), |&o| o as usize);
+        let end = self
+            .offsets
+            .get(r.end)
+            .map_or(self.slab.len(), |&o| o as usize);
         &self.slab[self.offsets[r.start] as usize..end]
     }
 
@@ -578,7 +581,11 @@ impl Base {
 
     /// Records `r`, in order, walking the segments.
     fn iter(&self, r: std::ops::Range<usize>) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
-        let (mut s, mut j) = if r.is_empty() { (0, 0) } else { self.at(r.start) };
+        let (mut s, mut j) = if r.is_empty() {
+            (0, 0)
+        } else {
+            self.at(r.start)
+        };
         r.map(move |_| {
             while j >= self.segments[s].len() {
                 (s, j) = (s + 1, 0);
@@ -616,7 +623,8 @@ impl BaseBuilder {
     /// Appends records packed as [`Packed::push_packed`] takes them.
     pub fn push_packed(&mut self, bytes: &[u8]) -> Result<(), String> {
         if self.current.slab.is_empty() {
-            self.current.reserve(SEGMENT_TARGET + bytes.len(), SEGMENT_TARGET / 64);
+            self.current
+                .reserve(SEGMENT_TARGET + bytes.len(), SEGMENT_TARGET / 64);
         }
         self.current.push_packed(bytes)?;
         if self.current.slab.len() >= SEGMENT_TARGET {
@@ -779,9 +787,10 @@ impl Mem {
     pub fn wants_compaction(&self, min: usize, quiet: bool) -> bool {
         let n = self.overlay.len();
         self.frozen.is_none()
-            && (n >= (self.base.len() / OVERLAY_SHARE)
-                .min(OVERLAY_CAP)
-                .max(min.max(1))
+            && (n
+                >= (self.base.len() / OVERLAY_SHARE)
+                    .min(OVERLAY_CAP)
+                    .max(min.max(1))
                 || (quiet && n >= 1000.min(min.max(1))))
     }
 
@@ -1316,14 +1325,15 @@ mod tests {
         }
         let mut mem = Mem::with_base(Base::from_segments(segments));
         let mut seq = 0;
-        let mut write = |mem: &mut Mem, model: &mut BTreeMap<_, _>, k: Vec<u8>, v: Option<&[u8]>| {
-            seq += 1;
-            mem.write(seq, k.clone(), v.map(|v| v.to_vec()));
-            match v {
-                Some(v) => model.insert(k, v.to_vec()),
-                None => model.remove(&k),
+        let mut write =
+            |mem: &mut Mem, model: &mut BTreeMap<_, _>, k: Vec<u8>, v: Option<&[u8]>| {
+                seq += 1;
+                mem.write(seq, k.clone(), v.map(|v| v.to_vec()));
+                match v {
+                    Some(v) => model.insert(k, v.to_vec()),
+                    None => model.remove(&k),
+                };
             };
-        };
         // Segment 3 emptied, segment 5 rewritten, keys before the first and after the last.
         for i in 30..40 {
             write(&mut mem, &mut model, key(i), None);
@@ -1335,7 +1345,10 @@ mod tests {
         let merged = Arc::new(run_job(&job));
         for untouched in [1, 2, 4, 6, 7, 8] {
             assert!(
-                merged.segments.iter().any(|s| Arc::ptr_eq(s, &job.0.segments[untouched])),
+                merged
+                    .segments
+                    .iter()
+                    .any(|s| Arc::ptr_eq(s, &job.0.segments[untouched])),
                 "segment {untouched} copied"
             );
         }
