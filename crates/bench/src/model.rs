@@ -3,11 +3,11 @@
 //! against any seeded server without sharing files with the seeder.
 
 use super::conn::{Conn, ReplyBytes};
-use crate::attributes::{AttributeDef, AttributeKind};
-use crate::protocol::token::{self, Arg};
 use std::collections::HashMap;
 use std::io;
 use std::sync::Mutex;
+use webissued::attributes::{AttributeDef, AttributeKind};
+use webissued::protocol::token::{self, Arg};
 
 pub struct Folder {
     pub id: i64,
@@ -84,7 +84,7 @@ pub fn string(args: &[Arg], i: usize) -> &str {
 fn values_for(definition: &str) -> Vec<String> {
     match AttributeDef::parse(definition).map(|d| d.kind) {
         Ok(AttributeKind::Enum { items, .. }) => items,
-        Ok(AttributeKind::Text { max_length }) => (0..16)
+        Ok(AttributeKind::Text { max_length, .. }) => (0..16)
             .map(|i| {
                 let mut s = format!("value {i} it's");
                 s.truncate(max_length);
