@@ -48,11 +48,11 @@ pub struct ServerConfig {
     /// sled's page cache in MiB. Commands read the in-memory copy of the data; sled is read
     /// at start-up and written at checkpoints.
     pub cache_mb: u64,
-    /// The write-ahead log is folded into sled once a log file holds this many MiB...
+    /// A write-ahead log file is closed once it holds this many MiB...
     pub checkpoint_wal_mb: u64,
-    /// ...or is this many seconds old. A closed file is folded once writes pause for a
-    /// second, or once closed files hold `checkpoint_backlog_mb`, or after waiting
-    /// `checkpoint_secs`.
+    /// ...or is this many seconds old. Closed files are checkpointed into sled once writes
+    /// pause for a second, or once they hold `checkpoint_backlog_mb`, or after waiting
+    /// `checkpoint_secs` (protocol-spec/storage.md).
     pub checkpoint_secs: u64,
     pub checkpoint_backlog_mb: u64,
     /// Writes gathered in memory before they are merged into the packed copy of the data.
@@ -96,7 +96,7 @@ impl Default for ServerConfig {
             cache_mb: 16,
             checkpoint_wal_mb: 8,
             checkpoint_secs: 300,
-            checkpoint_backlog_mb: 256,
+            checkpoint_backlog_mb: 64,
             compact_min_records: 20_000,
             backup_dir: None,
             metrics: false,

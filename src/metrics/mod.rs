@@ -201,7 +201,7 @@ impl Metrics {
         self.folded_seq.fetch_max(seq, Relaxed);
     }
 
-    /// A log file was folded into sled, up to batch `seq`.
+    /// A checkpoint was written into sled, holding every batch up to `seq`.
     pub fn checkpointed(&self, seq: u64) {
         self.folded(seq);
         self.checkpoints.fetch_add(1, Relaxed);

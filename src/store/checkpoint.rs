@@ -1,34 +1,28 @@
-//! Checkpoints: folding closed log files into sled, on a thread of their own.
+//! Checkpoints: the in-memory records written to sled in chunks ([`super::chunks`]), and
+//! the closed log files they make redundant removed, on a thread of their own.
 //!
-//! The newest value of every key written in a file goes to sled in one batch (a key written
-//! a thousand times is written once), together with the sequence of the file's last record
-//! under [`CHECKPOINT_KEY`]. sled is then flushed (and its log `fdatasync`ed: sled 0.34.7
-//! only calls `sync_file_range`), and only then is the file removed. A crash at any point
-//! leaves either the file or its data in sled, and replay skips what sled already has.
+//! The same thread merges the in-memory overlay into the packed base ([`super::mem`]): a
+//! checkpoint is such a merge, after which the chunks whose key range the merged writes
+//! touched are written from the new base, with the log sequence that base holds, in one
+//! sled batch. sled is then flushed (and its log and blob files `fdatasync`ed: sled 0.34.7
+//! only calls `sync_file_range`), and only then are the closed log files whose records are
+//! all folded removed. A crash at any point leaves either the files or the chunks, and
+//! replaying a log record again is harmless (every operation puts or removes a whole key).
+//!
+//! Writers wait for none of this: the write lock is only taken to freeze the overlay and to
+//! install the merged base, both constant time.
 
+use super::chunks::{self, Dirty, Index};
+use super::commit::GroupCommit;
+use super::mem::{self, Base, Mem};
 use super::wal;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock, mpsc};
 use std::time::{Duration, Instant};
 
-/// The key in sled's data tree holding the sequence of the last folded batch. It sorts after
-/// every record key and is never loaded into memory.
-pub const CHECKPOINT_KEY: &[u8] = b"~checkpoint";
-
-/// The sequence sled has folded up to (0 for a store that never had a log).
-pub fn folded_seq(tree: &sled::Tree) -> crate::error::Result<u64> {
-    Ok(match tree.get(CHECKPOINT_KEY)? {
-        Some(v) => u64::from_be_bytes(
-            v.as_ref()
-                .try_into()
-                .map_err(crate::error::Error::internal)?,
-        ),
-        None => 0,
-    })
-}
-
-/// Opens sled's database under `dir` (the store's `db/`) and its `data` tree.
+/// Opens sled's database under `dir` (the store's `db/`) and its tree of chunks.
 pub fn open_sled(dir: &Path, cache_bytes: u64) -> crate::error::Result<(sled::Db, sled::Tree)> {
     // The data-directory lock already keeps other processes out, but sled's own file lock
     // can outlive a tool that just exited by a moment; wait for it briefly instead of failing.
@@ -50,21 +44,18 @@ pub fn open_sled(dir: &Path, cache_bytes: u64) -> crate::error::Result<(sled::Db
             other => break other?,
         }
     };
-    let tree = db.open_tree("data")?;
+    let tree = db.open_tree(chunks::TREE)?;
     Ok((db, tree))
 }
 
-/// Makes the calling thread the last to get a core (Linux: a thread's own nice value).
-fn lower_priority() {
-    // SAFETY: plain system calls on the calling thread's id.
-    unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, 19);
-    }
+/// The sequence sled's checkpoint holds every batch up to (0 for a store that never had
+/// one), in either layout.
+pub fn folded_seq(db: &sled::Db, tree: &sled::Tree) -> crate::error::Result<u64> {
+    chunks::folded_seq(db, tree)
 }
 
 /// Hands memory freed by sled back to the system: between checkpoints the server holds no
-/// sled state at all.
+/// Hands memory freed by sled and by merges back to the system.
 pub fn release_memory() {
     // SAFETY: malloc_trim only walks glibc's own free lists.
     unsafe {
@@ -72,41 +63,26 @@ pub fn release_memory() {
     }
 }
 
-/// How often a waiting checkpointer looks at the write activity.
-const POLL: Duration = Duration::from_millis(100);
+/// How often the thread looks at the write activity and the overlay.
+const POLL: Duration = Duration::from_millis(200);
 
-/// Keys per sled batch when folding.
-const FOLD_CHUNK: usize = 10_000;
+/// How long a checkpoint waits for the batches it holds to be on disk before it gives up
+/// (a log that cannot be written; the next round tries again).
+const DURABLE_WAIT: Duration = Duration::from_secs(10);
 
-pub struct Checkpointer {
-    /// sled's directory (`db/` of the data directory).
-    pub sled_dir: PathBuf,
-    pub cache_bytes: u64,
-    pub wal_dir: PathBuf,
-    /// Set at shutdown: finish the file being folded, leave the rest to the next start.
-    pub stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    /// The newest applied sequence: while it moves, writes are coming in.
-    pub activity: Box<dyn Fn() -> u64 + Send>,
-    /// When folds wait for writes to pause, and when they stop waiting.
-    pub schedule: Schedule,
-    /// Held while sled is open for a fold; a backup holds it to copy sled's files.
-    pub gate: std::sync::Arc<std::sync::Mutex<()>>,
-}
-
-/// When closed log files are folded. Folding costs about 10 µs of CPU and several sled
-/// flushes per key, which a burst of writes would pay for in latency; so folds wait for
-/// writes to pause, but never longer than the limits here.
+/// When a checkpoint runs (a merge of the overlay without one runs whenever the overlay
+/// has grown, see [`Mem::wants_compaction`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Schedule {
-    /// No write for this long counts as a pause.
+    /// No write for this long counts as a pause: closed files are checkpointed then.
     pub quiet: Duration,
-    /// Fold regardless once the waiting files hold this many bytes...
+    /// Checkpoint regardless once the closed files hold this many bytes...
     pub backlog_bytes: u64,
     /// ...or once the oldest has waited this long.
     pub max_wait: Duration,
 }
 
-/// A closed log file waiting to be folded.
+/// A closed log file waiting for a checkpoint.
 struct Waiting {
     path: PathBuf,
     /// Its size on disk (a file prepared with zeros counts all of them).
@@ -125,243 +101,280 @@ impl Waiting {
     }
 }
 
+/// How a round ended.
+enum Outcome {
+    /// Merged only, or the checkpoint had to wait for another round.
+    Merged,
+    Checkpointed,
+    /// A closed log file is damaged at this offset: no checkpoint was written.
+    Damaged(PathBuf, u64),
+}
+
+pub struct Checkpointer {
+    /// sled's directory (`db/` of the data directory).
+    pub sled_dir: PathBuf,
+    pub cache_bytes: u64,
+    pub wal_dir: PathBuf,
+    /// Set at shutdown: once the committer is gone, a last checkpoint, then the thread ends.
+    pub stop: Arc<AtomicBool>,
+    pub mem: Arc<RwLock<Mem>>,
+    pub commit: Arc<GroupCommit>,
+    pub schedule: Schedule,
+    /// Merge the overlay once it holds this many records (and half the base).
+    pub compact_min: usize,
+    /// Held while sled is open for a checkpoint; a backup holds it to copy sled's files.
+    pub gate: Arc<Mutex<()>>,
+    /// The chunks in sled.
+    pub index: Index,
+    /// The chunks holding keys written since the last checkpoint.
+    pub dirty: Dirty,
+    /// A checkpoint failed after it began to write: sled's manifest says what it holds.
+    pub uncertain: bool,
+    /// sled holds the first layout ([`chunks`]): checkpoint at once, converting it.
+    pub convert: bool,
+}
+
 impl Checkpointer {
-    /// Folds the files received, oldest first, as [`Schedule`] allows, until every sender is
-    /// gone. sled is opened for each file and closed after it.
+    /// Merges and checkpoints as the overlay, the closed files received and [`Schedule`]
+    /// want, until the store stops; then checkpoints what is left and ends.
     ///
-    /// The thread runs at the lowest priority: sled inserts cost about 10 µs a key here, and
-    /// folding must not take CPU from the commands.
-    pub fn run(self, files: mpsc::Receiver<PathBuf>) {
-        lower_priority();
+    /// The thread runs at the normal priority: at the lowest one, a host busy with other work
+    /// starved it and the log grew without bound under a sustained write load.
+    pub fn run(mut self, files: mpsc::Receiver<PathBuf>) {
         let mut waiting: VecDeque<Waiting> = VecDeque::new();
-        let mut seen = (self.activity)();
+        let mut looked = self.commit.last_applied();
         let mut last_write = Instant::now();
-        let mut senders_gone = false;
+        let mut gone = false;
+        let mut broken = false;
+        let mut untrimmed = false;
+        let mut retry_at: Option<Instant> = None;
         loop {
-            let received = if waiting.is_empty() && !senders_gone {
-                files
-                    .recv()
-                    .map_err(|_| mpsc::RecvTimeoutError::Disconnected)
-            } else {
-                files.recv_timeout(POLL)
-            };
-            match received {
+            match files.recv_timeout(POLL) {
                 Ok(path) => waiting.push_back(Waiting::new(path)),
-                Err(mpsc::RecvTimeoutError::Disconnected) => senders_gone = true,
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    gone = true;
+                    std::thread::sleep(POLL);
+                }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
             }
             while let Ok(path) = files.try_recv() {
                 waiting.push_back(Waiting::new(path));
             }
-            let now = (self.activity)();
-            if now != seen {
-                (seen, last_write) = (now, Instant::now());
+            let now = self.commit.last_applied();
+            // No write since the last look: a quiet moment to merge even a small overlay.
+            let idle = now == looked;
+            if !idle {
+                (looked, last_write) = (now, Instant::now());
             }
-            let Some(oldest) = waiting.front() else {
-                if senders_gone {
-                    return;
-                }
-                continue;
-            };
+            let last_round = gone && self.stop.load(Ordering::Acquire);
             let backlog: u64 = waiting.iter().map(|w| w.bytes).sum();
-            let due = senders_gone
-                || last_write.elapsed() >= self.schedule.quiet
-                || backlog >= self.schedule.backlog_bytes
-                || oldest.since.elapsed() >= self.schedule.max_wait;
-            if !due {
-                continue;
-            }
-            // One file per sled session: sled's memory grows with the keys written while
-            // it is open (about 4 KB a key here) and is only returned when it closes.
-            let round = [oldest.path.clone()];
-            loop {
-                match self.fold_gated(&round) {
-                    Ok(None) => break,
-                    Ok(Some((path, at))) => {
-                        // Folding stops here for good: the file (and every later one) stays
-                        // for the next start to refuse and `webissued salvage` to read, and
-                        // folding later files would put batches after a hole into sled.
+            let can = !broken && retry_at.is_none_or(|t| Instant::now() >= t);
+            let changed = !waiting.is_empty() || !self.dirty.is_empty() || self.unmerged();
+            let due = can
+                && (self.convert
+                    || (last_round && changed)
+                    || (!waiting.is_empty()
+                        && (last_write.elapsed() >= self.schedule.quiet
+                            || backlog >= self.schedule.backlog_bytes
+                            || waiting
+                                .front()
+                                .is_some_and(|w| w.since.elapsed() >= self.schedule.max_wait))));
+            let merge = self
+                .mem
+                .read()
+                .is_ok_and(|m| m.wants_compaction(self.compact_min, idle));
+            if due || merge {
+                match self.round(due, &mut waiting) {
+                    Ok(Outcome::Merged) => untrimmed = true,
+                    Ok(Outcome::Checkpointed) => {
+                        retry_at = None;
+                        untrimmed = true;
+                    }
+                    Ok(Outcome::Damaged(path, at)) => {
+                        // Checkpoints stop here for good: the file (and every later one)
+                        // stays for the next start to refuse and `webissued salvage` to read.
                         tracing::error!(
                             file = %path.display(),
                             at,
                             "damaged log file: not folded and kept; no further checkpoints; the server serves from memory, but will refuse to start until `webissued salvage` is run"
                         );
-                        while files.recv().is_ok() {}
-                        return;
+                        broken = true;
                     }
                     Err(e) => {
-                        if self.stopping() {
-                            return;
-                        }
                         tracing::error!(error = %e, "checkpoint failed; retrying");
-                        std::thread::sleep(Duration::from_secs(1));
+                        retry_at = Some(Instant::now() + Duration::from_secs(1));
                     }
                 }
+            } else if idle && untrimmed {
+                release_memory();
+                untrimmed = false;
             }
-            waiting.pop_front();
-            release_memory();
-            if self.stopping() {
+            if last_round {
                 return;
             }
         }
     }
 
-    fn stopping(&self) -> bool {
-        self.stop.load(std::sync::atomic::Ordering::Acquire)
+    /// Whether records were written since the base was made.
+    fn unmerged(&self) -> bool {
+        self.mem.read().is_ok_and(|m| m.sizes().1 > 0)
     }
 
-    fn fold_gated(&self, paths: &[PathBuf]) -> crate::error::Result<Option<(PathBuf, u64)>> {
-        let _gate = self.gate.lock().unwrap_or_else(|e| e.into_inner());
-        self.fold_all(paths)
-    }
-
-    /// Folds `paths`, then removes them; or, when one of them is damaged, stops before it
-    /// and returns its path and the offset of the damage (nothing is removed).
-    fn fold_all(&self, paths: &[PathBuf]) -> crate::error::Result<Option<(PathBuf, u64)>> {
-        let mut folded = Vec::new();
-        {
-            let (db, tree) = open_sled(&self.sled_dir, self.cache_bytes)?;
-            // sled keeps its log in the file `db` of its directory; fdatasync on our own
-            // handle flushes the same file.
-            let sled_log = std::fs::File::open(self.sled_dir.join("db"))?;
-            for path in paths {
-                if self.stopping() {
-                    break;
-                }
-                // A file folded before a failure in this round is gone already.
-                if path.exists() {
-                    if let Some(at) = self.fold(&db, &tree, &sled_log, path)? {
-                        return Ok(Some((path.clone(), at)));
-                    }
-                    folded.push(path);
-                }
+    /// Merges the overlay into the base, then, with `checkpoint`, writes the chunks the
+    /// merged writes touched and removes the closed files they make redundant.
+    fn round(
+        &mut self,
+        checkpoint: bool,
+        waiting: &mut VecDeque<Waiting>,
+    ) -> crate::error::Result<Outcome> {
+        let started = Instant::now();
+        let (snapshot, job, seq, log_seq, discards) = {
+            let mut m = self.mem.write().map_err(crate::error::Error::internal)?;
+            if m.take_unseen_merge() {
+                self.dirty.mark_all(&self.index);
             }
+            let (seq, log_seq) = (self.commit.last_applied(), self.commit.applied_log_seq());
+            let discards = self.commit.discards();
+            match m.whole_base() {
+                Some(base) => (Some(base), None, seq, log_seq, discards),
+                None => (None, m.freeze(), seq, log_seq, discards),
+            }
+        };
+        let base: Arc<Base> = match (snapshot, job) {
+            (Some(base), _) => base,
+            (None, None) => return Ok(Outcome::Merged), // Store::compact_now runs
+            (None, Some(job)) => {
+                self.dirty
+                    .mark_sorted(&self.index, job.1.keys().map(|k| k.as_bytes()));
+                let merged = Arc::new(mem::run_job(&job));
+                let replaced = self
+                    .mem
+                    .write()
+                    .map_err(crate::error::Error::internal)?
+                    .install(&job, merged.clone());
+                drop(job);
+                drop(replaced);
+                tracing::debug!(
+                    records = merged.len(),
+                    ms = started.elapsed().as_millis() as u64,
+                    "in-memory records compacted"
+                );
+                merged
+            }
+        };
+        if !checkpoint {
+            return Ok(Outcome::Merged);
         }
+        // The base may hold batches still being flushed: they must be on disk first, and
+        // none of them discarded (a discarded batch's writes are in this base).
+        let deadline = Instant::now() + DURABLE_WAIT;
+        while !self.commit.is_durable(seq) {
+            if Instant::now() >= deadline {
+                return Err(crate::error::Error::internal(
+                    "the batches of the checkpoint did not reach the disk",
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        if self.commit.discards() != discards {
+            tracing::info!("checkpoint left for later: batches it held were discarded");
+            return Ok(Outcome::Merged);
+        }
+        let removable = match removable(waiting.iter().map(|w| w.path.as_path()), log_seq)? {
+            Ok(n) => n,
+            Err((path, at)) => return Ok(Outcome::Damaged(path, at)),
+        };
+        let _gate = self.gate.lock().unwrap_or_else(|e| e.into_inner());
+        let written = {
+            let (db, tree) = open_sled(&self.sled_dir, self.cache_bytes)?;
+            if self.uncertain {
+                // A failed checkpoint: sled holds its manifest or the one before, whole.
+                self.index = chunks::manifest(&tree)?.unwrap_or_default();
+                self.dirty.mark_all(&self.index);
+                self.uncertain = false;
+            }
+            self.uncertain = true;
+            let (index, written) = chunks::checkpoint(
+                &db,
+                &tree,
+                &self.sled_dir,
+                &self.index,
+                &self.dirty,
+                &base,
+                log_seq,
+            )?;
+            drop(base);
+            (self.index, self.dirty, self.uncertain) = (index, Dirty::default(), false);
+            if chunks::old_tree(&db)?.is_some() {
+                db.drop_tree(chunks::OLD_TREE)?;
+                db.flush()?;
+                chunks::sync(&self.sled_dir)?;
+                tracing::info!(
+                    "the checkpoint is now kept in chunks; the old one-key-per-record layout was removed"
+                );
+            }
+            written
+        };
         // sled replays everything written since its last snapshot when it opens and only
         // snapshots while opening, so an opening here keeps the server's next start short.
-        if !self.stopping() {
-            drop(open_sled(&self.sled_dir, self.cache_bytes)?);
-        }
-        for path in folded {
-            std::fs::remove_file(path)?;
+        drop(open_sled(&self.sled_dir, self.cache_bytes)?);
+        self.convert = false;
+        crate::metrics::global().checkpointed(log_seq);
+        for w in waiting.drain(..removable) {
+            std::fs::remove_file(&w.path)?;
         }
         wal::sync_dir(&self.wal_dir)?;
-        Ok(None)
+        tracing::debug!(
+            up_to = log_seq,
+            chunks = self.index.len(),
+            written = written.chunks,
+            written_bytes = written.bytes,
+            files_removed = removable,
+            ms = started.elapsed().as_millis() as u64,
+            "checkpoint"
+        );
+        Ok(Outcome::Checkpointed)
     }
+}
 
-    /// Folds one closed log file into sled (the caller removes it). A damaged file (a bad
-    /// record, or bytes after its last one) is not folded: returns the damage's offset.
-    fn fold(
-        &self,
-        db: &sled::Db,
-        tree: &sled::Tree,
-        sled_log: &std::fs::File,
-        path: &Path,
-    ) -> crate::error::Result<Option<u64>> {
-        let started = std::time::Instant::now();
-        let done = folded_seq(tree)?;
-        let mut latest: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
-        let mut last = done;
-        let summary = wal::read_file(path, |seq, ops| {
-            if seq > done {
-                latest.extend(ops);
-                last = seq;
-            }
-        })?;
+/// How many of the closed files `paths` (oldest first) a checkpoint holding every batch up
+/// to `folded` makes redundant; or the first damaged one and the offset of its damage (a
+/// bad record, or bytes after its last one): a damaged file is never removed, and no
+/// checkpoint is written past it.
+fn removable<'a>(
+    paths: impl Iterator<Item = &'a Path>,
+    folded: u64,
+) -> std::io::Result<Result<usize, (PathBuf, u64)>> {
+    let mut n = 0;
+    let mut newer = false;
+    for path in paths {
+        let summary = wal::read_file(path, |_, _| {})?;
         if summary.torn {
-            return Ok(Some(summary.valid_bytes));
+            return Ok(Err((path.to_path_buf(), summary.valid_bytes)));
         }
-        if last > done {
-            let keys = latest.len();
-            // In flushed chunks: a whole file at once made sled hold over a gigabyte.
-            // A crash between chunks is safe: the file stays and is folded again.
-            let mut batch = sled::Batch::default();
-            for (n, (k, v)) in latest.into_iter().enumerate() {
-                match v {
-                    Some(v) => batch.insert(k, v),
-                    None => batch.remove(k),
-                }
-                if (n + 1) % FOLD_CHUNK == 0 {
-                    tree.apply_batch(std::mem::take(&mut batch))?;
-                    db.flush()?;
-                }
-            }
-            batch.insert(CHECKPOINT_KEY, &last.to_be_bytes()[..]);
-            tree.apply_batch(batch)?;
-            db.flush()?;
-            sled_log.sync_data()?;
-            crate::metrics::global().checkpointed(last);
-            tracing::debug!(
-                file = %path.display(),
-                records = summary.records,
-                keys,
-                up_to = last,
-                ms = started.elapsed().as_millis() as u64,
-                "checkpoint"
-            );
+        newer |= summary.records > 0 && summary.last_seq > folded;
+        if !newer {
+            n += 1;
         }
-        Ok(None)
     }
+    Ok(Ok(n))
 }
 
-/// Writes records in key order straight into an empty checkpoint (`webissued import`): in
-/// flushed batches, with nothing left to replay from a log.
-pub struct BulkWriter {
-    db: sled::Db,
-    tree: sled::Tree,
-    dir: PathBuf,
-    batch: sled::Batch,
-    pending: usize,
-}
-
-impl BulkWriter {
-    pub fn open(dir: &Path) -> crate::error::Result<BulkWriter> {
-        let (db, tree) = open_sled(dir, 16 << 20)?;
-        Ok(BulkWriter {
-            db,
-            tree,
-            dir: dir.to_path_buf(),
-            batch: sled::Batch::default(),
-            pending: 0,
-        })
-    }
-
-    pub fn put(&mut self, key: &[u8], value: &[u8]) -> crate::error::Result<()> {
-        self.batch.insert(key, value);
-        self.pending += 1;
-        if self.pending >= FOLD_CHUNK {
-            self.tree.apply_batch(std::mem::take(&mut self.batch))?;
-            self.pending = 0;
-        }
-        Ok(())
-    }
-
-    /// Writes the last batch and makes everything durable.
-    pub fn finish(self) -> crate::error::Result<()> {
-        self.tree.apply_batch(self.batch)?;
-        self.db.flush()?;
-        std::fs::File::open(self.dir.join("db"))?.sync_data()?;
-        drop((self.tree, self.db));
-        // An opening makes sled snapshot what it replayed, so the next start is quick.
-        drop(open_sled(&self.dir, 16 << 20)?);
-        Ok(())
-    }
-}
+/// `webissued import`'s writer ([`chunks::BulkWriter`]).
+pub use chunks::BulkWriter;
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// A closed file with a bad record is neither folded nor removed, and folding stops
-    /// there (the file after it stays too); an intact file before it is folded and removed.
+    /// A closed file with a bad record is never counted as removable, whatever the folded
+    /// sequence; intact files before it are, up to the first holding newer batches.
     #[test]
-    fn a_damaged_file_is_never_folded_nor_removed() {
+    fn a_damaged_file_is_never_removable() {
         let dir = tempfile::tempdir().unwrap();
-        let wal_dir = dir.path().join("wal");
-        std::fs::create_dir_all(&wal_dir).unwrap();
         let mut paths = Vec::new();
         for (g, seq) in [(1u64, 1u64), (2, 3), (3, 5)] {
-            let mut log = wal::LogFile::create(&wal_dir, g).unwrap();
+            let mut log = wal::LogFile::create(dir.path(), g).unwrap();
             let mut bytes = Vec::new();
             for s in seq..seq + 2 {
                 let k = format!("k{s}");
@@ -370,36 +383,14 @@ mod tests {
             log.append_durable(&bytes).unwrap();
             paths.push(log.path.clone());
         }
+        let all = || paths.iter().map(PathBuf::as_path);
+        assert_eq!(removable(all(), 2).unwrap().unwrap(), 1);
+        assert_eq!(removable(all(), 4).unwrap().unwrap(), 2);
+        assert_eq!(removable(all(), 6).unwrap().unwrap(), 3);
         let mut bad = std::fs::read(&paths[1]).unwrap();
         bad[20] ^= 1;
         std::fs::write(&paths[1], &bad).unwrap();
-        let checkpointer = Checkpointer {
-            sled_dir: dir.path().join("db"),
-            cache_bytes: 1 << 20,
-            wal_dir: wal_dir.clone(),
-            stop: Default::default(),
-            activity: Box::new(|| 0),
-            schedule: Schedule {
-                quiet: Duration::ZERO,
-                backlog_bytes: 0,
-                max_wait: Duration::ZERO,
-            },
-            gate: Default::default(),
-        };
-        let (tx, rx) = mpsc::channel();
-        for p in &paths {
-            tx.send(p.clone()).unwrap();
-        }
-        drop(tx);
-        checkpointer.run(rx);
-        assert!(!paths[0].exists(), "the intact file is folded and removed");
-        assert_eq!(
-            std::fs::read(&paths[1]).unwrap(),
-            bad,
-            "the damaged file stays"
-        );
-        assert!(paths[2].exists(), "no fold past the damage");
-        let (_db, tree) = open_sled(&dir.path().join("db"), 1 << 20).unwrap();
-        assert_eq!(folded_seq(&tree).unwrap(), 2);
+        let (path, _) = removable(all(), 6).unwrap().unwrap_err();
+        assert_eq!(path, paths[1]);
     }
 }

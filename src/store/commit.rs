@@ -243,6 +243,13 @@ impl GroupCommit {
         seq
     }
 
+    /// The log sequence of the newest batch applied: after a discard, later batches take
+    /// the discarded sequences in the log, so it trails [`GroupCommit::last_applied`].
+    pub fn applied_log_seq(&self) -> u64 {
+        let q = self.queue.lock().unwrap();
+        q.last - q.skipped
+    }
+
     /// The newest sequence handed out.
     pub fn last_applied(&self) -> u64 {
         self.applied.load(Ordering::Acquire)

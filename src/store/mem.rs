@@ -1,15 +1,15 @@
-//! The in-memory copy of every record: a packed, sorted base loaded at start-up, and an
-//! ordered overlay of what was written since.
+//! The in-memory copy of every record: a packed, sorted base, and an ordered overlay of
+//! what was written since.
 //!
-//! The base keeps all keys and values of the load in one byte slab with an offset per
-//! record (about 8 bytes of overhead per record instead of two heap blocks and a tree slot),
-//! so a store of a few hundred thousand records loads fast and stays small. Writes go to the
-//! overlay, where a removal is kept as a tombstone. When the overlay grows, a compaction
-//! freezes it (later writes start a new overlay; reads see base, frozen and new overlay),
-//! merges base and frozen overlay into a new base without any lock ([`run_job`]), and swaps
-//! it in: the write lock is only held for the freeze and the swap, constant time both.
-//! Keys compare in 8-byte words (the layout of [`super::keys`] puts big-endian ids
-//! after short prefixes).
+//! The base keeps keys and values in byte slabs with an offset per record (about 8 bytes of
+//! overhead per record instead of two heap blocks and a tree slot), in segments of about
+//! 8 MiB of consecutive keys ([`Base`]), so a store of millions of records loads fast and
+//! stays small. Writes go to the overlay, where a removal is kept as a tombstone. When the
+//! overlay grows, a compaction freezes it (later writes start a new overlay; reads see base,
+//! frozen and new overlay), merges the frozen overlay into the segments it touches without
+//! any lock ([`run_job`]; the others are shared), and swaps the new base in: the write lock
+//! is only held for the freeze and the swap, constant time both. Keys compare in 8-byte
+//! words (the layout of [`super::keys`] puts big-endian ids after short prefixes).
 
 use super::groups::{FAMILIES, Groups, group_of};
 use super::stamps::Stamps;
@@ -276,6 +276,61 @@ impl Packed {
             .extend(other.offsets.into_iter().map(|o| o + base));
     }
 
+    /// Appends a run of records already packed as [`Packed::push`] packs them (a
+    /// checkpoint chunk), in key order after those held. Fails on bytes that do not parse.
+    pub fn push_packed(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let base = self.slab.len();
+        let mut at = 0;
+        while at < bytes.len() {
+            if bytes.len() - at < 6 {
+                return Err(format!("a record header cut at byte {at}"));
+            }
+            let klen = u16::from_le_bytes([bytes[at], bytes[at + 1]]) as usize;
+            let vlen = u32::from_le_bytes(bytes[at + 2..at + 6].try_into().unwrap()) as usize;
+            if bytes.len() - at - 6 < klen + vlen {
+                return Err(format!("a record cut at byte {at}"));
+            }
+            self.offsets.push((base + at) as u64);
+            at += 6 + klen + vlen;
+        }
+        self.slab.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    /// Room for `bytes` more of slab and `records` more offsets.
+    pub fn reserve(&mut self, bytes: usize, records: usize) {
+        self.slab.reserve_exact(bytes);
+        self.offsets.reserve_exact(records);
+    }
+
+    /// The indexes of the records within the bounds.
+    pub fn index_range(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> std::ops::Range<usize> {
+        let from = self.lower(lower);
+        from..self.upper(upper).max(from)
+    }
+
+    /// The packed bytes of records `r` (as [`Packed::push_packed`] takes them).
+    pub fn span(&self, r: std::ops::Range<usize>) -> &[u8] {
+        if r.is_empty() {
+            return &[];
+        }
+        let end = self
+            .offsets
+            .get(r.end)
+            .map_or(self.slab.len(), |&o| o as usize);
+        &self.slab[self.offsets[r.start] as usize..end]
+    }
+
+    /// The key of record `i`.
+    pub fn key_at(&self, i: usize) -> &[u8] {
+        self.key(i)
+    }
+
+    /// The key and value of record `i`.
+    pub fn entry_at(&self, i: usize) -> (&[u8], &[u8]) {
+        self.entry(i)
+    }
+
     /// Frees spare capacity and builds the search fences (after the last push).
     pub fn seal(&mut self) {
         self.slab.shrink_to_fit();
@@ -377,11 +432,259 @@ impl Packed {
     }
 }
 
+/// A segment is cut at this many bytes of records when a merge makes it larger than
+/// [`SEGMENT_MAX`]: a merge copies only the segments the overlay touches, and writes gather
+/// at the ends of key families (new ids, new events), so during a bulk load a merge copies a
+/// few tails rather than the whole base, and memory holds little beside the base.
+const SEGMENT_TARGET: usize = 8 << 20;
+const SEGMENT_MAX: usize = 2 * SEGMENT_TARGET;
+
+/// Every record of the base, in [`Packed`] segments of consecutive key ranges (each holds
+/// at least one record). A segment covers the keys from its first one up to the next
+/// segment's first (the first segment also every key below it).
+#[derive(Default)]
+pub struct Base {
+    segments: Vec<Arc<Packed>>,
+    /// The index of each segment's first record among all records.
+    starts: Vec<usize>,
+    len: usize,
+}
+
+impl Base {
+    /// A base of segments in key order, all sealed and none empty.
+    fn from_segments(segments: Vec<Arc<Packed>>) -> Base {
+        let mut starts = Vec::with_capacity(segments.len());
+        let mut len = 0;
+        for s in &segments {
+            debug_assert!(!s.is_empty());
+            starts.push(len);
+            len += s.len();
+        }
+        Base {
+            segments,
+            starts,
+            len,
+        }
+    }
+
+    /// A base of one segment holding `p`'s records.
+    pub fn from_packed(mut p: Packed) -> Base {
+        p.seal();
+        let segments = (!p.is_empty()).then(|| Arc::new(p));
+        Base::from_segments(segments.into_iter().collect())
+    }
+
+    /// Builds a base from chunks of packed records in key order ([`Packed::push_packed`]),
+    /// cutting segments near [`SEGMENT_TARGET`] bytes.
+    pub fn build() -> BaseBuilder {
+        BaseBuilder::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The segments and their bytes.
+    pub fn shape(&self) -> (usize, usize) {
+        let bytes = self.segments.iter().map(|s| s.slab.len()).sum();
+        (self.segments.len(), bytes)
+    }
+
+    /// The segment whose range holds `key`.
+    fn locate(&self, key: &[u8]) -> usize {
+        self.segments
+            .partition_point(|s| compare(s.key(0), key) != Ordering::Greater)
+            .saturating_sub(1)
+    }
+
+    /// The segment holding record `i`, and `i` within it.
+    fn at(&self, i: usize) -> (usize, usize) {
+        let s = self.starts.partition_point(|&x| x <= i) - 1;
+        (s, i - self.starts[s])
+    }
+
+    pub fn entry(&self, i: usize) -> (&[u8], &[u8]) {
+        let (s, j) = self.at(i);
+        self.segments[s].entry(j)
+    }
+
+    pub fn key_at(&self, i: usize) -> &[u8] {
+        self.entry(i).0
+    }
+
+    /// The packed size of record `i`.
+    pub fn record_len(&self, i: usize) -> usize {
+        let (s, j) = self.at(i);
+        self.segments[s].span(j..j + 1).len()
+    }
+
+    /// The number of records with keys below `k` (or equal to it, with `or_equal`).
+    fn count_below(&self, k: &[u8], or_equal: bool) -> usize {
+        if self.segments.is_empty() {
+            return 0;
+        }
+        let s = self.locate(k);
+        self.starts[s] + self.segments[s].count_below(k, or_equal)
+    }
+
+    fn lower(&self, bound: Bound<&[u8]>) -> usize {
+        match bound {
+            Bound::Unbounded => 0,
+            Bound::Included(k) => self.count_below(k, false),
+            Bound::Excluded(k) => self.count_below(k, true),
+        }
+    }
+
+    fn upper(&self, bound: Bound<&[u8]>) -> usize {
+        match bound {
+            Bound::Unbounded => self.len,
+            Bound::Included(k) => self.count_below(k, true),
+            Bound::Excluded(k) => self.count_below(k, false),
+        }
+    }
+
+    /// The indexes of the records within the bounds.
+    pub fn index_range(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> std::ops::Range<usize> {
+        let from = self.lower(lower);
+        from..self.upper(upper).max(from)
+    }
+
+    /// The packed bytes of records `r` (as [`Packed::push_packed`] takes them), copied only
+    /// when they lie in more than one segment.
+    pub fn span(&self, r: std::ops::Range<usize>) -> std::borrow::Cow<'_, [u8]> {
+        if r.is_empty() {
+            return std::borrow::Cow::Borrowed(&[]);
+        }
+        let (s, j) = self.at(r.start);
+        let (t, k) = self.at(r.end - 1);
+        if s == t {
+            return std::borrow::Cow::Borrowed(self.segments[s].span(j..k + 1));
+        }
+        let mut out = self.segments[s].span(j..self.segments[s].len()).to_vec();
+        for seg in &self.segments[s + 1..t] {
+            out.extend_from_slice(seg.span(0..seg.len()));
+        }
+        out.extend_from_slice(self.segments[t].span(0..k + 1));
+        std::borrow::Cow::Owned(out)
+    }
+
+    fn get(&self, key: &[u8]) -> Option<&[u8]> {
+        if self.segments.is_empty() {
+            return None;
+        }
+        self.segments[self.locate(key)].get(key)
+    }
+
+    /// Records `r`, in order, walking the segments.
+    fn iter(&self, r: std::ops::Range<usize>) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        let (mut s, mut j) = if r.is_empty() {
+            (0, 0)
+        } else {
+            self.at(r.start)
+        };
+        r.map(move |_| {
+            while j >= self.segments[s].len() {
+                (s, j) = (s + 1, 0);
+            }
+            j += 1;
+            self.segments[s].entry(j - 1)
+        })
+    }
+}
+
+/// The sizes of the segments [`BaseBuilder::push_packed`] makes of chunks of these sizes.
+pub fn segment_sizes(chunks: impl Iterator<Item = usize>) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut cur = 0;
+    for n in chunks {
+        cur += n;
+        if cur >= SEGMENT_TARGET {
+            out.push(std::mem::take(&mut cur));
+        }
+    }
+    if cur > 0 {
+        out.push(cur);
+    }
+    out
+}
+
+/// Builds a [`Base`] from packed records in key order.
+#[derive(Default)]
+pub struct BaseBuilder {
+    done: Vec<Arc<Packed>>,
+    current: Packed,
+}
+
+impl BaseBuilder {
+    /// Appends records packed as [`Packed::push_packed`] takes them.
+    pub fn push_packed(&mut self, bytes: &[u8]) -> Result<(), String> {
+        if self.current.slab.is_empty() {
+            self.current
+                .reserve(SEGMENT_TARGET + bytes.len(), SEGMENT_TARGET / 64);
+        }
+        self.current.push_packed(bytes)?;
+        if self.current.slab.len() >= SEGMENT_TARGET {
+            self.cut();
+        }
+        Ok(())
+    }
+
+    /// Appends a whole segment of records packed as [`Packed::push_packed`] takes them,
+    /// keeping its allocation.
+    pub fn push_slab(&mut self, slab: Vec<u8>) -> Result<(), String> {
+        self.cut();
+        let mut p = Packed::default();
+        p.offsets.reserve_exact(slab.len() / 64);
+        let mut at = 0;
+        while at < slab.len() {
+            if slab.len() - at < 6 {
+                return Err(format!("a record header cut at byte {at}"));
+            }
+            let klen = u16::from_le_bytes([slab[at], slab[at + 1]]) as usize;
+            let vlen = u32::from_le_bytes(slab[at + 2..at + 6].try_into().unwrap()) as usize;
+            if slab.len() - at - 6 < klen + vlen {
+                return Err(format!("a record cut at byte {at}"));
+            }
+            p.offsets.push(at as u64);
+            at += 6 + klen + vlen;
+        }
+        p.slab = slab;
+        self.current = p;
+        self.cut();
+        Ok(())
+    }
+
+    fn cut(&mut self) {
+        let mut p = std::mem::take(&mut self.current);
+        if !p.is_empty() {
+            p.seal();
+            self.done.push(Arc::new(p));
+        }
+    }
+
+    /// The last record's key.
+    pub fn last_key(&self) -> Option<&[u8]> {
+        match self.current.len() {
+            0 => self.done.last().map(|p| p.key(p.len() - 1)),
+            n => Some(self.current.key(n - 1)),
+        }
+    }
+
+    pub fn finish(mut self) -> Base {
+        self.cut();
+        Base::from_segments(self.done)
+    }
+}
+
 /// Writes since the base was made, in key order: the value, `None` for a removal.
 pub type Overlay = BTreeMap<Key, Option<Box<[u8]>>>;
 
 /// What a compaction needs: the base and the frozen overlay it merges into a new base.
-pub type Job = (Arc<Packed>, Arc<Overlay>);
+pub type Job = (Arc<Base>, Arc<Overlay>);
 
 /// A compaction starts once the overlay holds 1/`OVERLAY_SHARE` as many records as the base.
 /// Each one copies the whole base, so under a steady write load their cost falls with a
@@ -392,11 +695,16 @@ pub type Job = (Arc<Packed>, Arc<Overlay>);
 /// a heap block): peak memory under those runs went from 314 to 373 MB.
 const OVERLAY_SHARE: usize = 2;
 
+/// ...but never more than this many: a merge copies only the segments it touches, so a
+/// larger overlay saves little, and its records cost more memory than packed ones (a bulk
+/// load let it grow to half of a base of 13 million records, about a gigabyte).
+const OVERLAY_CAP: usize = 500_000;
+
 /// Every record: the packed base, the overlay being merged into a new base (if a compaction
 /// runs), and the overlay of later writes. Reads look in that order backwards.
 #[derive(Default)]
 pub struct Mem {
-    base: Arc<Packed>,
+    base: Arc<Base>,
     frozen: Option<Arc<Overlay>>,
     overlay: Overlay,
     /// The newest batch applied.
@@ -408,6 +716,9 @@ pub struct Mem {
     /// How to take back the writes of batches not yet durable, oldest first
     /// ([`Mem::rollback`]).
     undo: std::collections::VecDeque<Undo>,
+    /// Set by [`Mem::compact_now`]: writes reached the base without the checkpointer seeing
+    /// their keys ([`Mem::take_unseen_merge`]).
+    unseen_merge: bool,
 }
 
 /// What a key held in the overlay before a batch wrote it.
@@ -420,8 +731,13 @@ struct Undo {
 }
 
 impl Mem {
-    pub fn new(mut base: Packed) -> Mem {
-        base.seal();
+    /// A store holding `base`'s records (tests, tools).
+    pub fn new(base: Packed) -> Mem {
+        Mem::with_base(Base::from_packed(base))
+    }
+
+    /// A store holding `base`'s records (the load).
+    pub fn with_base(base: Base) -> Mem {
         let mut mem = Mem {
             base: Arc::new(base),
             ..Mem::default()
@@ -438,7 +754,7 @@ impl Mem {
             stamps.observe(k, Some(v));
         }
         let from = base.count_below(b"folder-stamp/", false);
-        for (k, v) in (from..base.len()).map(|i| base.entry(i)) {
+        for (k, v) in base.iter(from..base.len()) {
             if !k.starts_with(b"folder-stamp/") {
                 break;
             }
@@ -471,7 +787,10 @@ impl Mem {
     pub fn wants_compaction(&self, min: usize, quiet: bool) -> bool {
         let n = self.overlay.len();
         self.frozen.is_none()
-            && (n >= (self.base.len() / OVERLAY_SHARE).max(min.max(1))
+            && (n
+                >= (self.base.len() / OVERLAY_SHARE)
+                    .min(OVERLAY_CAP)
+                    .max(min.max(1))
                 || (quiet && n >= 1000.min(min.max(1))))
     }
 
@@ -492,8 +811,26 @@ impl Mem {
         Some((self.base.clone(), frozen))
     }
 
+    /// The base, when it holds every record (no overlay, no compaction under way).
+    pub fn whole_base(&self) -> Option<Arc<Base>> {
+        (self.frozen.is_none() && self.overlay.is_empty()).then(|| self.base.clone())
+    }
+
+    /// Whether writes were merged by [`Mem::compact_now`] since the last call: the
+    /// checkpoint then cannot tell which of its chunks they changed.
+    pub fn take_unseen_merge(&mut self) -> bool {
+        std::mem::take(&mut self.unseen_merge)
+    }
+
+    /// The keys written since the base was made (the frozen overlay's and the overlay's).
+    pub fn written_keys(&self) -> impl Iterator<Item = &[u8]> {
+        let frozen = self.frozen.iter().flat_map(|f| f.keys());
+        frozen.chain(self.overlay.keys()).map(Key::as_bytes)
+    }
+
     /// Merges everything into the base in place (start-up, tools after a bulk load).
     pub fn compact_now(&mut self) {
+        self.unseen_merge |= self.frozen.is_some() || !self.overlay.is_empty();
         self.pin_undo();
         let step = self.frozen.take().map(|f| compact(&self.base, &f));
         let merged = compact(step.as_ref().unwrap_or(&self.base), &self.overlay);
@@ -504,12 +841,12 @@ impl Mem {
     /// Ends the compaction of `job` with `merged` (made by [`compact`] from it). Returns
     /// what was replaced, for the caller to free after releasing its lock; None, installing
     /// nothing, when [`Mem::compact_now`] replaced the job's base meanwhile.
-    pub fn install(&mut self, job: &Job, merged: Packed) -> Option<impl Send + use<>> {
+    pub fn install(&mut self, job: &Job, merged: Arc<Base>) -> Option<impl Send + use<>> {
         let current = self.frozen.as_ref().is_some_and(|f| Arc::ptr_eq(f, &job.1));
         if !Arc::ptr_eq(&self.base, &job.0) || !current {
             return None;
         }
-        let old = std::mem::replace(&mut self.base, Arc::new(merged));
+        let old = std::mem::replace(&mut self.base, merged);
         Some((old, self.frozen.take()))
     }
 
@@ -666,10 +1003,7 @@ impl Mem {
         } else {
             self.base.upper(end).max(first)
         };
-        let base = (first..last).map(|i| {
-            let (k, v) = self.base.entry(i);
-            (k, Some(v))
-        });
+        let base = self.base.iter(first..last).map(|(k, v)| (k, Some(v)));
         let layer = move |o: Option<&'a Overlay>| {
             let map = |b: Bound<&'a [u8]>| match b {
                 Bound::Included(k) => Bound::Included(KeyRef::new(k)),
@@ -736,37 +1070,87 @@ impl<'a, L: Iterator<Item = Item<'a>>, H: Iterator<Item = Item<'a>>> Iterator fo
     }
 }
 
-/// A new base, sealed: `base` with the writes of `overlay` applied. Runs without any lock.
-fn compact(base: &Packed, overlay: &Overlay) -> Packed {
-    // Room for everything the overlay may add, so the slab never grows by copying itself.
-    let added: usize = overlay
+/// A new base: `base` with the writes of `overlay` applied. Segments the overlay does not
+/// touch are shared, the others merged anew (and cut when they grew past [`SEGMENT_MAX`]).
+/// Runs without any lock.
+fn compact(base: &Base, overlay: &Overlay) -> Base {
+    let mut out: Vec<Arc<Packed>> = Vec::with_capacity(base.segments.len() + 1);
+    let n = base.segments.len().max(1);
+    for s in 0..n {
+        let lower = match s {
+            0 => Bound::Unbounded,
+            _ => Bound::Included(KeyRef::new(base.segments[s].key(0))),
+        };
+        let upper = match base.segments.get(s + 1) {
+            Some(next) => Bound::Excluded(KeyRef::new(next.key(0))),
+            None => Bound::Unbounded,
+        };
+        let mut writes = overlay.range::<KeyRef, _>((lower, upper)).peekable();
+        let seg = base.segments.get(s);
+        if writes.peek().is_none() {
+            out.extend(seg.cloned());
+            continue;
+        }
+        let empty = Packed::default();
+        let seg: &Packed = seg.map_or(&empty, |a| a);
+        let writes: Vec<(&[u8], Option<&[u8]>)> =
+            writes.map(|(k, e)| (k.as_bytes(), e.as_deref())).collect();
+        merge_segment(seg, &writes, &mut out);
+    }
+    Base::from_segments(out)
+}
+
+/// `seg` with `writes` applied, as one segment or, past [`SEGMENT_MAX`], several of about
+/// [`SEGMENT_TARGET`] bytes; none when nothing is left.
+fn merge_segment(seg: &Packed, writes: &[(&[u8], Option<&[u8]>)], out: &mut Vec<Arc<Packed>>) {
+    // Room for everything the writes may add, so the slab never grows by copying itself.
+    let added: usize = writes
         .iter()
-        .filter_map(|(k, v)| Some(6 + k.as_bytes().len() + v.as_ref()?.len()))
+        .filter_map(|(k, v)| Some(6 + k.len() + v.as_ref()?.len()))
         .sum();
-    let mut out = Packed {
-        slab: Vec::with_capacity(base.slab.len() + added),
-        offsets: Vec::with_capacity(base.len() + overlay.len()),
-        ..Packed::default()
+    let total = seg.slab.len() + added;
+    let piece = if total > SEGMENT_MAX {
+        SEGMENT_TARGET
+    } else {
+        usize::MAX
     };
-    // Advised before the first write, the pages fault in huge: seal has nothing to copy.
-    huge_pages::advise(&out.slab);
-    huge_pages::advise(&out.offsets);
-    let all = (0..base.len()).map(|i| {
-        let (k, v) = base.entry(i);
+    let fresh = |bytes: usize, records: usize| {
+        let p = Packed {
+            slab: Vec::with_capacity(bytes),
+            offsets: Vec::with_capacity(records),
+            ..Packed::default()
+        };
+        // Advised before the first write, the pages fault in huge: seal has nothing to copy.
+        huge_pages::advise(&p.slab);
+        huge_pages::advise(&p.offsets);
+        p
+    };
+    let per_record = total / (seg.len() + writes.len()).max(1) + 1;
+    let room = total.min(piece.saturating_add(64 << 10));
+    let mut cur = fresh(room, room / per_record + 16);
+    let all = (0..seg.len()).map(|i| {
+        let (k, v) = seg.entry(i);
         (k, Some(v))
     });
-    let writes = overlay.iter().map(|(k, e)| (k.as_bytes(), e.as_deref()));
-    for (k, v) in Merge::new(all, writes) {
-        if let Some(v) = v {
-            out.push(k, v);
+    for (k, v) in Merge::new(all, writes.iter().copied()) {
+        let Some(v) = v else { continue };
+        if cur.slab.len() >= piece {
+            cur.seal();
+            out.push(Arc::new(std::mem::replace(
+                &mut cur,
+                fresh(room, room / per_record + 16),
+            )));
         }
+        cur.push(k, v);
     }
-    out.seal();
-    out
+    if !cur.is_empty() {
+        cur.seal();
+        out.push(Arc::new(cur));
+    }
 }
 
 /// Runs a compaction job: the new base for [`Mem::install`].
-pub fn run_job(job: &Job) -> Packed {
+pub fn run_job(job: &Job) -> Base {
     compact(&job.0, &job.1)
 }
 
@@ -785,7 +1169,7 @@ mod tests {
         mem.compact_now();
         mem.write(3, b"c".to_vec(), Some(b"3".to_vec()));
         let merged = run_job(&slow);
-        assert!(mem.install(&slow, merged).is_none());
+        assert!(mem.install(&slow, Arc::new(merged)).is_none());
         for (k, v) in [(b"a", b"1"), (b"b", b"2"), (b"c", b"3")] {
             assert_eq!(mem.get(k), Some(&v[..]));
         }
@@ -824,7 +1208,7 @@ mod tests {
         mem.write_undoable(4, long.clone(), None);
         mem.write_undoable(4, b"c".to_vec(), Some(b"4".to_vec()));
         let merged = run_job(&job);
-        assert!(mem.install(&job, merged).is_some());
+        assert!(mem.install(&job, Arc::new(merged)).is_some());
         mem.write_undoable(5, b"z".to_vec(), Some(b"5".to_vec()));
         mem.compact_now();
         mem.write_undoable(6, b"b".to_vec(), Some(b"6".to_vec()));
@@ -923,6 +1307,77 @@ mod tests {
         }
     }
 
+    /// A base of many small segments: writes in several of them, removals emptying one,
+    /// and compactions that share the untouched segments read like one ordered map.
+    #[test]
+    fn segments_merge_only_where_written_and_read_like_one_map() {
+        let key = |i: u32| format!("k/{i:05}").into_bytes();
+        let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let mut segments = Vec::new();
+        for s in 0..10u32 {
+            let mut p = Packed::default();
+            for i in s * 10..s * 10 + 10 {
+                p.push(&key(i), b"v");
+                model.insert(key(i), b"v".to_vec());
+            }
+            p.seal();
+            segments.push(Arc::new(p));
+        }
+        let mut mem = Mem::with_base(Base::from_segments(segments));
+        let mut seq = 0;
+        let mut write =
+            |mem: &mut Mem, model: &mut BTreeMap<_, _>, k: Vec<u8>, v: Option<&[u8]>| {
+                seq += 1;
+                mem.write(seq, k.clone(), v.map(|v| v.to_vec()));
+                match v {
+                    Some(v) => model.insert(k, v.to_vec()),
+                    None => model.remove(&k),
+                };
+            };
+        // Segment 3 emptied, segment 5 rewritten, keys before the first and after the last.
+        for i in 30..40 {
+            write(&mut mem, &mut model, key(i), None);
+        }
+        write(&mut mem, &mut model, key(55), Some(b"w"));
+        write(&mut mem, &mut model, b"a".to_vec(), Some(b"first"));
+        write(&mut mem, &mut model, key(500), Some(b"last"));
+        let job = mem.freeze().unwrap();
+        let merged = Arc::new(run_job(&job));
+        for untouched in [1, 2, 4, 6, 7, 8] {
+            assert!(
+                merged
+                    .segments
+                    .iter()
+                    .any(|s| Arc::ptr_eq(s, &job.0.segments[untouched])),
+                "segment {untouched} copied"
+            );
+        }
+        assert!(mem.install(&job, merged).is_some());
+        write(&mut mem, &mut model, key(31), Some(b"back"));
+        mem.compact_now();
+        assert_eq!(mem.sizes(), (model.len(), 0));
+        let all: Vec<(Vec<u8>, Vec<u8>)> = mem
+            .range(Bound::Unbounded, Bound::Unbounded)
+            .map(|(k, v)| (k.to_vec(), v.to_vec()))
+            .collect();
+        assert_eq!(all, model.clone().into_iter().collect::<Vec<_>>());
+        for (k, v) in &model {
+            assert_eq!(mem.get(k), Some(&v[..]));
+        }
+        let from = key(28);
+        let to = key(57);
+        let got: Vec<Vec<u8>> = mem
+            .range(Bound::Included(&from[..]), Bound::Excluded(&to[..]))
+            .map(|(k, _)| k.to_vec())
+            .collect();
+        let want: Vec<Vec<u8>> = model.range(from..to).map(|(k, _)| k.clone()).collect();
+        assert_eq!(got, want);
+        let span = mem.base.span(0..mem.base.len());
+        let mut again = Packed::default();
+        again.push_packed(&span).unwrap();
+        assert_eq!(again.len(), model.len());
+    }
+
     proptest! {
         #[test]
         fn compare_is_byte_order(a in proptest::collection::vec(any::<u8>(), 0..24),
@@ -964,7 +1419,7 @@ mod tests {
                     pending = Some((run_job(&job), job));
                 }
                 if seq == half + 2 && let Some((merged, job)) = pending.take() {
-                    assert!(mem.install(&job, merged).is_some());
+                    assert!(mem.install(&job, Arc::new(merged)).is_some());
                 }
                 match v {
                     Some(v) => {
@@ -980,7 +1435,7 @@ mod tests {
             // Checked while a compaction is under way (three layers) and after it ends.
             for round in 0..2 {
                 if round == 1 && let Some((merged, job)) = pending.take() {
-                    assert!(mem.install(&job, merged).is_some());
+                    assert!(mem.install(&job, Arc::new(merged)).is_some());
                 }
                 for k in model.keys() {
                     prop_assert_eq!(mem.get(k), model.get(k).map(|v| &v[..]));

@@ -8,13 +8,15 @@
 //!
 //! Durability: the batch is appended to the write-ahead log ([`wal`]) and the reply waits
 //! until [`commit::GroupCommit`] has `fdatasync`ed it, one flush for all concurrent writers.
-//! Closed log files are folded into sled's `data` tree by [`checkpoint`] when writes pause
-//! (or the closed files grow past a limit); at start-up sled's tree is loaded into memory
-//! and the log files not yet folded are replayed on top.
+//! A checkpoint ([`checkpoint`]) writes the records changed since the last one to sled, in
+//! large sorted chunks ([`chunks`]), and removes the closed log files it makes redundant,
+//! when writes pause or the closed files grow past a limit; at start-up the chunks are
+//! copied into memory and the log files not yet checkpointed are replayed on top.
 
 pub mod alerts;
 pub mod backup;
 pub mod checkpoint;
+pub mod chunks;
 pub mod commit;
 pub mod descriptions;
 pub mod email;
@@ -101,15 +103,15 @@ use mem::Mem;
 pub struct Options {
     /// sled's page cache in bytes (sled is only read at start-up and written at checkpoints).
     pub cache_bytes: u64,
-    /// A log file is closed and folded into sled once it holds this many bytes...
+    /// A log file is closed (and later checkpointed into sled) once it holds this many bytes...
     pub checkpoint_bytes: u64,
     /// ...or once it is this old and not empty.
     pub checkpoint_age: Duration,
-    /// Closed files are folded when writes pause, or once they hold this many bytes (or the
-    /// oldest has waited `checkpoint_age`).
+    /// Closed files are checkpointed when writes pause, or once they hold this many bytes
+    /// (or the oldest has waited `checkpoint_age`).
     pub checkpoint_backlog_bytes: u64,
     /// Writes are merged into the packed in-memory base once this many (and half of
-    /// the base) have gathered.
+    /// the base, or 500 000) have gathered.
     pub compact_min_records: usize,
 }
 
@@ -119,15 +121,15 @@ impl Default for Options {
             cache_bytes: 16 << 20,
             checkpoint_bytes: 8 << 20,
             checkpoint_age: Duration::from_secs(300),
-            checkpoint_backlog_bytes: 256 << 20,
+            checkpoint_backlog_bytes: 64 << 20,
             compact_min_records: 20_000,
         }
     }
 }
 
 pub struct Store {
-    /// sled's tree while the load runs (for [`Store::get_early`]); sled is closed after it.
-    early: Arc<std::sync::Mutex<Option<sled::Tree>>>,
+    /// sled while the load runs (for [`Store::get_early`]); sled is closed after it.
+    early: Early,
     mem: Arc<RwLock<Mem>>,
     /// Becomes true once sled's tree and the log are loaded into `mem` (see [`Store::ready`]).
     loaded: tokio::sync::watch::Receiver<bool>,
@@ -145,11 +147,13 @@ pub struct Store {
     dir: PathBuf,
 }
 
+/// sled's database and tree of chunks, open while the load runs.
+type Early = Arc<std::sync::Mutex<Option<(sled::Db, sled::Tree)>>>;
+
 #[derive(Default)]
 struct Threads {
     committer: Option<std::thread::JoinHandle<()>>,
     checkpointer: Option<std::thread::JoinHandle<()>>,
-    compactor: Option<std::thread::JoinHandle<()>>,
 }
 
 /// What [`Read::visit`] calls with each (key, value).
@@ -468,8 +472,11 @@ impl Store {
     pub fn open_then(dir: &Path, options: Options, after_load: AfterLoad) -> Result<Store> {
         let started = std::time::Instant::now();
         std::fs::create_dir_all(dir)?;
-        let (db, tree) = checkpoint::open_sled(&dir.join("db"), options.cache_bytes)?;
-        let early = Arc::new(std::sync::Mutex::new(Some(tree.clone())));
+        // sled keeps the chunks in nodes of up to 16 (16 MiB) and reads a node whole: a
+        // cache smaller than a few nodes read each one again for every chunk in it.
+        let (db, tree) =
+            checkpoint::open_sled(&dir.join("db"), options.cache_bytes.max(LOAD_CACHE))?;
+        let early = Arc::new(std::sync::Mutex::new(Some((db.clone(), tree.clone()))));
         let wal_dir = dir.join("wal");
         std::fs::create_dir_all(&wal_dir)?;
         let files = wal::files(&wal_dir)?;
@@ -553,8 +560,8 @@ impl Store {
     /// must be one that only changes at first start), else from memory.
     pub fn get_early<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>> {
         let early = self.early.lock().map_err(Error::internal)?.clone();
-        if let Some(tree) = early
-            && let Some(v) = tree.get(key)?
+        if let Some((db, tree)) = early
+            && let Some(v) = chunks::lookup(&db, &tree, key)?
         {
             return Ok(Some(postcard::from_bytes(&v)?));
         }
@@ -698,8 +705,8 @@ impl Store {
         Ok(upto)
     }
 
-    /// Makes everything durable and stops the store's threads (shutdown). A checkpoint
-    /// under way finishes its file; log files not folded yet are replayed at the next start.
+    /// Makes everything durable and stops the store's threads (shutdown), after a last
+    /// checkpoint: the next start has no log to replay.
     pub fn close(&self) -> Result<()> {
         // Waits for a load still running (its threads are started at its end).
         drop(self.mem.read().map_err(Error::internal)?);
@@ -710,11 +717,8 @@ impl Store {
         if let Some(h) = threads.committer.take() {
             let _ = h.join();
         }
-        // The committer held the last sender: the checkpointer ends once it has folded all.
+        // The committer held the last sender: the checkpointer ends after a last checkpoint.
         if let Some(h) = threads.checkpointer.take() {
-            let _ = h.join();
-        }
-        if let Some(h) = threads.compactor.take() {
             let _ = h.join();
         }
         Ok(())
@@ -725,7 +729,7 @@ impl Store {
 struct Loader {
     db: sled::Db,
     tree: sled::Tree,
-    early: Arc<std::sync::Mutex<Option<sled::Tree>>>,
+    early: Early,
     sled_dir: PathBuf,
     wal_dir: PathBuf,
     files: Vec<(u64, PathBuf)>,
@@ -745,9 +749,22 @@ pub type AfterLoad = Box<dyn FnOnce(&Reader) + Send>;
 impl Loader {
     fn run(self, mem: &mut Mem) -> Result<()> {
         let started = std::time::Instant::now();
-        let folded = checkpoint::folded_seq(&self.tree)?;
+        let folded = checkpoint::folded_seq(&self.db, &self.tree)?;
         crate::metrics::global().folded(folded);
-        *mem = load_tree(&self.tree)?;
+        let convert = chunks::is_old_layout(&self.db, &self.tree)?;
+        let index = if convert {
+            let old = chunks::old_tree(&self.db)?.ok_or_else(|| Error::internal("no tree"))?;
+            *mem = load_old_tree(&old)?;
+            tracing::info!(
+                records = mem.sizes().0,
+                "sled holds the one-key-per-record layout: the first checkpoint rewrites it in chunks"
+            );
+            chunks::Index::default()
+        } else {
+            let (base, index) = chunks::load(&self.tree)?.unwrap_or_default();
+            *mem = Mem::with_base(base);
+            index
+        };
         let sled_ms = started.elapsed().as_millis() as u64;
         let mut last = folded;
         let mut scanned = Vec::with_capacity(self.files.len());
@@ -798,9 +815,17 @@ impl Loader {
         // torn file look closed, and its tail like damage, after another crash.
         let next_gen = self.files.last().map_or(1, |(g, _)| g + 1);
         let log = wal::LogFile::create(&self.wal_dir, next_gen)?;
+        let mut dirty = chunks::Dirty::default();
+        if convert {
+            dirty.mark_all(&index);
+        } else {
+            dirty.mark_sorted(&index, mem.written_keys());
+        }
         if mem.sizes().1 > 0 {
             mem.compact_now();
         }
+        // Seen: their chunks are marked.
+        mem.take_unseen_merge();
         (self.after_load)(&Reader { mem });
         tracing::debug!(
             base = mem.sizes().0,
@@ -820,32 +845,28 @@ impl Loader {
         checkpoint::release_memory();
         let checkpointer = checkpoint::Checkpointer {
             sled_dir: self.sled_dir,
-            cache_bytes: self.options.cache_bytes,
+            cache_bytes: self.options.cache_bytes.max(CHECKPOINT_CACHE),
             wal_dir: self.wal_dir.clone(),
             stop: self.stop_checkpoints.clone(),
-            activity: {
-                let commit = self.commit.clone();
-                Box::new(move || commit.last_applied())
-            },
+            mem: self.mem.clone(),
+            commit: self.commit.clone(),
             schedule: checkpoint::Schedule {
                 quiet: CHECKPOINT_QUIET,
                 backlog_bytes: self.options.checkpoint_backlog_bytes,
                 max_wait: self.options.checkpoint_age,
             },
+            compact_min: self.options.compact_min_records,
             gate: self.fold_gate.clone(),
+            index,
+            dirty,
+            uncertain: false,
+            convert,
         };
         let mut threads = self.threads.lock().map_err(Error::internal)?;
         threads.checkpointer = Some(
             std::thread::Builder::new()
                 .name("checkpoint".into())
                 .spawn(move || checkpointer.run(closed_rx))?,
-        );
-        let (compact_mem, compact_stop) = (self.mem.clone(), self.stop_checkpoints.clone());
-        let min = self.options.compact_min_records;
-        threads.compactor = Some(
-            std::thread::Builder::new()
-                .name("compact".into())
-                .spawn(move || compactor(compact_mem, min, compact_stop))?,
         );
         threads.committer = Some(self.commit.start(
             log,
@@ -862,7 +883,12 @@ impl Loader {
     }
 }
 
-/// No write for this long lets the checkpointer fold the closed log files.
+/// sled's cache while the load runs (freed with sled once it is over), and while a
+/// checkpoint runs: sled reads and writes a node of chunks whole, up to 16 MiB.
+const LOAD_CACHE: u64 = 256 << 20;
+const CHECKPOINT_CACHE: u64 = 64 << 20;
+
+/// No write for this long lets the checkpointer checkpoint the closed log files.
 const CHECKPOINT_QUIET: Duration = Duration::from_secs(1);
 
 /// Where the parallel load splits the key space: the big prefixes of [`keys`] (`event`,
@@ -870,14 +896,14 @@ const CHECKPOINT_QUIET: Duration = Duration::from_secs(1);
 /// parts.
 const LOAD_SPLIT: &[u8] = b"item";
 
-/// Reads sled's tree into a packed map, on two threads (sled's iterator costs about 1.5 µs a
-/// key).
-fn load_tree(tree: &sled::Tree) -> Result<Mem> {
+/// Reads the first layout's tree (one sled key per record) into a packed map, on two
+/// threads (sled's iterator costs about 1.5 µs a key).
+fn load_old_tree(tree: &sled::Tree) -> Result<Mem> {
     fn collect(iter: sled::Iter) -> Result<mem::Packed> {
         let mut packed = mem::Packed::default();
         for r in iter {
             let (k, v) = r?;
-            if k.as_ref() != checkpoint::CHECKPOINT_KEY {
+            if k.as_ref() != chunks::OLD_CHECKPOINT {
                 packed.push(&k, &v);
             }
         }
@@ -914,60 +940,6 @@ fn rollback(
             "writes not on disk taken back"
         );
     })
-}
-
-/// Merges the in-memory overlay into the packed base whenever it has grown (see [`mem`]):
-/// the merge runs without a lock, only the swap takes the write lock.
-///
-/// The memory a compaction frees (the merged overlay's nodes and values) goes back to the
-/// system only once writes pause: while they go on, the next overlay reuses it. Trimming
-/// after every compaction made the writers fault the same pages in again (~3 % of a
-/// durable-write run's samples in `clear_page_erms`, and `malloc_trim`'s walk in the
-/// compactor).
-fn compactor(mem: Arc<RwLock<Mem>>, min: usize, stop: Arc<std::sync::atomic::AtomicBool>) {
-    let mut seen = 0;
-    let mut untrimmed = false;
-    while !stop.load(std::sync::atomic::Ordering::Acquire) {
-        std::thread::sleep(Duration::from_millis(200));
-        let (wanted, quiet) = match mem.read() {
-            Ok(m) => {
-                // No write since the last look: a quiet moment to merge even a small overlay.
-                let quiet = m.last_seq() == seen;
-                seen = m.last_seq();
-                (m.wants_compaction(min, quiet), quiet)
-            }
-            Err(_) => return,
-        };
-        if quiet && untrimmed {
-            checkpoint::release_memory();
-            untrimmed = false;
-        }
-        if !wanted {
-            continue;
-        }
-        let started = std::time::Instant::now();
-        let Some(job) = mem.write().ok().and_then(|mut m| m.freeze()) else {
-            continue;
-        };
-        let merged = mem::run_job(&job);
-        let (records, changes) = (merged.len(), job.1.len());
-        let replaced = match mem.write() {
-            Ok(mut m) => m.install(&job, merged),
-            Err(_) => return,
-        };
-        drop(job);
-        if replaced.is_none() {
-            continue; // Store::compact_now came first; the next look starts afresh
-        }
-        drop(replaced);
-        untrimmed = true;
-        tracing::debug!(
-            records,
-            changes,
-            ms = started.elapsed().as_millis() as u64,
-            "in-memory records compacted"
-        );
-    }
 }
 
 /// A postcard flavor writing into a vector that keeps its capacity between records.
@@ -1181,7 +1153,7 @@ mod tests {
         drop(store);
         let (db, tree) = checkpoint::open_sled(&dir.path().join("db"), 1 << 20).unwrap();
         assert!(
-            checkpoint::folded_seq(&tree).unwrap() >= 90,
+            checkpoint::folded_seq(&db, &tree).unwrap() >= 90,
             "sled holds the folded batches"
         );
         drop((db, tree));

@@ -129,7 +129,7 @@ pub fn salvage(dir: &Path) -> Result<String, String> {
     let folded = {
         let (db, tree) = super::checkpoint::open_sled(&dir.join("db"), 16 << 20)
             .map_err(|e| format!("cannot open {}: {e}", dir.join("db").display()))?;
-        let folded = super::checkpoint::folded_seq(&tree).map_err(|e| e.to_string())?;
+        let folded = super::checkpoint::folded_seq(&db, &tree).map_err(|e| e.to_string())?;
         drop((db, tree));
         folded
     };
