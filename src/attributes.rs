@@ -19,12 +19,20 @@ pub const MAX_DECIMAL: u8 = 6;
 /// What an attribute holds, with the type-specific metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AttributeKind {
+    /// `min_length` 0 is none. 1.1's `multi-line=1` is accepted and changes nothing here:
+    /// values stay single-line (protocol-spec/attributes.md).
     Text {
         max_length: usize,
+        min_length: usize,
     },
+    /// `multi_select`: a value is items joined by `", "`. The lengths apply to an editable,
+    /// single-select list only (1.1's keys; 0 and [`MAX_VALUE_LENGTH`] when absent).
     Enum {
         items: Vec<String>,
         editable: bool,
+        multi_select: bool,
+        min_length: usize,
+        max_length: usize,
     },
     /// `min` and `max` are kept in normalised form (see [`AttributeDef::validate_value`]).
     Numeric {
@@ -37,6 +45,7 @@ pub enum AttributeKind {
     },
     User {
         member: bool,
+        multi_select: bool,
     },
 }
 
@@ -131,6 +140,13 @@ pub enum ValueError {
     TooLong {
         max: usize,
     },
+    TooShort {
+        min: usize,
+    },
+    /// A multi-select value that is not items joined by `", "`.
+    InvalidList,
+    /// A multi-select value naming an item twice.
+    DuplicateItem,
     /// A line break, TAB or other control character: values are single-line text.
     InvalidCharacter,
     Required,
@@ -151,6 +167,9 @@ impl fmt::Display for ValueError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ValueError::TooLong { max } => write!(f, "value longer than {max} characters"),
+            ValueError::TooShort { min } => write!(f, "value shorter than {min} characters"),
+            ValueError::InvalidList => write!(f, "value is not a list of items joined by \", \""),
+            ValueError::DuplicateItem => write!(f, "value names an item twice"),
             ValueError::InvalidCharacter => {
                 write!(f, "value contains a line break or control character")
             }
@@ -183,6 +202,26 @@ fn check_basic(value: &str) -> Result<(), ValueError> {
         return Err(ValueError::InvalidCharacter);
     }
     Ok(())
+}
+
+/// A multi-select value's items: `", "`-joined, none empty or padded, none twice (the form
+/// the 1.1 client sends; `a,b` is not a list).
+fn list(value: &str) -> Result<Vec<&str>, ValueError> {
+    let parts: Vec<&str> = value.split(", ").collect();
+    if parts
+        .iter()
+        .any(|p| p.is_empty() || p.contains(',') || p.trim() != *p)
+    {
+        return Err(ValueError::InvalidList);
+    }
+    if parts
+        .iter()
+        .enumerate()
+        .any(|(i, p)| parts[..i].contains(p))
+    {
+        return Err(ValueError::DuplicateItem);
+    }
+    Ok(parts)
 }
 
 /// A fixed-point number in normalised form: no leading zeros in `int`, never negative zero.
@@ -385,8 +424,12 @@ impl AttributeDef {
         let mut required = false;
         let mut default = String::new();
         let mut max_length = None;
+        let mut min_length = None;
         let mut items = None;
         let mut editable = false;
+        let mut multi_select = false;
+        // 1.1's display hints: checked, stored verbatim, no effect on values.
+        let (mut strip, mut local) = (false, false);
         let mut min = None;
         let mut max = None;
         let mut decimal = 0u8;
@@ -401,9 +444,18 @@ impl AttributeDef {
             match (kind, key.as_str()) {
                 (_, "required") => required = flag(key, v)?,
                 (_, "default") => default = text(key, v)?.to_owned(),
-                ("TEXT", "max-length") => {
+                ("TEXT" | "ENUM", "max-length") => {
                     max_length = Some(int_in(key, v, 1, MAX_VALUE_LENGTH as i64)? as usize)
                 }
+                ("TEXT" | "ENUM", "min-length") => {
+                    min_length = Some(int_in(key, v, 1, MAX_VALUE_LENGTH as i64)? as usize)
+                }
+                ("TEXT", "multi-line") => {
+                    flag(key, v)?;
+                }
+                ("ENUM" | "USER", "multi-select") => multi_select = flag(key, v)?,
+                ("NUMERIC", "strip") => strip = flag(key, v)?,
+                ("DATETIME", "local") => local = flag(key, v)?,
                 ("ENUM", "items") => match v {
                     MetaValue::Array(a) => items = Some(a.clone()),
                     _ => {
@@ -436,9 +488,36 @@ impl AttributeDef {
             });
         }
 
+        let invalid = |key: &str, reason: &str| DefError::InvalidMetadata {
+            key: key.to_owned(),
+            reason: reason.to_owned(),
+        };
+        if let (Some(lo), Some(hi)) = (min_length, max_length)
+            && lo > hi
+        {
+            return Err(invalid("min-length", "is greater than 'max-length'"));
+        }
+        if kind == "ENUM"
+            && (min_length.is_some() || max_length.is_some())
+            && (!editable || multi_select)
+        {
+            let key = if min_length.is_some() {
+                "min-length"
+            } else {
+                "max-length"
+            };
+            return Err(invalid(key, "needs editable=1 without multi-select=1"));
+        }
+        if strip && decimal == 0 {
+            return Err(invalid("strip", "needs decimal above 0"));
+        }
+        if local && !time {
+            return Err(invalid("local", "needs time=1"));
+        }
         let kind = match kind {
             "TEXT" => AttributeKind::Text {
                 max_length: max_length.unwrap_or(MAX_VALUE_LENGTH),
+                min_length: min_length.unwrap_or(0),
             },
             "ENUM" => {
                 let items = items.ok_or(DefError::MissingItems)?;
@@ -457,8 +536,17 @@ impl AttributeDef {
                     if items[..i].contains(item) {
                         return Err(DefError::DuplicateItem(item.clone()));
                     }
+                    if multi_select && item.contains(',') {
+                        return Err(bad(ValueError::InvalidList));
+                    }
                 }
-                AttributeKind::Enum { items, editable }
+                AttributeKind::Enum {
+                    items,
+                    editable,
+                    multi_select,
+                    min_length: min_length.unwrap_or(0),
+                    max_length: max_length.unwrap_or(MAX_VALUE_LENGTH),
+                }
             }
             "NUMERIC" => {
                 let bound = |key: &str, v: Option<&str>| -> Result<Option<Decimal>, DefError> {
@@ -487,7 +575,10 @@ impl AttributeDef {
                 }
             }
             "DATETIME" => AttributeKind::DateTime { time },
-            _ => AttributeKind::User { member },
+            _ => AttributeKind::User {
+                member,
+                multi_select,
+            },
         };
 
         let mut attr = AttributeDef {
@@ -524,14 +615,35 @@ impl AttributeDef {
                 Ok(String::new())
             };
         }
-        match &self.kind {
-            AttributeKind::Text { max_length } => {
-                if value.chars().count() > *max_length {
-                    return Err(ValueError::TooLong { max: *max_length });
-                }
+        let lengths = |min: usize, max: usize| {
+            let n = value.chars().count();
+            if n > max {
+                Err(ValueError::TooLong { max })
+            } else if n < min {
+                Err(ValueError::TooShort { min })
+            } else {
+                Ok(())
             }
-            AttributeKind::Enum { items, editable } => {
-                if !editable && !items.iter().any(|i| i == value) {
+        };
+        match &self.kind {
+            AttributeKind::Text {
+                max_length,
+                min_length,
+            } => lengths(*min_length, *max_length)?,
+            AttributeKind::Enum {
+                items,
+                editable,
+                multi_select,
+                min_length,
+                max_length,
+            } => {
+                let parts = if *multi_select {
+                    list(value)?
+                } else {
+                    lengths(*min_length, *max_length)?;
+                    vec![value]
+                };
+                if !editable && !parts.iter().all(|p| items.iter().any(|i| i == p)) {
                     return Err(ValueError::NotAnItem);
                 }
             }
@@ -564,13 +676,23 @@ impl AttributeDef {
                 Some(false) if *time => return Err(ValueError::TimeRequired),
                 Some(_) => {}
             },
-            AttributeKind::User { member } => {
-                if !user_ok(value, *member) {
-                    return Err(if *member && user_ok(value, false) {
-                        ValueError::NotAMember
-                    } else {
-                        ValueError::UnknownUser
-                    });
+            AttributeKind::User {
+                member,
+                multi_select,
+            } => {
+                let parts = if *multi_select {
+                    list(value)?
+                } else {
+                    vec![value]
+                };
+                for name in parts {
+                    if !user_ok(name, *member) {
+                        return Err(if *member && user_ok(name, false) {
+                            ValueError::NotAMember
+                        } else {
+                            ValueError::UnknownUser
+                        });
+                    }
                 }
             }
         }
@@ -632,7 +754,10 @@ mod tests {
         assert_eq!(
             d,
             AttributeDef {
-                kind: AttributeKind::Text { max_length: 80 },
+                kind: AttributeKind::Text {
+                    max_length: 80,
+                    min_length: 0
+                },
                 required: false,
                 default: String::new()
             }
@@ -878,6 +1003,75 @@ mod tests {
         ));
     }
 
+    /// The keys the 1.1 client's Attribute Details dialog writes (its MODIFY ATTRIBUTE
+    /// with `multi-line=1` was refused with 322 before).
+    #[test]
+    fn the_1_1_detail_keys() {
+        let d = def(r#"TEXT default="1.0" max-length=40 multi-line=1 required=1"#);
+        assert_eq!(
+            d.kind,
+            AttributeKind::Text {
+                max_length: 40,
+                min_length: 0
+            }
+        );
+        assert_eq!(
+            err(&d, "a\nb"),
+            ValueError::InvalidCharacter,
+            "still one line"
+        );
+        let d = def("TEXT min-length=3 max-length=5");
+        assert_eq!(err(&d, "ab"), ValueError::TooShort { min: 3 });
+        assert_eq!(ok(&d, "abc"), "abc");
+        assert_eq!(ok(&d, ""), "", "empty is no value, not too short");
+        assert_eq!(err(&d, "abcdef"), ValueError::TooLong { max: 5 });
+
+        let d = def(r#"ENUM items={"ui","docs","core"} multi-select=1"#);
+        assert_eq!(ok(&d, "ui"), "ui");
+        assert_eq!(ok(&d, "docs, ui"), "docs, ui");
+        assert_eq!(err(&d, "ui,docs"), ValueError::InvalidList);
+        assert_eq!(err(&d, "ui, "), ValueError::InvalidList);
+        assert_eq!(err(&d, "ui, ui"), ValueError::DuplicateItem);
+        assert_eq!(err(&d, "ui, web"), ValueError::NotAnItem);
+        let d = def(r#"ENUM items={"a"} editable=1 min-length=2 max-length=4"#);
+        assert_eq!(ok(&d, "abc"), "abc");
+        assert_eq!(err(&d, "x"), ValueError::TooShort { min: 2 });
+        assert_eq!(err(&d, "abcde"), ValueError::TooLong { max: 4 });
+
+        assert_eq!(ok(&def("USER multi-select=1"), "Bob, Alice"), "Bob, Alice");
+        let d = def("USER members=1 multi-select=1");
+        assert_eq!(err(&d, "Alice, Bob"), ValueError::NotAMember);
+        assert_eq!(err(&d, "Alice, Alice"), ValueError::DuplicateItem);
+
+        assert_eq!(ok(&def("NUMERIC decimal=2 strip=1"), "1.50"), "1.50");
+        assert_eq!(
+            ok(&def("DATETIME time=1 local=1"), "2024-01-02 03:04"),
+            "2024-01-02 03:04"
+        );
+
+        let e = |s: &str| AttributeDef::parse(s).unwrap_err();
+        for bad in [
+            "TEXT min-length=5 max-length=3",
+            "TEXT min-length=0",
+            "TEXT multi-line=2",
+            r#"ENUM items={"a"} max-length=5"#,
+            r#"ENUM items={"a"} editable=1 multi-select=1 min-length=1"#,
+            "NUMERIC strip=1",
+            "DATETIME local=1",
+        ] {
+            assert!(matches!(e(bad), DefError::InvalidMetadata { .. }), "{bad}");
+        }
+        assert!(matches!(
+            e(r#"ENUM items={"a,b"} multi-select=1"#),
+            DefError::InvalidItem { .. }
+        ));
+        assert!(matches!(
+            e("NUMERIC multi-select=1"),
+            DefError::UnknownKey { .. }
+        ));
+        assert!(matches!(e("DATETIME strip=1"), DefError::UnknownKey { .. }));
+    }
+
     #[test]
     fn users_and_member_spellings() {
         let d = def("USER");
@@ -886,7 +1080,13 @@ mod tests {
         assert_eq!(err(&d, "Carol"), ValueError::UnknownUser);
         for spelling in ["member", "members"] {
             let d = def(&format!("USER {spelling}=1"));
-            assert_eq!(d.kind, AttributeKind::User { member: true });
+            assert_eq!(
+                d.kind,
+                AttributeKind::User {
+                    member: true,
+                    multi_select: false
+                }
+            );
             assert_eq!(ok(&d, "Alice"), "Alice");
             assert_eq!(err(&d, "Bob"), ValueError::NotAMember);
             assert_eq!(err(&d, "Carol"), ValueError::UnknownUser);

@@ -239,37 +239,10 @@ unsafe extern "C" {
     fn libc_geteuid() -> u32;
 }
 
-/// The keyword sequences the parser accepts (`["LIST", "USERS"] =>` arms of command.rs).
-fn parser_commands() -> Vec<String> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/protocol/command.rs");
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .filter_map(|l| {
-            let inner = l.trim().strip_prefix("[\"")?;
-            let end = inner.find("\"] =>")?;
-            Some(inner[..end].split("\", \"").collect::<Vec<_>>().join(" "))
-        })
-        .collect()
-}
-
 #[test]
 fn help_knows_every_command_and_every_402_names_its_signature() {
-    let parsed = parser_commands();
-    assert!(parsed.len() >= 50, "{parsed:?}");
-    let table: Vec<&str> = webissued::protocol::help::COMMANDS
-        .iter()
-        .map(|e| e.name)
-        .collect();
-    for name in &parsed {
-        assert!(table.contains(&name.as_str()), "HELP lacks {name}");
-    }
-    for name in &table {
-        assert!(
-            parsed.iter().any(|p| p == name),
-            "HELP has {name}, the parser not"
-        );
-    }
+    // The parser and HELP both come from the command table: every row must parse.
+    assert!(webissued::protocol::help::COMMANDS.len() >= 50);
     let server = Server::start();
     let mut c = server.admin();
     for e in webissued::protocol::help::COMMANDS {

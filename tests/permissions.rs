@@ -13,7 +13,6 @@ use std::collections::HashMap;
 use support::{ADMIN_PASSWORD, Client, Server};
 
 const SPEC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/protocol-spec/permissions.md");
-const PARSER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/protocol/command.rs");
 
 const ROLES: [&str; 5] = ["anonymous", "outsider", "member", "padmin", "sadmin"];
 const OUTSIDER: usize = 1;
@@ -120,16 +119,19 @@ fn matrix() -> Vec<Row> {
     rows
 }
 
-/// The keyword sequences the parser accepts (`["LIST", "USERS"] =>` arms).
-fn parser_commands() -> Vec<String> {
-    let text = std::fs::read_to_string(PARSER).expect("src/protocol/command.rs");
-    text.lines()
-        .filter_map(|l| {
-            let l = l.trim();
-            let inner = l.strip_prefix("[\"")?;
-            let end = inner.find("\"] =>")?;
-            Some(inner[..end].split("\", \"").collect::<Vec<_>>().join(" "))
-        })
+/// Every command of the command table (`src/protocol/table.rs`), which the parser,
+/// dispatch and HELP are generated from.
+fn table_commands() -> Vec<String> {
+    webissued::protocol::help::COMMANDS
+        .iter()
+        .map(|e| e.name.to_string())
+        .collect()
+}
+
+/// The rows of the matrix for the command `name`.
+fn rows_of<'r>(rows: &'r [Row], name: &str) -> Vec<&'r Row> {
+    rows.iter()
+        .filter(|r| r.template == name || r.template.starts_with(&format!("{name} ")))
         .collect()
 }
 
@@ -386,24 +388,46 @@ fn fill(template: &str, values: &HashMap<String, String>) -> String {
 }
 
 #[test]
-fn every_parsed_command_has_a_row() {
+fn every_command_has_a_row() {
     let rows = matrix();
-    let missing: Vec<String> = parser_commands()
+    let missing: Vec<String> = table_commands()
         .into_iter()
-        .filter(|cmd| {
-            !rows
-                .iter()
-                .any(|r| r.template == *cmd || r.template.starts_with(&format!("{cmd} ")))
-        })
+        .filter(|cmd| rows_of(&rows, cmd).is_empty())
         .collect();
-    assert!(
-        parser_commands().len() >= 40,
-        "parsed the command list of command.rs"
-    );
+    assert!(table_commands().len() >= 50, "the command table");
     assert!(
         missing.is_empty(),
         "commands without a row in protocol-spec/permissions.md: {missing:?}"
     );
+}
+
+/// The table's `who` agrees with the matrix: only `Anyone` commands answer before LOGIN,
+/// and no row of an administrators' command succeeds for those below that rank.
+#[test]
+fn the_table_says_who_as_the_matrix_does() {
+    use webissued::protocol::help::{COMMANDS, Who};
+    let rows = matrix();
+    let success = |e: &str| ["OK", "ID", "NULL", "data"].contains(&e);
+    let mut wrong = Vec::new();
+    for entry in COMMANDS {
+        for row in rows_of(&rows, entry.name) {
+            let [anonymous, _outsider, member, padmin, _sadmin] =
+                [0, 1, 2, 3, 4].map(|i| row.expect[i].as_str());
+            let agrees = match entry.who {
+                Who::Anyone => anonymous != "300",
+                Who::User => anonymous == "300",
+                Who::ProjectAdmin => anonymous == "300" && !success(member),
+                Who::ServerAdmin => anonymous == "300" && !success(member) && !success(padmin),
+            };
+            if !agrees {
+                wrong.push(format!(
+                    "{:?} {}: {:?}",
+                    entry.who, row.template, row.expect
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "table and matrix disagree: {wrong:#?}");
 }
 
 #[test]

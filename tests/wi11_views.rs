@@ -30,7 +30,7 @@ fn view_and_alert_transcripts_replay_identically() {
     );
     let addr = s.http_addr();
     let files = transcripts("tests/wi11/views");
-    assert_eq!(files.len(), 4);
+    assert_eq!(files.len(), 5);
     let (total, overridden, diffs) = replay(addr, &files, false);
     eprintln!(
         "{total} commands replayed, {} differ, {overridden} with a documented webissued answer",

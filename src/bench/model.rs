@@ -84,7 +84,7 @@ pub fn string(args: &[Arg], i: usize) -> &str {
 fn values_for(definition: &str) -> Vec<String> {
     match AttributeDef::parse(definition).map(|d| d.kind) {
         Ok(AttributeKind::Enum { items, .. }) => items,
-        Ok(AttributeKind::Text { max_length }) => (0..16)
+        Ok(AttributeKind::Text { max_length, .. }) => (0..16)
             .map(|i| {
                 let mut s = format!("value {i} it's");
                 s.truncate(max_length);

@@ -18,7 +18,6 @@ pub mod users;
 use crate::app::App;
 use crate::error::{Code, Error, Result};
 use crate::protocol::{Command, Reply};
-use crate::store::subscriptions::Target;
 use crate::store::{Generation, Reader, Writer, users::User};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -151,115 +150,24 @@ pub async fn execute(cx: &mut Cx<'_>, cmd: Command) -> Reply {
     dispatch(cx, cmd).await.unwrap_or_else(Reply::Error)
 }
 
-async fn dispatch(cx: &mut Cx<'_>, cmd: Command) -> Result<Reply> {
-    use Command as C;
-    match cmd {
-        C::Hello => system::hello(cx),
-        C::Login { login, password } => system::login(cx, login, password).await,
-        C::Quit => system::quit(cx),
-        C::Help { name } => crate::commands::help::help(cx, name),
-        C::ListFeatures => system::list_features(cx),
-        C::ListUsers => users::list_users(cx),
-        C::AddUser {
-            login,
-            name,
-            password,
-        } => users::add_user(cx, login, name, password).await,
-        C::SetPassword { user, password } => users::set_password(cx, user, password).await,
-        C::RenameUser { user, name } => users::rename_user(cx, user, name),
-        C::GrantUser { user, access } => users::grant_user(cx, user, access),
-        C::GrantMember {
-            user,
-            project,
-            access,
-        } => projects::grant_member(cx, user, project, access),
-        C::ListTypes => types::list_types(cx),
-        C::AddType { name } => types::add_type(cx, name),
-        C::RenameType { type_id, name } => types::rename_type(cx, type_id, name),
-        C::DeleteType { type_id } => types::delete_type(cx, type_id),
-        C::AddAttribute {
-            type_id,
-            name,
-            definition,
-        } => types::add_attribute(cx, type_id, name, definition),
-        C::RenameAttribute { attribute, name } => types::rename_attribute(cx, attribute, name),
-        C::ModifyAttribute {
-            attribute,
-            definition,
-        } => types::modify_attribute(cx, attribute, definition),
-        C::DeleteAttribute { attribute } => types::delete_attribute(cx, attribute),
-        C::ListProjects => projects::list_projects(cx),
-        C::AddProject { name } => projects::add_project(cx, name),
-        C::RenameProject { project, name } => projects::rename_project(cx, project, name),
-        C::DeleteProject { project } => projects::delete_project(cx, project),
-        C::AddFolder {
-            project,
-            type_id,
-            name,
-        } => projects::add_folder(cx, project, type_id, name),
-        C::RenameFolder { folder, name } => projects::rename_folder(cx, folder, name),
-        C::DeleteFolder { folder } => projects::delete_folder(cx, folder),
-        C::ListIssues { folder, since } => issues::list_issues(cx, folder, since),
-        C::GetDetails { issue, since } => issues::get_details(cx, issue, since),
-        C::AddIssue { folder, name } => issues::add_issue(cx, folder, name),
-        C::RenameIssue { issue, name } => issues::rename_issue(cx, issue, name),
-        C::SetValue {
-            issue,
-            attribute,
-            value,
-        } => issues::set_value(cx, issue, attribute, value),
-        C::AddComment { issue, text } => issues::add_comment(cx, issue, text),
-        C::AddAttachment {
-            issue,
-            name,
-            description,
-            data,
-        } => issues::add_attachment(cx, issue, name, description, data).await,
-        C::GetAttachment { attachment } => issues::get_attachment(cx, attachment).await,
-        C::FindItem { item } => issues::find_item(cx, item),
-        C::SubscribeFolder {
-            folder,
-            subscriber,
-            ttl,
-            options,
-        } => subscriptions::subscribe(
-            cx,
-            Target::Folder(folder.max(0) as u64),
-            subscriber,
-            ttl,
-            options,
-        ),
-        C::SubscribeIssue {
-            issue,
-            subscriber,
-            ttl,
-            options,
-        } => subscriptions::subscribe(
-            cx,
-            Target::Issue(issue.max(0) as u64),
-            subscriber,
-            ttl,
-            options,
-        ),
-        C::ListSubscriptions => subscriptions::list(cx),
-        C::DeleteSubscription { subscription } => subscriptions::delete(cx, subscription),
-        C::ConfirmSubscription {
-            subscription,
-            token,
-        } => subscriptions::confirm(cx, subscription, token),
-        C::ConfirmEmail { user, token } => email_pref::confirm(cx, user, token),
-        C::ListPreferences { user } => notifications::list_preferences(cx, user),
-        C::SetPreference { user, name, value } => {
-            notifications::set_preference(cx, user, name, value)
-        }
-        C::ListNotifications => notifications::list_notifications(cx),
-        C::NotifyFolder { folder, status } => notifications::notify_folder(cx, folder, status),
-        C::NotifyIssue { issue, status } => notifications::notify_issue(cx, issue, status),
-        C::PreviewNotifications { user } => notifications::preview_notifications(cx, user),
-        C::RunNotifications => notifications::run_notifications(cx).await,
-        C::Backup { name } => backup::backup(cx, name).await,
-        C::ListOutbox => notifications::list_outbox(cx),
-        C::RetryOutbox { message } => notifications::retry_outbox(cx, message),
-        C::DeleteOutbox { message } => notifications::delete_outbox(cx, message),
-    }
+/// Calls a row's handler with the context and the row's fields.
+macro_rules! call {
+    (sync $handler:path, $cx:ident $(, $arg:ident)*) => { $handler($cx $(, $arg)*) };
+    (async $handler:path, $cx:ident $(, $arg:ident)*) => { $handler($cx $(, $arg)*).await };
 }
+
+/// `dispatch`, one arm per row of the command table (`protocol/table.rs`).
+macro_rules! dispatch_items {
+    ($(
+        $variant:ident [$($kw:literal)+] ($($field:ident : $kind:ident),*) $mode:ident $handler:path;
+        $who:ident $feature:ident $sig:literal $sentence:literal;
+    )*) => {
+        async fn dispatch(cx: &mut Cx<'_>, cmd: Command) -> Result<Reply> {
+            match cmd {
+                $(Command::$variant { $($field),* } => call!($mode $handler, cx $(, $field)*),)*
+            }
+        }
+    };
+}
+
+crate::command_table!(dispatch_items);

@@ -7,6 +7,7 @@
 use super::Cx;
 use crate::error::{Code, Error, Result};
 use crate::mail::Templates;
+use crate::protocol::command::Id;
 use crate::protocol::{Line, Reply};
 use crate::store::issues::now;
 use crate::store::subscriptions::{self as subs, Recipient, Subscription, Target};
@@ -29,7 +30,41 @@ fn enabled<'a>(cx: &Cx<'a>) -> Result<(&'a Context, &'a Templates)> {
     })
 }
 
-pub fn subscribe(
+/// SUBSCRIBE FOLDER.
+pub fn subscribe_folder(
+    cx: &mut Cx,
+    folder: Id,
+    subscriber: String,
+    ttl: i64,
+    options: String,
+) -> Result<Reply> {
+    subscribe(
+        cx,
+        Target::Folder(folder.max(0) as u64),
+        subscriber,
+        ttl,
+        options,
+    )
+}
+
+/// SUBSCRIBE ISSUE.
+pub fn subscribe_issue(
+    cx: &mut Cx,
+    issue: Id,
+    subscriber: String,
+    ttl: i64,
+    options: String,
+) -> Result<Reply> {
+    subscribe(
+        cx,
+        Target::Issue(issue.max(0) as u64),
+        subscriber,
+        ttl,
+        options,
+    )
+}
+
+fn subscribe(
     cx: &mut Cx,
     target: Target,
     subscriber: String,

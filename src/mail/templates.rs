@@ -15,9 +15,11 @@ use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 
 /// Template names with their compiled-in defaults; these are also the override file names.
-const DEFAULTS: [(&str, &str); 4] = [
+const DEFAULTS: [(&str, &str); 6] = [
     ("digest.txt", include_str!("../../templates/digest.txt")),
     ("digest.html", include_str!("../../templates/digest.html")),
+    ("report.txt", include_str!("../../templates/report.txt")),
+    ("report.html", include_str!("../../templates/report.html")),
     ("confirm.txt", include_str!("../../templates/confirm.txt")),
     ("confirm.html", include_str!("../../templates/confirm.html")),
 ];
@@ -66,6 +68,34 @@ pub struct ChangeView {
     pub what: String,
     /// Lines shown under the change: a comment's text, trimmed.
     pub detail: Vec<String>,
+}
+
+/// A 1.1 summary report: every issue of an alert's folder (or type) that its view shows,
+/// in the view's order, with the view's columns (src/notify/report.rs).
+#[derive(Serialize, Clone, Debug, Default)]
+pub struct ReportView {
+    pub server_name: String,
+    pub recipient_name: String,
+    /// "Website / Bugs" or the type's name for a global alert.
+    pub place: String,
+    pub view_name: String,
+    /// The slot's local time in the recipient's zone.
+    pub when: String,
+    /// Headers of the columns after ID and Name.
+    pub columns: Vec<String>,
+    pub issues: Vec<ReportIssueView>,
+    /// Issues matching the view beyond those listed.
+    pub more: usize,
+    pub unsubscribe_url: Option<String>,
+    pub footer: Vec<String>,
+}
+
+#[derive(Serialize, Clone, Debug, Default)]
+pub struct ReportIssueView {
+    pub id: u64,
+    pub name: String,
+    /// One value per entry of [`ReportView::columns`].
+    pub cells: Vec<String>,
 }
 
 /// A double opt-in request for a subscription.
@@ -171,6 +201,11 @@ impl Templates {
     /// Renders a digest as `(text, html)`.
     pub fn render_digest(&self, view: &DigestView) -> Result<(String, String), TemplateError> {
         self.render_pair("digest", Value::from(Serde(view)))
+    }
+
+    /// Renders a summary report as `(text, html)`.
+    pub fn render_report(&self, view: &ReportView) -> Result<(String, String), TemplateError> {
+        self.render_pair("report", Value::from(Serde(view)))
     }
 
     /// Renders a subscription confirmation request as `(text, html)`.

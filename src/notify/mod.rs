@@ -2,6 +2,7 @@
 //! outbox worker.
 
 pub mod digest;
+pub mod report;
 pub mod schedule;
 pub mod service;
 pub mod stop_link;

@@ -237,6 +237,9 @@ impl Notifier {
             }
             stats.seq = stats.seq.max(seq);
         }
+        let (queued, seq) = super::report::pass(self, store, now)?;
+        stats.queued += queued;
+        stats.seq = stats.seq.max(seq);
         if let Some(ctx) = &self.subscriptions {
             let (queued, seq) = crate::subscribe::mail::pass(store, ctx, &self.templates, now)?;
             stats.queued += queued;

@@ -1,6 +1,7 @@
 //! The typed command set: one variant per verb, arguments typed and strings validated here,
 //! once, so handlers receive only well-formed input (protocol-spec/grammar.md, tracker.md, system-and-users.md).
 
+use super::help::{Entry, Who};
 use super::token::{self, Arg};
 use crate::error::{Code, Error};
 use bytes::Bytes;
@@ -9,193 +10,146 @@ use bytes::Bytes;
 /// object, so handlers answer them with the matching "unknown" error.
 pub type Id = i64;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command {
-    Hello,
-    Login {
-        login: String,
-        password: String,
-    },
-    Quit,
-    /// `HELP` or `HELP 'COMMAND NAME'` (extension `help`).
-    Help {
-        name: Option<String>,
-    },
-    ListFeatures,
-    ListUsers,
-    AddUser {
-        login: String,
-        name: String,
-        password: String,
-    },
-    SetPassword {
-        user: Id,
-        password: String,
-    },
-    RenameUser {
-        user: Id,
-        name: String,
-    },
-    GrantUser {
-        user: Id,
-        access: i64,
-    },
-    GrantMember {
-        user: Id,
-        project: Id,
-        access: i64,
-    },
-    ListTypes,
-    AddType {
-        name: String,
-    },
-    RenameType {
-        type_id: Id,
-        name: String,
-    },
-    DeleteType {
-        type_id: Id,
-    },
-    AddAttribute {
-        type_id: Id,
-        name: String,
-        definition: String,
-    },
-    RenameAttribute {
-        attribute: Id,
-        name: String,
-    },
-    ModifyAttribute {
-        attribute: Id,
-        definition: String,
-    },
-    DeleteAttribute {
-        attribute: Id,
-    },
-    ListProjects,
-    AddProject {
-        name: String,
-    },
-    RenameProject {
-        project: Id,
-        name: String,
-    },
-    DeleteProject {
-        project: Id,
-    },
-    AddFolder {
-        project: Id,
-        type_id: Id,
-        name: String,
-    },
-    RenameFolder {
-        folder: Id,
-        name: String,
-    },
-    DeleteFolder {
-        folder: Id,
-    },
-    ListIssues {
-        folder: Id,
-        since: i64,
-    },
-    GetDetails {
-        issue: Id,
-        since: i64,
-    },
-    AddIssue {
-        folder: Id,
-        name: String,
-    },
-    RenameIssue {
-        issue: Id,
-        name: String,
-    },
-    SetValue {
-        issue: Id,
-        attribute: Id,
-        value: String,
-    },
-    AddComment {
-        issue: Id,
-        text: String,
-    },
-    AddAttachment {
-        issue: Id,
-        name: String,
-        description: String,
-        data: Bytes,
-    },
-    GetAttachment {
-        attachment: Id,
-    },
-    FindItem {
-        item: Id,
-    },
-    ListPreferences {
-        user: Id,
-    },
-    SetPreference {
-        user: Id,
-        name: String,
-        value: String,
-    },
-    ListNotifications,
-    NotifyFolder {
-        folder: Id,
-        status: i64,
-    },
-    NotifyIssue {
-        issue: Id,
-        status: i64,
-    },
-    PreviewNotifications {
-        user: Id,
-    },
-    RunNotifications,
-    Backup {
-        name: String,
-    },
-    ListOutbox,
-    RetryOutbox {
-        message: Id,
-    },
-    DeleteOutbox {
-        message: Id,
-    },
-    SubscribeFolder {
-        folder: Id,
-        subscriber: String,
-        ttl: i64,
-        options: String,
-    },
-    SubscribeIssue {
-        issue: Id,
-        subscriber: String,
-        ttl: i64,
-        options: String,
-    },
-    ListSubscriptions,
-    DeleteSubscription {
-        subscription: Id,
-    },
-    ConfirmSubscription {
-        subscription: Id,
-        token: String,
-    },
-    ConfirmEmail {
-        user: Id,
-        token: String,
-    },
+/// What an argument of a table row is on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Int,
+    Str,
+    /// A string that may be left out (last).
+    OptStr,
+    /// The literal after the line: no argument on the line.
+    Data,
 }
+
+macro_rules! field_type {
+    (Int) => { Id };
+    (OptKey) => { Option<String> };
+    (Data) => { Bytes };
+    ($kind:ident) => { String };
+}
+
+macro_rules! shape {
+    (Int) => {
+        Shape::Int
+    };
+    (OptKey) => {
+        Shape::OptStr
+    };
+    (Data) => {
+        Shape::Data
+    };
+    ($kind:ident) => {
+        Shape::Str
+    };
+}
+
+macro_rules! take {
+    ($a:ident, $literal:ident, Int) => {
+        $a.int()?
+    };
+    ($a:ident, $literal:ident, OptKey) => {
+        $a.opt_str(Kind::Key)?
+    };
+    ($a:ident, $literal:ident, Data) => {
+        $literal.clone().ok_or_else(|| {
+            Error::with(
+                Code::UploadError,
+                "no data: end the line with {size} and send size bytes after it",
+            )
+        })?
+    };
+    ($a:ident, $literal:ident, $kind:ident) => {
+        $a.str(Kind::$kind)?
+    };
+}
+
+macro_rules! feature {
+    (none) => {
+        None
+    };
+    ($feature:ident) => {
+        Some(stringify!($feature))
+    };
+}
+
+/// The keywords as one name: `"LIST" "USERS"` gives `"LIST USERS"`.
+macro_rules! join {
+    ($first:literal $($rest:literal)*) => { concat!($first $(, " ", $rest)*) };
+}
+
+/// The enum, one variant per row; rows without arguments are unit variants (matched
+/// elsewhere as `Command::Hello {}` or `Command::Hello`).
+macro_rules! command_enum {
+    (@acc [$($done:tt)*]) => {
+        /// One 0.8 command with its arguments checked ([`super::table`]).
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub enum Command { $($done)* }
+    };
+    (@acc [$($done:tt)*] $variant:ident () $($rest:tt)*) => {
+        command_enum!(@acc [$($done)* $variant,] $($rest)*);
+    };
+    (@acc [$($done:tt)*] $variant:ident ($($field:ident : $kind:ident),+) $($rest:tt)*) => {
+        command_enum!(@acc [$($done)* $variant { $($field: field_type!($kind)),+ },] $($rest)*);
+    };
+}
+
+/// Everything the codec derives from the table: the enum, the parser, names and HELP rows.
+macro_rules! codec_items {
+    ($(
+        $variant:ident [$($kw:literal)+] ($($field:ident : $kind:ident),*) $mode:ident $handler:path;
+        $who:ident $feature:ident $sig:literal $sentence:literal;
+    )*) => {
+        command_enum!(@acc [] $($variant ($($field : $kind),*))*);
+
+        impl Command {
+            /// The command's keywords, e.g. `"LIST USERS"` (for logs and metrics: arguments
+            /// may hold passwords).
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(Command::$variant { .. } => join!($($kw)+),)*
+                }
+            }
+
+            /// Who may run it.
+            pub fn who(&self) -> Who {
+                match self {
+                    $(Command::$variant { .. } => Who::$who,)*
+                }
+            }
+        }
+
+        /// Parses the arguments of the command named by `keywords`.
+        fn parse_args(
+            keywords: &[&str],
+            a: &mut Args,
+            literal: &Option<Bytes>,
+        ) -> Result<Command, Error> {
+            match keywords {
+                $([$($kw),+] => {
+                    a.sig(&[$(shape!($kind)),*])?;
+                    Ok(Command::$variant { $($field: take!(a, literal, $kind)),* })
+                })*
+                _ => Err(Error::new(Code::UnknownCommand)),
+            }
+        }
+
+        /// Every command, in the order of protocol-spec/ (HELP lists them in this order).
+        pub const COMMANDS: &[Entry] = &[$(Entry {
+            name: join!($($kw)+),
+            signature: $sig,
+            who: Who::$who,
+            feature: feature!($feature),
+            sentence: $sentence,
+        },)*];
+    };
+}
+
+crate::command_table!(codec_items);
 
 impl Command {
     /// Whether the command may run before LOGIN.
     pub fn is_anonymous(&self) -> bool {
-        matches!(
-            self,
-            Command::Hello | Command::Login { .. } | Command::Quit | Command::Help { .. }
-        )
+        self.who() == Who::Anyone
     }
 }
 
@@ -280,234 +234,7 @@ pub fn parse_command(raw: &[u8], literal: Option<Bytes>) -> Result<Command, Erro
         .map_err(|(e, at)| Error::with(Code::SyntaxError, format!("{e} at character {at}")))?;
     let mut a = Args::new(tokens.args);
     let has_literal = literal.is_some();
-    use Command as C;
-    let cmd = match tokens.keywords.as_slice() {
-        ["HELLO"] => a.sig("").map(|_| C::Hello),
-        ["QUIT"] => a.sig("").map(|_| C::Quit),
-        ["HELP"] => match a.all.len() {
-            0 => Ok(C::Help { name: None }),
-            _ => a.sig("s").and_then(|_| {
-                Ok(C::Help {
-                    name: Some(a.str(Kind::Key)?),
-                })
-            }),
-        },
-        ["LOGIN"] => a.sig("ss").and_then(|_| {
-            Ok(C::Login {
-                login: a.str(Kind::Name)?,
-                password: a.str(Kind::Password)?,
-            })
-        }),
-        ["LIST", "FEATURES"] => a.sig("").map(|_| C::ListFeatures),
-        ["LIST", "USERS"] => a.sig("").map(|_| C::ListUsers),
-        ["ADD", "USER"] => a.sig("sss").and_then(|_| {
-            Ok(C::AddUser {
-                login: a.str(Kind::Name)?,
-                name: a.str(Kind::Name)?,
-                password: a.str(Kind::Password)?,
-            })
-        }),
-        ["SET", "PASSWORD"] => a.sig("is").and_then(|_| {
-            Ok(C::SetPassword {
-                user: a.int(),
-                password: a.str(Kind::Password)?,
-            })
-        }),
-        ["RENAME", "USER"] => a.sig("is").and_then(|_| {
-            Ok(C::RenameUser {
-                user: a.int(),
-                name: a.str(Kind::Name)?,
-            })
-        }),
-        ["GRANT", "USER"] => a.sig("ii").map(|_| C::GrantUser {
-            user: a.int(),
-            access: a.int(),
-        }),
-        ["GRANT", "MEMBER"] => a.sig("iii").map(|_| C::GrantMember {
-            user: a.int(),
-            project: a.int(),
-            access: a.int(),
-        }),
-        ["LIST", "TYPES"] => a.sig("").map(|_| C::ListTypes),
-        ["ADD", "TYPE"] => a.sig("s").and_then(|_| {
-            Ok(C::AddType {
-                name: a.str(Kind::Name)?,
-            })
-        }),
-        ["RENAME", "TYPE"] => a.sig("is").and_then(|_| {
-            Ok(C::RenameType {
-                type_id: a.int(),
-                name: a.str(Kind::Name)?,
-            })
-        }),
-        ["DELETE", "TYPE"] => a.sig("i").map(|_| C::DeleteType { type_id: a.int() }),
-        ["ADD", "ATTRIBUTE"] => a.sig("iss").and_then(|_| {
-            Ok(C::AddAttribute {
-                type_id: a.int(),
-                name: a.str(Kind::Name)?,
-                definition: a.str(Kind::Definition)?,
-            })
-        }),
-        ["RENAME", "ATTRIBUTE"] => a.sig("is").and_then(|_| {
-            Ok(C::RenameAttribute {
-                attribute: a.int(),
-                name: a.str(Kind::Name)?,
-            })
-        }),
-        ["MODIFY", "ATTRIBUTE"] => a.sig("is").and_then(|_| {
-            Ok(C::ModifyAttribute {
-                attribute: a.int(),
-                definition: a.str(Kind::Definition)?,
-            })
-        }),
-        ["DELETE", "ATTRIBUTE"] => a
-            .sig("i")
-            .map(|_| C::DeleteAttribute { attribute: a.int() }),
-        ["LIST", "PROJECTS"] => a.sig("").map(|_| C::ListProjects),
-        ["ADD", "PROJECT"] => a.sig("s").and_then(|_| {
-            Ok(C::AddProject {
-                name: a.str(Kind::Name)?,
-            })
-        }),
-        ["RENAME", "PROJECT"] => a.sig("is").and_then(|_| {
-            Ok(C::RenameProject {
-                project: a.int(),
-                name: a.str(Kind::Name)?,
-            })
-        }),
-        ["DELETE", "PROJECT"] => a.sig("i").map(|_| C::DeleteProject { project: a.int() }),
-        ["ADD", "FOLDER"] => a.sig("iis").and_then(|_| {
-            Ok(C::AddFolder {
-                project: a.int(),
-                type_id: a.int(),
-                name: a.str(Kind::Name)?,
-            })
-        }),
-        ["RENAME", "FOLDER"] => a.sig("is").and_then(|_| {
-            Ok(C::RenameFolder {
-                folder: a.int(),
-                name: a.str(Kind::Name)?,
-            })
-        }),
-        ["DELETE", "FOLDER"] => a.sig("i").map(|_| C::DeleteFolder { folder: a.int() }),
-        ["LIST", "ISSUES"] => a.sig("ii").map(|_| C::ListIssues {
-            folder: a.int(),
-            since: a.int(),
-        }),
-        ["GET", "DETAILS"] => a.sig("ii").map(|_| C::GetDetails {
-            issue: a.int(),
-            since: a.int(),
-        }),
-        ["ADD", "ISSUE"] => a.sig("is").and_then(|_| {
-            Ok(C::AddIssue {
-                folder: a.int(),
-                name: a.str(Kind::IssueName)?,
-            })
-        }),
-        ["RENAME", "ISSUE"] => a.sig("is").and_then(|_| {
-            Ok(C::RenameIssue {
-                issue: a.int(),
-                name: a.str(Kind::IssueName)?,
-            })
-        }),
-        ["SET", "VALUE"] => a.sig("iis").and_then(|_| {
-            Ok(C::SetValue {
-                issue: a.int(),
-                attribute: a.int(),
-                value: a.str(Kind::Value)?,
-            })
-        }),
-        ["ADD", "COMMENT"] => a.sig("is").and_then(|_| {
-            Ok(C::AddComment {
-                issue: a.int(),
-                text: a.str(Kind::Text)?,
-            })
-        }),
-        ["ADD", "ATTACHMENT"] => a.sig("iss").and_then(|_| {
-            let issue = a.int();
-            let name = a.str(Kind::Name)?;
-            let description = a.str(Kind::Value)?;
-            let data = literal.clone().ok_or_else(|| {
-                Error::with(
-                    Code::UploadError,
-                    "no data: end the line with {size} and send size bytes after it",
-                )
-            })?;
-            Ok(C::AddAttachment {
-                issue,
-                name,
-                description,
-                data,
-            })
-        }),
-        ["GET", "ATTACHMENT"] => a.sig("i").map(|_| C::GetAttachment {
-            attachment: a.int(),
-        }),
-        ["FIND", "ITEM"] => a.sig("i").map(|_| C::FindItem { item: a.int() }),
-        ["LIST", "PREFERENCES"] => a.sig("i").map(|_| C::ListPreferences { user: a.int() }),
-        ["SET", "PREFERENCE"] => a.sig("iss").and_then(|_| {
-            Ok(C::SetPreference {
-                user: a.int(),
-                name: a.str(Kind::Key)?,
-                value: a.str(Kind::PrefValue)?,
-            })
-        }),
-        ["LIST", "NOTIFICATIONS"] => a.sig("").map(|_| C::ListNotifications),
-        ["NOTIFY", "FOLDER"] => a.sig("ii").map(|_| C::NotifyFolder {
-            folder: a.int(),
-            status: a.int(),
-        }),
-        ["NOTIFY", "ISSUE"] => a.sig("ii").map(|_| C::NotifyIssue {
-            issue: a.int(),
-            status: a.int(),
-        }),
-        ["PREVIEW", "NOTIFICATIONS"] => a
-            .sig("i")
-            .map(|_| C::PreviewNotifications { user: a.int() }),
-        ["RUN", "NOTIFICATIONS"] => a.sig("").map(|_| C::RunNotifications),
-        ["BACKUP"] => a.sig("s").and_then(|_| {
-            Ok(C::Backup {
-                name: a.str(Kind::Name)?,
-            })
-        }),
-        ["LIST", "OUTBOX"] => a.sig("").map(|_| C::ListOutbox),
-        ["RETRY", "OUTBOX"] => a.sig("i").map(|_| C::RetryOutbox { message: a.int() }),
-        ["DELETE", "OUTBOX"] => a.sig("i").map(|_| C::DeleteOutbox { message: a.int() }),
-        ["SUBSCRIBE", "FOLDER"] => a.sig("isis").and_then(|_| {
-            Ok(C::SubscribeFolder {
-                folder: a.int(),
-                subscriber: a.str(Kind::Definition)?,
-                ttl: a.int(),
-                options: a.str(Kind::Definition)?,
-            })
-        }),
-        ["SUBSCRIBE", "ISSUE"] => a.sig("isis").and_then(|_| {
-            Ok(C::SubscribeIssue {
-                issue: a.int(),
-                subscriber: a.str(Kind::Definition)?,
-                ttl: a.int(),
-                options: a.str(Kind::Definition)?,
-            })
-        }),
-        ["LIST", "SUBSCRIPTIONS"] => a.sig("").map(|_| C::ListSubscriptions),
-        ["DELETE", "SUBSCRIPTION"] => a.sig("i").map(|_| C::DeleteSubscription {
-            subscription: a.int(),
-        }),
-        ["CONFIRM", "SUBSCRIPTION"] => a.sig("is").and_then(|_| {
-            Ok(C::ConfirmSubscription {
-                subscription: a.int(),
-                token: a.str(Kind::Key)?,
-            })
-        }),
-        ["CONFIRM", "EMAIL"] => a.sig("is").and_then(|_| {
-            Ok(C::ConfirmEmail {
-                user: a.int(),
-                token: a.str(Kind::Key)?,
-            })
-        }),
-        _ => Err(Error::new(Code::UnknownCommand)),
-    }
-    .map_err(|mut e| {
+    let cmd = parse_args(&tokens.keywords, &mut a, &literal).map_err(|mut e| {
         // Every 402 says what the command expects (protocol-spec/errors.md).
         if e.code == Code::InvalidArguments
             && let Some(sig) = super::help::signature(&tokens.keywords)
@@ -517,7 +244,7 @@ pub fn parse_command(raw: &[u8], literal: Option<Bytes>) -> Result<Command, Erro
         }
         e
     })?;
-    if has_literal && !matches!(cmd, C::AddAttachment { .. }) {
+    if has_literal && !matches!(cmd, Command::AddAttachment { .. }) {
         return Err(Error::with(
             Code::InvalidArguments,
             "only ADD ATTACHMENT takes data",
@@ -540,22 +267,27 @@ impl Args {
         }
     }
 
-    /// Checks the signature (`i` integer, `s` string); 402 when it does not match.
-    fn sig(&mut self, sig: &str) -> Result<(), Error> {
-        if self.all.len() != sig.len() {
+    /// Checks the arguments against the row's shapes; 402 when they do not match.
+    fn sig(&mut self, shapes: &[Shape]) -> Result<(), Error> {
+        let on_line = shapes.iter().filter(|s| **s != Shape::Data);
+        let most = on_line.clone().count();
+        let least = on_line.filter(|s| **s != Shape::OptStr).count();
+        let n = self.all.len();
+        if n < least || n > most {
+            let expected = if n < least { least } else { most };
             return Err(Error::with(
                 Code::InvalidArguments,
-                format!("expected {} argument(s), got {}", sig.len(), self.all.len()),
+                format!("expected {expected} argument(s), got {n}"),
             ));
         }
-        for (arg, kind) in self.all.iter().zip(sig.bytes()) {
-            match (arg, kind) {
-                (Arg::Int(i), b'i') => {
+        for (arg, shape) in self.all.iter().zip(shapes) {
+            match (arg, shape) {
+                (Arg::Int(i), Shape::Int) => {
                     if i32::try_from(*i).is_err() {
                         return Err(Error::with(Code::InvalidArguments, "integer out of range"));
                     }
                 }
-                (Arg::Str(_), b's') => {}
+                (Arg::Str(_), Shape::Str | Shape::OptStr) => {}
                 _ => {
                     return Err(Error::with(Code::InvalidArguments, "wrong argument type"));
                 }
@@ -565,17 +297,28 @@ impl Args {
         Ok(())
     }
 
-    fn int(&mut self) -> i64 {
+    // `sig` has checked count and types, so the mismatch arms below are never taken;
+    // they answer 402 rather than panic.
+    fn int(&mut self) -> Result<i64, Error> {
         match self.args.next() {
-            Some(Arg::Int(i)) => i,
-            _ => unreachable!("signature checked"),
+            Some(Arg::Int(i)) => Ok(i),
+            _ => Err(Error::with(Code::InvalidArguments, "wrong argument type")),
         }
     }
 
     fn str(&mut self, kind: Kind) -> Result<String, Error> {
         match self.args.next() {
             Some(Arg::Str(s)) => kind.check(s),
-            _ => unreachable!("signature checked"),
+            _ => Err(Error::with(Code::InvalidArguments, "wrong argument type")),
+        }
+    }
+
+    /// An optional last string: `None` when the line ends before it.
+    fn opt_str(&mut self, kind: Kind) -> Result<Option<String>, Error> {
+        match self.args.next() {
+            Some(Arg::Str(s)) => kind.check(s).map(Some),
+            None => Ok(None),
+            _ => Err(Error::with(Code::InvalidArguments, "wrong argument type")),
         }
     }
 }

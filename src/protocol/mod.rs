@@ -5,6 +5,7 @@ pub mod command;
 pub mod definition;
 pub mod help;
 pub mod reply;
+pub mod table;
 pub mod token;
 
 pub use codec::{Frame, LineCodec, Progress};

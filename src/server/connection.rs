@@ -531,17 +531,11 @@ async fn run_command(cx: &mut Cx<'_>, frame: Frame) -> Reply {
             ) {
                 cx.app.store.ready().await;
             }
-            let span = tracing::debug_span!("cmd", name = command_name(&cmd));
+            let span = tracing::debug_span!("cmd", name = cmd.name());
             commands::execute(cx, cmd).instrument(span).await
         }
         Err(e) => Reply::Error(e),
     }
-}
-
-/// The verb alone, for logs (arguments may hold passwords).
-fn command_name(cmd: &crate::protocol::Command) -> String {
-    let dbg = format!("{cmd:?}");
-    dbg.split([' ', '{']).next().unwrap_or("").to_string()
 }
 
 /// Answers a connection over the limit with one error and closes it.

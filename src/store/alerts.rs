@@ -19,6 +19,9 @@ use serde::{Deserialize, Serialize};
 /// `alertEmail`: no mail, immediate, summary of notifications, summary report.
 pub const EMAIL_NONE: u8 = 0;
 pub const EMAIL_IMMEDIATE: u8 = 1;
+/// A summary report: the view's full issue list at each chosen hour (src/notify/report.rs),
+/// not changes; indexed under `alert-report/<id>`, never in the change fan-out.
+pub const EMAIL_REPORT: u8 = 3;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Alert {
@@ -101,7 +104,9 @@ pub fn put(w: &mut Writer, a: &Alert) -> Result<()> {
     }
     w.put(key("alert", &[a.id]), a)?;
     w.put(key("alert-by", &[a.owner.unwrap_or(0), a.id]), &())?;
-    if a.email != EMAIL_NONE {
+    if a.email == EMAIL_REPORT {
+        w.put(key("alert-report", &[a.id]), &())?;
+    } else if a.email != EMAIL_NONE {
         w.put(a.index_key(), &())?;
     }
     if a.is_watch()
@@ -114,6 +119,7 @@ pub fn put(w: &mut Writer, a: &Alert) -> Result<()> {
 
 fn unindex(w: &mut Writer, a: &Alert) -> Result<()> {
     w.remove(a.index_key());
+    w.remove(key("alert-report", &[a.id]));
     if a.is_watch()
         && let Some(owner) = a.owner
     {
@@ -124,6 +130,7 @@ fn unindex(w: &mut Writer, a: &Alert) -> Result<()> {
 
 pub fn delete(w: &mut Writer, a: &Alert) -> Result<()> {
     unindex(w, a)?;
+    w.remove_prefix(&key("report-state", &[a.id]))?;
     w.remove(key("alert", &[a.id]));
     w.remove(key("alert-by", &[a.owner.unwrap_or(0), a.id]));
     Ok(())
@@ -175,12 +182,27 @@ pub fn set_folder_watch(w: &mut Writer, user: u64, folder: u64, on: bool) -> Res
     }
 }
 
-/// The mailing alerts on a folder (of type `type_id`): its own and its type's.
+/// The summary-report alerts (`alertEmail` 3), by the `alert-report/` index.
+pub fn reports(r: &impl Read) -> Result<Vec<Alert>> {
+    let mut out = Vec::new();
+    for (k, _) in r.scan_raw(b"alert-report/")? {
+        if let Some(a) = get(r, keys::id_at("alert-report", &k, 0) as i64)? {
+            out.push(a);
+        }
+    }
+    Ok(out)
+}
+
+/// The alerts on a folder (of type `type_id`) that mail changes: its own and its type's.
 pub fn mailing(r: &impl Read, folder: u64, type_id: u64) -> Result<Vec<Alert>> {
     let mut out = Vec::new();
     for (prefix, id) in [("alert-folder", folder), ("alert-type", type_id)] {
         for (k, _) in r.scan_raw(&key(prefix, &[id]))? {
-            if let Some(a) = get(r, keys::id_at(prefix, &k, 1) as i64)? {
+            // A report is never in this index; the check keeps it out of the fan-out
+            // whatever an older store holds.
+            if let Some(a) = get(r, keys::id_at(prefix, &k, 1) as i64)?
+                && a.email != EMAIL_REPORT
+            {
                 out.push(a);
             }
         }
@@ -294,7 +316,9 @@ pub fn set_subscription(w: &mut Writer, user: u64, issue: u64, on: bool) -> Resu
 
 /// Whether an issue matches a view definition's filters for `user` (`[Me]` is the user's
 /// name). Comparisons follow the client: text case-insensitively, numbers as numbers,
-/// dates as their `yyyy-mm-dd` text; an unreadable definition matches everything.
+/// dates as their `yyyy-mm-dd` text; an unreadable definition matches everything. A filter
+/// on an attribute that no longer exists (or is not of the issue's type) is ignored, as
+/// the reference server ignores it (protocol-spec/webissues-1.1.md, "Views").
 pub fn matches(r: &impl Read, definition: &str, issue: u64, user: &User) -> Result<bool> {
     let Ok(def) = parse_definition(definition) else {
         return Ok(true);
@@ -327,7 +351,13 @@ pub fn matches(r: &impl Read, definition: &str, issue: u64, user: &User) -> Resu
             3 => user_name(i.created_by)?,
             4 => date(i.modified),
             5 => user_name(i.modified_by)?,
-            c if c > 1000 => issues::value(r, issue, (c - 1000) as u64)?,
+            c if c > 1000 => {
+                let attribute = (c - 1000) as u64;
+                if !attribute_of_issue(r, attribute, i.folder)? {
+                    continue;
+                }
+                issues::value(r, issue, attribute)?
+            }
             _ => continue,
         };
         if !compare(&f.kind, &actual, &value) {
@@ -335,6 +365,14 @@ pub fn matches(r: &impl Read, definition: &str, issue: u64, user: &User) -> Resu
         }
     }
     Ok(true)
+}
+
+/// Whether `attribute` exists and belongs to the type of `folder`.
+pub fn attribute_of_issue(r: &impl Read, attribute: u64, folder: u64) -> Result<bool> {
+    let Some(a) = super::types::attribute(r, attribute as i64)? else {
+        return Ok(false);
+    };
+    Ok(super::projects::folder(r, folder as i64)?.is_some_and(|f| f.type_id == a.type_id))
 }
 
 fn date(t: i64) -> String {
@@ -556,6 +594,24 @@ mod tests {
             .read(|r| {
                 assert!(!notify::is_watching(r, 2, Watch::Issue(1))?);
                 assert_eq!(subscription(r, 2, 1)?, None);
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    /// A filter on an attribute that is gone (or of another type) no longer narrows the
+    /// view, as in the reference; one on an existing attribute still does.
+    #[test]
+    fn a_filter_on_a_deleted_attribute_is_ignored() {
+        let (_d, store) = setup();
+        store
+            .read(|r| {
+                let user = users::get(r, 2)?.unwrap();
+                let def = |f: &str| format!("VIEW columns=\"1,0\" sort-column=1 filters={{{f}}}");
+                let gone = def(r#""EQ column=1009 value=\"x\"""#);
+                let closed = def(r#""EQ column=1001 value=\"Closed\"""#);
+                assert!(matches(r, &gone, 1, &user)?);
+                assert!(!matches(r, &closed, 1, &user)?);
                 Ok(())
             })
             .unwrap();

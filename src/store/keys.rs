@@ -54,7 +54,8 @@
 //! | `confirm-rate/<normalised address>`, `confirm-rate-user/<user>` | `Vec<i64>`: times of the confirmation mails in the window ([`crate::subscribe::rate`]) |
 //! | `email-ok/<user>` | the user's confirmed `email` address ([`crate::subscribe::email`]) |
 //! | `view/<id>` | [`super::views::View`]; `view-settings/<type>`: `Vec<(String, String)>` |
-//! | `alert/<id>` | [`super::alerts::Alert`]; `alert-folder/<folder>/<id>`, `alert-type/<type>/<id>`: `()` (mailing alerts, for the fan-out) |
+//! | `alert/<id>` | [`super::alerts::Alert`]; `alert-folder/<folder>/<id>`, `alert-type/<type>/<id>`: `()` (alerts that mail changes, for the fan-out); `alert-report/<id>`: `()` (summary reports) |
+//! | `report-state/<alert>/<user>` | [`crate::notify::report::ReportState`]: the last report slot handled for one recipient |
 //! | `wsub/<user>/<issue>` | `u64`: the 1.1 subscription id of an issue watch; `wsub-id/<id>`: `(user, issue)` |
 //! | `email-pending/<user>` | [`crate::subscribe::email::Pending`]: an address waiting for its confirmation |
 

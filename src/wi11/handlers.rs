@@ -805,6 +805,9 @@ async fn get_attachment(cx: &mut Cx<'_>, file: i64) -> R {
 fn value_error(e: ValueError) -> Code11 {
     match e {
         ValueError::TooLong { .. } => Code11::StringTooLong,
+        ValueError::TooShort { .. } => Code11::StringTooShort,
+        ValueError::DuplicateItem => Code11::DuplicateItems,
+        ValueError::InvalidList => Code11::InvalidFormat,
         ValueError::InvalidCharacter => Code11::InvalidString,
         ValueError::Required => Code11::EmptyValue,
         ValueError::NotAnItem | ValueError::UnknownUser | ValueError::NotAMember => {

@@ -51,6 +51,7 @@ codes11! {
     InvalidEmail = 335, "Invalid Email";
     EmailExists = 358, "Email Already Exists";
     EmptyValue = 325, "Empty Value";
+    StringTooShort = 326, "String Too Short";
     StringTooLong = 327, "String Too Long";
     NumberTooLittle = 328, "Number Too Little";
     NumberTooGreat = 329, "Number Too Great";

@@ -22,6 +22,8 @@ pub struct Server {
     /// The HTTP listener (subscription pages), once its line has been read.
     http: Option<SocketAddr>,
     http_line: Option<std::sync::mpsc::Receiver<SocketAddr>>,
+    /// Extra environment of the server process (e.g. libfaketime's LD_PRELOAD).
+    env: Vec<(String, String)>,
 }
 
 /// The 0.8 suites and transcripts expect `initial_data = "webissued"` (type 1 Bugs with
@@ -51,6 +53,11 @@ impl Server {
     }
 
     pub fn start_with(extra_config: &str) -> Server {
+        Self::start_with_env(extra_config, &[])
+    }
+
+    /// As [`Server::start_with`], with extra environment variables for the server process.
+    pub fn start_with_env(extra_config: &str, env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Server {
             child: None,
@@ -59,6 +66,10 @@ impl Server {
             config: extra_config.to_string(),
             http: None,
             http_line: None,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         s.spawn();
         s
@@ -103,6 +114,7 @@ impl Server {
             .env("WEBISSUED_ADMIN_PASSWORD", ADMIN_PASSWORD)
             // Checkpoints and compactions log at debug; tests/crash.rs counts them.
             .env("RUST_LOG", "warn,webissued=info,webissued::store=debug")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
