@@ -154,7 +154,10 @@ fn bench(total: u64, due: u64) {
         pass_cpu * 1e6 / due as f64,
         CHANGES_PER_USER,
         idle.as_secs_f64() * 1e3,
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
     );
 }
 

@@ -146,7 +146,10 @@ fn small_dump() -> Vec<u8> {
         let r = admin.one(&format!("ADD COMMENT {id} 'it\\'s\\nbroken ü {i}'"));
         assert!(r.starts_with("ID "), "{r}");
     }
-    assert_eq!(admin.one("SET PREFERENCE 2 'email' 'bob@example.org'"), "OK");
+    assert_eq!(
+        admin.one("SET PREFERENCE 2 'email' 'bob@example.org'"),
+        "OK"
+    );
     let data = server.data_dir();
     assert_eq!(server.terminate(), Some(0));
     let dump = ok(&tool(&["export"], &data, b""));
