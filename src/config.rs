@@ -31,6 +31,9 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// A connection that sends no complete command for this long is closed.
     pub idle_timeout_secs: u64,
+    /// At SIGTERM/SIGINT, open connections get this long to finish what they have begun
+    /// before they are cut (crate::shutdown has the order).
+    pub shutdown_secs: u64,
     /// Time zone for users without a `timezone` preference (`+hhmm` or an IANA name).
     pub timezone: String,
     /// Address of the HTTP listener serving the confirm and unsubscribe pages (only started
@@ -85,6 +88,7 @@ impl Default for ServerConfig {
             max_attachment_bytes: 16 * 1024 * 1024,
             max_connections: 20_000,
             idle_timeout_secs: 1800,
+            shutdown_secs: 10,
             timezone: "+0000".into(),
             http_listen: "127.0.0.1:4081".into(),
             base_url: None,

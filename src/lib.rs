@@ -6,23 +6,21 @@
 //! (the TCP listener and connection loop), `commands` (0.8 handlers, one module per family),
 //! `store` (the only code touching sled and the log), `notify` (digest schedules and
 //! passes), `subscribe` (outside email subscriptions), `mail` (messages, transports,
-//! templates), `config` and `startup` (configuration and its checks).
+//! templates), `config` and `startup` (configuration and its checks). The tools (load
+//! generator, conformance runner, fuzz checks) are crates of their own under `crates/`.
 
 pub mod admin;
 pub mod app;
 pub mod attributes;
-pub mod bench;
 pub mod check;
 pub mod commands;
 pub mod config;
-pub mod conformance;
 pub mod datadir;
+pub mod drain;
 pub mod dump;
 pub mod email_address;
 pub mod error;
 pub mod fdlimit;
-#[doc(hidden)]
-pub mod fuzz_checks;
 pub mod http;
 pub mod mail;
 pub mod metrics;
@@ -31,6 +29,7 @@ pub mod password;
 pub mod protocol;
 pub mod server;
 pub mod sessions;
+pub mod shutdown;
 pub mod startup;
 pub mod store;
 pub mod subscribe;

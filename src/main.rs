@@ -34,19 +34,9 @@ enum Cmd {
         #[arg(long, value_name = "ADDR")]
         http_listen: Option<String>,
     },
-    /// Run conformance transcripts against a running, freshly initialised server.
-    Conformance {
-        /// Server address, e.g. 127.0.0.1:4080.
-        addr: String,
-        /// Transcript files (tests/conformance/*.txt).
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-    },
     /// Offline administration of a data directory (refused while a server holds it).
     #[command(subcommand)]
     Admin(AdminCmd),
-    /// Load generator and benchmark helpers (scripts/bench runs the full comparison).
-    Bench(webissued::bench::BenchArgs),
     /// Data-directory tools: export, import, check, backup (webissued::tools).
     #[command(flatten)]
     Tool(webissued::tools::Tool),
@@ -107,7 +97,6 @@ fn main() -> std::process::ExitCode {
                 std::process::ExitCode::FAILURE
             }
         },
-        Cmd::Conformance { addr, files } => conformance(&addr, &files),
         Cmd::Admin(AdminCmd::SetPassword { data, user }) => match set_password(&data, &user) {
             Ok(()) => {
                 eprintln!("webissued: password of '{user}' in {} set", data.display());
@@ -118,7 +107,6 @@ fn main() -> std::process::ExitCode {
                 std::process::ExitCode::FAILURE
             }
         },
-        Cmd::Bench(args) => webissued::bench::main(args),
         Cmd::Tool(tool) => webissued::tools::main(tool),
         Cmd::Salvage { data } => salvage(&data),
     }
@@ -170,33 +158,6 @@ fn log_filter(rust_log: Option<String>, tool: bool) -> String {
     }
 }
 
-/// Runs each transcript; the admin password comes from WEBISSUED_ADMIN_PASSWORD.
-fn conformance(addr: &str, files: &[PathBuf]) -> std::process::ExitCode {
-    let password = std::env::var("WEBISSUED_ADMIN_PASSWORD").unwrap_or_else(|_| "secret".into());
-    let (mut passed, mut failed) = (0, 0);
-    for file in files {
-        let result = std::fs::read_to_string(file)
-            .map_err(|e| e.to_string())
-            .and_then(|text| webissued::conformance::run(addr, &text, &password));
-        match result {
-            Ok(n) => {
-                passed += 1;
-                println!("ok   {} ({n} commands)", file.display());
-            }
-            Err(e) => {
-                failed += 1;
-                println!("FAIL {}: {e}", file.display());
-            }
-        }
-    }
-    println!("{passed} passed, {failed} failed");
-    if failed == 0 {
-        std::process::ExitCode::SUCCESS
-    } else {
-        std::process::ExitCode::FAILURE
-    }
-}
-
 fn serve(
     config: Option<PathBuf>,
     listen: Option<String>,
@@ -234,7 +195,7 @@ fn serve(
         )?;
         let addr = l.local_addr().map_err(|e| e.to_string())?;
         cfg.server.http_listen = addr.to_string();
-        Some((l, addr))
+        (l, addr)
     };
     let listener = bind(&cfg.server.listen, "[server] listen or --listen")?;
     // Before anything in the directory is read or written; held until serve returns.
@@ -252,13 +213,10 @@ fn serve(
             webissued::metrics::global().enable();
         }
         let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
-        let http = match http {
-            Some((l, addr)) => Some((
-                tokio::net::TcpListener::from_std(l).map_err(|e| e.to_string())?,
-                addr,
-            )),
-            None => None,
-        };
+        let http = (
+            tokio::net::TcpListener::from_std(http.0).map_err(|e| e.to_string())?,
+            http.1,
+        );
         let data_dir = cfg.server.data_dir.clone();
         let app = App::open(cfg).map_err(|e| {
             format!(
@@ -274,35 +232,16 @@ fn serve(
         tracing::info!(
             version = env!("CARGO_PKG_VERSION"),
             %addr,
-            http = %http.as_ref().map_or("off".to_string(), |(_, a)| a.to_string()),
+            http = %http.1,
             data = %app.config.server.data_dir.display(),
             mail = %app.notifier.as_ref().map_or("off", |n| n.mail_peer()),
             "started"
         );
-        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-        let http_task = http.map(|(l, http_addr)| {
-            println!("webissued http listening on {http_addr}");
-            let app = app.clone();
-            tokio::spawn(async move {
-                let stop = async move {
-                    let _ = stop_rx.wait_for(|s| *s).await;
-                };
-                if let Err(e) = webissued::http::serve(app, l, stop).await {
-                    tracing::error!(error = %e, "http listener failed");
-                }
-            })
-        });
-        let shutdown = async move {
-            shutdown_signal().await;
-            let _ = stop_tx.send(true);
-        };
-        let result = webissued::server::run(app, listener, shutdown)
-            .await
-            .map_err(|e| e.to_string());
-        if let Some(t) = http_task {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), t).await;
-        }
-        result
+        let (http, http_addr) = http;
+        println!("webissued http listening on {http_addr}");
+        // Serves until SIGTERM or SIGINT; shutdown.rs says the order things stop in.
+        webissued::shutdown::run(app, listener, http, shutdown_signal()).await;
+        Ok(())
     })
 }
 

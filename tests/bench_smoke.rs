@@ -1,27 +1,29 @@
 //! CI smoke of the load generator: seed a small data set, run every webissued mix for about
 //! a second with 4 connections, and require completed operations and zero errors. No timing
 //! assertions: CI machines are too noisy for those (scripts/bench measures).
+//!
+//! The generator (crates/bench) runs in this process, parsed from the same arguments as the
+//! `webissued-bench` binary, so the test always runs the code as built with it.
 
 mod support;
 
-use std::process::Command;
+use clap::Parser;
 use support::{ADMIN_PASSWORD, Server};
 
 fn bench(server: &Server, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_webissued"))
-        .arg("bench")
-        .args(args)
-        .args(["--addr", &server.addr.to_string()])
-        .args(["--password", ADMIN_PASSWORD])
-        .output()
-        .expect("run webissued bench");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "bench {args:?} failed: {stdout}\n{}\nserver log:\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        server.log()
-    );
+    let addr = server.addr.to_string();
+    let target = ["--addr", &addr, "--password", ADMIN_PASSWORD];
+    let argv = ["webissued-bench"].iter().chain(args).chain(&target);
+    let cli = webissued_bench::Cli::try_parse_from(argv).expect("bench arguments");
+    let mut out = Vec::new();
+    let result = webissued_bench::run(cli, &mut out);
+    let stdout = String::from_utf8_lossy(&out).into_owned();
+    if let Err(e) = result {
+        panic!(
+            "bench {args:?} failed: {e}\n{stdout}\nserver log:\n{}",
+            server.log()
+        );
+    }
     stdout
 }
 

@@ -18,7 +18,7 @@ fn transcripts() {
     for file in &files {
         let server = Server::start();
         let text = std::fs::read_to_string(file).unwrap();
-        match webissued::conformance::run(&server.addr.to_string(), &text, ADMIN_PASSWORD) {
+        match webissued_conformance::run(&server.addr.to_string(), &text, ADMIN_PASSWORD) {
             Ok(n) => eprintln!("{}: {n} commands ok", file.display()),
             Err(e) => failures.push(format!("{}: {e}", file.display())),
         }

@@ -1,5 +1,5 @@
 //! Replays every input kept in tests/fuzz-corpus/<target>/ through the same invariant checks
-//! the fuzz targets run (`webissued::fuzz_checks`), so crashers found by `scripts/fuzz` stay
+//! the fuzz targets run (`webissued_fuzz_checks`), so crashers found by `scripts/fuzz` stay
 //! fixed on stable Rust with plain `cargo test`.
 
 use std::path::Path;
@@ -24,20 +24,20 @@ fn replay(target: &str, check: fn(&[u8])) {
 
 #[test]
 fn command_inputs() {
-    replay("command", webissued::fuzz_checks::command);
+    replay("command", webissued_fuzz_checks::command);
 }
 
 #[test]
 fn definition_inputs() {
-    replay("definition", webissued::fuzz_checks::definition);
+    replay("definition", webissued_fuzz_checks::definition);
 }
 
 #[test]
 fn mailto_inputs() {
-    replay("mailto", webissued::fuzz_checks::mailto);
+    replay("mailto", webissued_fuzz_checks::mailto);
 }
 
 #[test]
 fn codec_inputs() {
-    replay("codec", webissued::fuzz_checks::codec);
+    replay("codec", webissued_fuzz_checks::codec);
 }

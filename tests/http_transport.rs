@@ -492,7 +492,7 @@ fn every_conformance_transcript_gives_the_same_replies_over_http() {
             marker: i % 2 == 1,
         };
         let text = std::fs::read_to_string(file).unwrap();
-        match webissued::conformance::run_with(&text, ADMIN_PASSWORD, |s| replay.exchange(s)) {
+        match webissued_conformance::run_with(&text, ADMIN_PASSWORD, |s| replay.exchange(s)) {
             Ok(n) => eprintln!("{} over HTTP: {n} commands ok", file.display()),
             Err(e) => failures.push(format!("{}: {e}", file.display())),
         }
@@ -1306,19 +1306,15 @@ fn large_bodies_need_a_session_and_room_in_the_upload_budget() {
 #[test]
 fn bench_http_read_mix_runs_without_errors() {
     let mut server = Server::start();
+    // The generator (crates/bench) in this process, from the webissued-bench arguments.
     let bench = |addr: String, args: &[&str]| -> String {
-        let out = Command::new(env!("CARGO_BIN_EXE_webissued"))
-            .arg("bench")
-            .args(args)
-            .args(["--addr", &addr, "--password", ADMIN_PASSWORD])
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "{args:?}: {stdout} {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let target = ["--addr", &addr, "--password", ADMIN_PASSWORD];
+        let argv = ["webissued-bench"].iter().chain(args).chain(&target);
+        let cli = <webissued_bench::Cli as clap::Parser>::try_parse_from(argv).unwrap();
+        let mut out = Vec::new();
+        let result = webissued_bench::run(cli, &mut out);
+        let stdout = String::from_utf8_lossy(&out).into_owned();
+        assert!(result.is_ok(), "{args:?}: {stdout} {result:?}");
         stdout
     };
     bench(

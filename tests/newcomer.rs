@@ -576,7 +576,7 @@ fn attribute_examples_in_the_spec_replay() {
         );
     }
     let server = Server::start();
-    let n = webissued::conformance::run(&server.addr.to_string(), &transcript, ADMIN_PASSWORD)
+    let n = webissued_conformance::run(&server.addr.to_string(), &transcript, ADMIN_PASSWORD)
         .unwrap_or_else(|e| panic!("protocol-spec/attributes.md: {e}"));
     assert!(n > 50, "{n} commands");
 }

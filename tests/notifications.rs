@@ -279,5 +279,5 @@ fn with_notify_disabled_the_commands_are_unknown_and_nothing_is_mailed() {
 }
 
 fn support_glob(pattern: &str, text: &str) -> bool {
-    webissued::conformance::glob_match(pattern, text)
+    webissued_conformance::glob_match(pattern, text)
 }

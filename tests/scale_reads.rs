@@ -43,20 +43,19 @@ fn ok(out: &Output) -> Vec<u8> {
     out.stdout.clone()
 }
 
+/// Runs the load generator (crates/bench) in this process, as tests/bench_smoke.rs does.
 fn bench(server: &Server, args: &[&str]) -> String {
-    let out = bin()
-        .arg("bench")
-        .args(args)
-        .args(["--addr", &server.addr.to_string()])
-        .args(["--password", ADMIN_PASSWORD])
-        .output()
-        .expect("run webissued bench");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "bench {args:?} failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    use clap::Parser;
+    let addr = server.addr.to_string();
+    let target = ["--addr", &addr, "--password", ADMIN_PASSWORD];
+    let argv = ["webissued-bench"].iter().chain(args).chain(&target);
+    let cli = webissued_bench::Cli::try_parse_from(argv).expect("bench arguments");
+    let mut out = Vec::new();
+    let result = webissued_bench::run(cli, &mut out);
+    let stdout = String::from_utf8_lossy(&out).into_owned();
+    if let Err(e) = result {
+        panic!("bench {args:?} failed: {e}\n{stdout}");
+    }
     stdout
 }
 

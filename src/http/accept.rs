@@ -5,45 +5,42 @@
 //! send half a request and stop hold a descriptor each until the process has none left.
 
 use crate::app::App;
+use crate::drain::Connections;
 use crate::server::PerIp;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
-use tokio::task::JoinSet;
 use tokio::time::Sleep;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Serves `router` on `listener` until `shutdown` completes; then lets requests in flight
-/// finish (at most 5 s).
-pub async fn serve(
+/// Accepts on `listener` until `stop` turns true, then closes the listening socket and
+/// returns the open connections, for the shutdown to drain (a request in flight is
+/// answered, an idle keep-alive connection closes).
+pub async fn accept(
     app: Arc<App>,
     listener: TcpListener,
     router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+    mut stop: watch::Receiver<bool>,
+) -> Connections {
     let limits = &app.config.limits;
     let total = Arc::new(Semaphore::new(limits.http_max_connections.max(1)));
     let per_ip = PerIp::new(limits.http_max_connections_per_ip);
     let header_timeout = secs_or_off(limits.http_header_timeout_secs);
     let body_timeout = secs_or_off(limits.http_body_timeout_secs);
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut tasks = JoinSet::new();
-    tokio::pin!(shutdown);
+    let mut open = Connections::default();
     loop {
         tokio::select! {
-            _ = &mut shutdown => break,
+            _ = async { drop(stop.wait_for(|s| *s).await) } => break,
             accepted = listener.accept() => {
-                while tasks.try_join_next().is_some() {}
                 let (stream, peer) = match accepted {
                     Ok(x) => x,
                     Err(e) => {
@@ -63,9 +60,9 @@ pub async fn serve(
                     continue;
                 };
                 let router = router.clone();
-                let stop = stop_rx.clone();
+                let stop = open.stop_flag();
                 let tls = app.tls.clone();
-                tasks.spawn(async move {
+                open.spawn(async move {
                     let limits = (header_timeout, body_timeout);
                     match tls {
                         // HTTPS: the handshake runs here, under the connection's slot.
@@ -82,15 +79,11 @@ pub async fn serve(
         }
     }
     drop(listener);
-    let _ = stop_tx.send(true);
-    let _ = tokio::time::timeout(Duration::from_secs(5), async {
-        while tasks.join_next().await.is_some() {}
-    })
-    .await;
-    Ok(())
+    open
 }
 
-/// Serves one connection (plain or TLS) until it ends or the listener stops.
+/// Serves one connection (plain or TLS) until it ends or the drain starts; then hyper
+/// finishes the request in flight, if any, and closes (the drain's deadline bounds it).
 async fn connection<IO>(
     io: IO,
     peer: std::net::SocketAddr,
@@ -121,7 +114,7 @@ async fn connection<IO>(
         }
         _ = async { drop(stop.wait_for(|s| *s).await) } => {
             conn.as_mut().graceful_shutdown();
-            let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
+            let _ = conn.await;
         }
     }
 }

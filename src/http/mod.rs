@@ -25,7 +25,6 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
-use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
@@ -34,15 +33,19 @@ pub mod session;
 pub mod webissues;
 pub mod webissues11;
 
-/// Serves the pages on `listener` until `shutdown` completes.
-pub async fn serve(
+/// Accepts on `listener` until `stop` turns true; returns the open connections for the
+/// shutdown to drain (`crate::shutdown`).
+pub async fn accept(
     app: Arc<App>,
     listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> crate::drain::Connections {
     // Requests wait in the listen queue while the store loads at start-up.
-    app.store.ready().await;
-    accept::serve(app.clone(), listener, router(app), shutdown).await
+    tokio::select! {
+        _ = app.store.ready() => {}
+        _ = async { drop(stop.wait_for(|s| *s).await) } => return Default::default(),
+    }
+    accept::accept(app.clone(), listener, router(app), stop).await
 }
 
 pub fn router(app: Arc<App>) -> Router {

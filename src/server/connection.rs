@@ -90,8 +90,10 @@ async fn run(
     // stop listener for every read cost about a tenth of a small command's CPU.
     let idle_timer = tokio::time::sleep(idle);
     tokio::pin!(idle_timer);
-    let stopped = stop.changed();
+    // Fused: after the stop it stays pending while a begun command is read to its end.
+    let stopped = futures::FutureExt::fuse(stop.changed());
     tokio::pin!(stopped);
+    let mut stopping = false;
     tracing::debug!("connected");
     loop {
         // Run every complete command already received, up to the batch limit.
@@ -218,6 +220,9 @@ async fn run(
         if more {
             continue;
         }
+        if stopping && !codec.mid_frame(&buf) {
+            break; // the begun command has its reply
+        }
         if buf.is_empty() && buf.capacity() > 0 {
             buf = BytesMut::new(); // hold no buffer while idle
         }
@@ -264,6 +269,8 @@ async fn run(
                 send_last(&mut stream, Error::with(Code::IdleTimeout, detail)).await;
                 break;
             }
+            // Shutdown: a command partly received is read to its end and answered first.
+            Input::Stop if codec.mid_frame(&buf) => stopping = true,
             Input::Stop => break,
         }
     }

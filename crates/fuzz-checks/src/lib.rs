@@ -5,17 +5,17 @@
 //! Each function takes arbitrary bytes and panics when an invariant breaks; returning
 //! normally means the input was handled correctly (accepted or rejected with an error).
 
-use crate::protocol::codec::{Frame, LineCodec};
-use crate::protocol::definition::parse_definition;
-use crate::protocol::token::{self, Arg};
-use crate::protocol::{Reply, parse_command};
-use crate::subscribe::mailto::{MAX_ADDRESSES, MAX_BODY_CHARS, MAX_SUBJECT_CHARS, Mailto};
 use bytes::{Bytes, BytesMut};
 use tokio_util::codec::Decoder;
+use webissued::protocol::codec::{Frame, LineCodec};
+use webissued::protocol::definition::parse_definition;
+use webissued::protocol::token::{self, Arg};
+use webissued::protocol::{Reply, parse_command};
+use webissued::subscribe::mailto::{MAX_ADDRESSES, MAX_BODY_CHARS, MAX_SUBJECT_CHARS, Mailto};
 
 /// An error reply must be one line (CRLF) and the closing empty line, whatever the input:
 /// a stray CR or LF in a message would break every client's framing.
-fn assert_one_error_line(e: crate::error::Error) {
+fn assert_one_error_line(e: webissued::error::Error) {
     let bytes = Reply::Error(e).to_bytes();
     let body = bytes
         .strip_suffix(b"\r\n\r\n")
@@ -84,7 +84,7 @@ pub fn definition(data: &[u8]) {
             assert!(!message.contains(['\r', '\n']), "{message:?}");
         }
     }
-    match crate::attributes::AttributeDef::parse(text) {
+    match webissued::attributes::AttributeDef::parse(text) {
         Ok(def) => {
             // Validating a value against any definition must not panic either.
             for value in [
@@ -119,7 +119,7 @@ pub fn mailto(data: &[u8]) {
             let count = m.addresses().count();
             assert!(count <= MAX_ADDRESSES, "{count} addresses");
             for a in m.addresses() {
-                assert!(crate::email_address::is_valid_email(a), "{a:?}");
+                assert!(webissued::email_address::is_valid_email(a), "{a:?}");
                 assert!(!a.chars().any(char::is_control), "{a:?}");
             }
             if let Some(s) = &m.subject {

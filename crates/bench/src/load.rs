@@ -4,11 +4,11 @@
 use super::conn::{Conn, Dialect};
 use super::histogram::Histogram;
 use super::model::Model;
-use crate::protocol::token::write_string;
 use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use webissued::protocol::token::write_string;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Mix {
@@ -233,7 +233,7 @@ pub async fn run(cfg: LoadConfig) -> io::Result<Outcome> {
             model = Model::discover(&mut c).await?;
             if model.folders.is_empty() {
                 return Err(io::Error::other(
-                    "no folders on the server: run `webissued bench seed` first",
+                    "no folders on the server: run `webissued-bench seed` first",
                 ));
             }
         }

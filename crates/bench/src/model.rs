@@ -3,11 +3,11 @@
 //! against any seeded server without sharing files with the seeder.
 
 use super::conn::{Conn, ReplyBytes};
-use crate::attributes::{AttributeDef, AttributeKind};
-use crate::protocol::token::{self, Arg};
 use std::collections::HashMap;
 use std::io;
 use std::sync::Mutex;
+use webissued::attributes::{AttributeDef, AttributeKind};
+use webissued::protocol::token::{self, Arg};
 
 pub struct Folder {
     pub id: i64,

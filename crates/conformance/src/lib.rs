@@ -1,5 +1,6 @@
 //! Conformance transcripts: a script of command lines and the reply lines expected, run
-//! against any server over TCP (`webissued conformance ADDR FILES…`, `cargo test`).
+//! against any server over TCP (`webissued-conformance ADDR FILES…`, scripts/conformance,
+//! tests/conformance.rs).
 //!
 //! Format, one item per line:
 //! - `C: line` sends a command line; the `S:` lines after it are its expected reply, without

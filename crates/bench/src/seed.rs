@@ -5,9 +5,9 @@
 use super::conn::{Conn, Dialect, ReplyBytes};
 use super::load::Rng;
 use super::model::Model;
-use crate::protocol::token::write_string;
 use std::io::{self, Write};
 use std::time::Instant;
+use webissued::protocol::token::write_string;
 
 pub struct SeedConfig {
     pub addr: String,

@@ -1,5 +1,5 @@
-//! `webissued bench`: the load generator and its helpers (seeding, idle connections,
-//! start-up time). It speaks the protocol through the project's own token writer and
+//! `webissued-bench`: the load generator and its helpers (seeding, idle connections,
+//! start-up time), a crate of its own so that the server binary carries none of it. It speaks the protocol through the project's own token writer and
 //! reply-line tokenizer, and Redis's inline protocol, so both servers are measured by the
 //! same client (scripts/bench runs the whole comparison).
 
@@ -10,16 +10,21 @@ pub mod load;
 pub mod model;
 pub mod seed;
 
-use clap::{Args, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use conn::{Conn, Dialect};
 use load::{LoadConfig, Mix, Outcome};
-use std::io::{self, BufRead};
+use std::io::{self, BufRead, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-#[derive(Args)]
-pub struct BenchArgs {
+#[derive(Parser)]
+#[command(
+    name = "webissued-bench",
+    version,
+    about = "Load generator and benchmark helpers for webissued (scripts/bench runs the full comparison)"
+)]
+pub struct Cli {
     #[command(subcommand)]
     cmd: BenchCmd,
 }
@@ -120,6 +125,9 @@ enum BenchCmd {
         /// Data directory (already seeded).
         #[arg(long)]
         data: PathBuf,
+        /// The server binary [default: `webissued` beside this program].
+        #[arg(long, value_name = "FILE")]
+        server: Option<PathBuf>,
         #[arg(long, default_value_t = 3)]
         runs: usize,
         #[arg(long)]
@@ -127,8 +135,21 @@ enum BenchCmd {
     },
 }
 
-pub fn main(args: BenchArgs) -> ExitCode {
-    let result = match args.cmd {
+/// Runs the command, printing to stdout; errors go to stderr.
+pub fn main(cli: Cli) -> ExitCode {
+    match run(cli, &mut io::stdout()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("webissued-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the command, writing its report to `out` (tests read it from there); ERROR
+/// replies during a run are an error.
+pub fn run(cli: Cli, out: &mut dyn Write) -> io::Result<()> {
+    match cli.cmd {
         BenchCmd::Run {
             target,
             mix,
@@ -154,7 +175,7 @@ pub fn main(args: BenchArgs) -> ExitCode {
             let (c, d) = (cfg.connections, cfg.depth);
             runtime(threads)
                 .and_then(|rt| rt.block_on(load::run(cfg)))
-                .map(|o| print_outcome(mix, c, d, &o, json))
+                .and_then(|o| print_outcome(out, mix, c, d, &o, json))
                 .and_then(|errors| {
                     if errors == 0 {
                         Ok(())
@@ -206,15 +227,20 @@ pub fn main(args: BenchArgs) -> ExitCode {
                 !no_login,
                 server_pid,
                 json,
+                out,
             ))
         }),
-        BenchCmd::Startup { data, runs, json } => startup(&data, runs, json),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("webissued bench: {e}");
-            ExitCode::FAILURE
+        BenchCmd::Startup {
+            data,
+            server,
+            runs,
+            json,
+        } => {
+            let server = match server {
+                Some(s) => s,
+                None => std::env::current_exe()?.with_file_name("webissued"),
+            };
+            startup(&server, &data, runs, json, out)
         }
     }
 }
@@ -237,14 +263,22 @@ fn ms(ns: u64) -> f64 {
 }
 
 /// Prints the outcome; returns the number of ERROR replies.
-fn print_outcome(mix: Mix, connections: usize, depth: usize, o: &Outcome, json: bool) -> u64 {
+fn print_outcome(
+    out: &mut dyn Write,
+    mix: Mix,
+    connections: usize,
+    depth: usize,
+    o: &Outcome,
+    json: bool,
+) -> io::Result<u64> {
     let h = &o.hist;
     let (p50, p99, p999) = (h.quantile(0.5), h.quantile(0.99), h.quantile(0.999));
     let per_op = |cpu: Duration| cpu.as_secs_f64() * 1e6 / o.ops.max(1) as f64;
     let cpu_us = o.server_cpu.map(per_op);
     let client_us = o.client_cpu.map(per_op);
     if json {
-        println!(
+        writeln!(
+            out,
             "{{\"mix\":\"{}\",\"connections\":{connections},\"depth\":{depth},\"seconds\":{:.3},\
              \"ops\":{},\"ops_per_sec\":{:.1},\"p50_ms\":{:.4},\"p99_ms\":{:.4},\
              \"p999_ms\":{:.4},\"max_ms\":{:.4},\"errors\":{},\"server_cpu_us_per_op\":{},\
@@ -260,9 +294,10 @@ fn print_outcome(mix: Mix, connections: usize, depth: usize, o: &Outcome, json: 
             o.errors,
             cpu_us.map_or("null".to_string(), |c| format!("{c:.1}")),
             client_us.map_or("null".to_string(), |c| format!("{c:.1}"))
-        );
+        )?;
     } else {
-        println!(
+        writeln!(
+            out,
             "{:<9} c={connections:<4} d={depth:<3} {:>10.0} ops/s  p50 {:.3} ms  p99 {:.3} ms  \
              p99.9 {:.3} ms  max {:.3} ms  ({} ops, {} errors)",
             mix.name(),
@@ -273,18 +308,21 @@ fn print_outcome(mix: Mix, connections: usize, depth: usize, o: &Outcome, json: 
             ms(h.max()),
             o.ops,
             o.errors
-        );
+        )?;
         if let Some(c) = cpu_us {
-            println!("          server CPU {c:.1} µs per operation");
+            writeln!(out, "          server CPU {c:.1} µs per operation")?;
         }
         if let Some(c) = client_us {
-            println!("          client CPU {c:.1} µs per operation (this generator)");
+            writeln!(
+                out,
+                "          client CPU {c:.1} µs per operation (this generator)"
+            )?;
         }
     }
     if let Some(e) = &o.first_error {
         eprintln!("first error: {e}");
     }
-    o.errors
+    Ok(o.errors)
 }
 
 /// User plus system CPU time of a process so far, from /proc (clock ticks of 10 ms).
@@ -317,6 +355,7 @@ async fn idle(
     login: bool,
     server_pid: Option<u32>,
     json: bool,
+    out: &mut dyn Write,
 ) -> io::Result<()> {
     let before = server_pid.map(rss_kib).transpose()?;
     let started = Instant::now();
@@ -342,7 +381,8 @@ async fn idle(
     let secs = started.elapsed().as_secs_f64();
     eprintln!("idle: {} connections open in {secs:.1} s", conns.len());
     let Some(pid) = server_pid else {
-        println!("ready {}", conns.len());
+        writeln!(out, "ready {}", conns.len())?;
+        out.flush()?;
         std::future::pending::<()>().await;
         return Ok(());
     };
@@ -351,20 +391,22 @@ async fn idle(
     let after = rss_kib(pid)?;
     let before = before.unwrap_or(0);
     if json {
-        println!(
+        writeln!(
+            out,
             "{{\"connections\":{},\"logged_in\":{login},\"rss_before_kib\":{before},\
              \"rss_kib\":{after},\"open_secs\":{secs:.1}}}",
             conns.len()
-        );
+        )?;
     } else {
-        println!(
+        writeln!(
+            out,
             "idle: {} {} connections: server RSS {:.1} MB (was {:.1} MB before; {:.1} KB per connection)",
             conns.len(),
             if login { "logged-in" } else { "anonymous" },
             after as f64 / 1024.0,
             before as f64 / 1024.0,
             (after.saturating_sub(before)) as f64 / conns.len().max(1) as f64
-        );
+        )?;
     }
     Ok(())
 }
@@ -372,12 +414,17 @@ async fn idle(
 /// Starts the server on `data` `runs` times and reports the time to "listening", to the
 /// first HELLO answered, and to the first answer that needed the data (LIST PROJECTS
 /// without a login: its 300 comes once the store is loaded).
-fn startup(data: &std::path::Path, runs: usize, json: bool) -> io::Result<()> {
-    let exe = std::env::current_exe()?;
+fn startup(
+    exe: &std::path::Path,
+    data: &std::path::Path,
+    runs: usize,
+    json: bool,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     let mut results = Vec::new();
     for _ in 0..runs.max(1) {
         let t0 = Instant::now();
-        let mut child = std::process::Command::new(&exe)
+        let mut child = std::process::Command::new(exe)
             .args([
                 "serve",
                 "--listen",
@@ -389,7 +436,8 @@ fn startup(data: &std::path::Path, runs: usize, json: bool) -> io::Result<()> {
             .arg(data)
             .env("RUST_LOG", "warn")
             .stdout(std::process::Stdio::piped())
-            .spawn()?;
+            .spawn()
+            .map_err(|e| io::Error::other(format!("cannot start {}: {e}", exe.display())))?;
         let stdout = child.stdout.take().expect("piped stdout");
         let mut line = String::new();
         let mut lines = io::BufReader::new(stdout);
@@ -428,19 +476,21 @@ fn startup(data: &std::path::Path, runs: usize, json: bool) -> io::Result<()> {
     for (listening, hello, ready) in &results {
         let ms = |d: &Duration| d.as_secs_f64() * 1e3;
         if json {
-            println!(
+            writeln!(
+                out,
                 "{{\"listening_ms\":{:.1},\"first_hello_ms\":{:.1},\"data_ready_ms\":{:.1}}}",
                 ms(listening),
                 ms(hello),
                 ms(ready)
-            );
+            )?;
         } else {
-            println!(
+            writeln!(
+                out,
                 "startup: listening after {:.1} ms, first HELLO answered after {:.1} ms, data loaded after {:.1} ms",
                 ms(listening),
                 ms(hello),
                 ms(ready)
-            );
+            )?;
         }
     }
     Ok(())

@@ -127,9 +127,9 @@ impl Conn {
     /// Logs in; fails unless the server answers `USER …`.
     pub async fn login(&mut self, login: &str, password: &str) -> io::Result<()> {
         let mut line = b"LOGIN ".to_vec();
-        crate::protocol::token::write_string(&mut line, login);
+        webissued::protocol::token::write_string(&mut line, login);
         line.push(b' ');
-        crate::protocol::token::write_string(&mut line, password);
+        webissued::protocol::token::write_string(&mut line, password);
         let mut r = self.call(&line).await?;
         // The server runs few password checks at once (`[limits] login_pending_*`): many
         // connections logging in together are told to retry.
