@@ -1,29 +1,27 @@
-//! The shared state of a running server: configuration, the store and server identity.
+//! A running server: opens the data directory, builds what commands share
+//! ([`Shared`]), the TLS setup, and wires the notification task.
 
+use crate::commands::Shared;
+use crate::commands::shared::attachments_dir;
 use crate::config::Config;
 use crate::error::Result;
 use crate::store::{Store, issues, key_str, types, users};
 use std::sync::Arc;
 
 pub struct App {
-    pub config: Config,
-    pub store: Store,
-    /// RFC 4122 UUID made at first start and kept in the store.
-    pub uuid: String,
-    /// Failed-login counts per address and per account (abuse limit).
-    pub throttle: crate::server::LoginThrottle,
-    /// The notification machinery; None when `[notify] enabled = false`.
-    pub notifier: Option<Arc<crate::notify::Notifier>>,
-    /// LIST PROJECTS' encoded lines, shared by all connections.
-    pub catalogue: crate::commands::projects::CatalogueCache,
-    /// LIST ISSUES' encoded lines of recently listed issues, shared by all connections.
-    pub issue_lines: crate::commands::issue_lines::IssueLines,
-    /// Attribute definitions parsed once, shared by all connections.
-    pub definitions: crate::attributes::DefinitionCache,
-    /// Each issue type's attribute defaults, for ADD ISSUE.
-    pub type_defaults: crate::commands::type_defaults::TypeDefaults,
+    /// What the commands of every connection share (store, config, caches, throttle, mail
+    /// handles); `App` derefs to it, so front ends read `app.store` and `app.config`.
+    pub shared: Shared,
     /// TLS for both listeners, when `[server] tls_cert` and `tls_key` are set.
     pub tls: Option<Arc<crate::tls::Tls>>,
+}
+
+impl std::ops::Deref for App {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.shared
+    }
 }
 
 impl App {
@@ -92,6 +90,10 @@ impl App {
                 uuid
             }
         };
+        // Subscriptions are delivered by the notification machinery (pass, outbox, worker),
+        // so they are on only when both `[subscribe]` and `[notify]` are enabled.
+        let subscriptions = (config.notify.enabled && config.subscribe.enabled)
+            .then(|| crate::subscribe::mail::Context::new(&config));
         let notifier = if config.notify.enabled {
             // The file transport writes beside the data unless told otherwise.
             let mut mail = config.mail.clone();
@@ -106,59 +108,38 @@ impl App {
             )
             .map_err(|e| crate::error::Error::with(crate::error::Code::ServerError, e))?;
             let mut n = n;
-            if config.subscribe.enabled {
-                n.subscriptions = Some(crate::subscribe::mail::Context::new(&config));
+            if let Some(ctx) = &subscriptions {
+                n.enable_stop_links(&ctx.base_url);
+                n.add_channel(Box::new(ctx.clone()));
             }
             store.enable_fanout(n.fanout.clone());
             Some(Arc::new(n))
         } else {
             None
         };
-        let app = App {
-            throttle: crate::server::LoginThrottle::new(&config.limits),
+        let shared = Shared::new(
             config,
-            store,
+            Arc::new(store),
             uuid,
             notifier,
-            catalogue: Default::default(),
-            issue_lines: Default::default(),
-            definitions: Default::default(),
-            type_defaults: Default::default(),
-            tls,
-        };
+            subscriptions,
+            crate::fdlimit::streamed_files().clone(),
+        );
+        let app = App { shared, tls };
         Ok(Arc::new(app))
     }
 
-    /// Where attachment bytes live, one file each, outside sled.
-    pub fn attachments_dir(&self) -> std::path::PathBuf {
-        attachments_dir(&self.config)
-    }
-
-    /// The optional features enabled by the configuration (LIST FEATURES).
-    pub fn features(&self) -> Vec<&'static str> {
-        let mut features = Vec::new();
-        if self.notifier.is_some() {
-            features.push("notify");
-        }
-        if self.subscriptions_enabled() {
-            features.push("subscribe");
-        }
-        features.push("help");
-        features
-    }
-
-    /// Subscriptions are delivered by the notification machinery (pass, outbox, worker), so
-    /// they are on only when both `[subscribe]` and `[notify]` are enabled.
-    pub fn subscriptions_enabled(&self) -> bool {
-        self.subscriptions().is_some()
-    }
-
-    /// What subscription mails are made with, when the feature is on.
-    pub fn subscriptions(
+    /// Starts the notification task (when `[notify]` is on); it ends when `stop` turns true.
+    pub fn spawn_notifier(
         &self,
-    ) -> Option<(&crate::subscribe::mail::Context, &crate::mail::Templates)> {
-        let n = self.notifier.as_deref()?;
-        Some((n.subscriptions.as_ref()?, &n.templates))
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        let (store, notifier) = (self.store.clone(), self.notifier.clone());
+        tokio::spawn(async move {
+            if let Some(notifier) = notifier {
+                crate::notify::service::run(store, notifier, stop).await;
+            }
+        })
     }
 }
 
@@ -185,11 +166,6 @@ fn random_password() -> String {
     (0..16)
         .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
         .collect()
-}
-
-/// Where uploaded files live: `attachments/` in the data directory.
-fn attachments_dir(config: &Config) -> std::path::PathBuf {
-    config.server.data_dir.join("attachments")
 }
 
 #[cfg(test)]

@@ -4,10 +4,13 @@
 //! Layout (ARCHITECTURE.md has the map): `protocol` (the 0.8 wire format, pure), `wi11`
 //! (the 1.1 dialect), `http` (the HTTP listener: WebIssues transport and pages), `server`
 //! (the TCP listener and connection loop), `commands` (0.8 handlers, one module per family),
-//! `store` (the only code touching sled and the log), `notify` (digest schedules and
-//! passes), `subscribe` (outside email subscriptions), `mail` (messages, transports,
-//! templates), `config` and `startup` (configuration and its checks). The tools (load
-//! generator, conformance runner, fuzz checks) are crates of their own under `crates/`.
+//! `front` (what the front ends share: the per-command path and the durable wait),
+//! `store` (the only code touching sled and the log), `schedule` (when a digest is due),
+//! `notify` (digest passes), `subscribe` (outside email subscriptions), `mail` (messages,
+//! transports, templates), `config` and `startup` (configuration and its checks).
+//! `scripts/imports` checks that no two modules import each other in a circle. The tools
+//! (load generator, conformance runner, fuzz checks) are crates of their own under
+//! `crates/`.
 
 pub mod admin;
 pub mod app;
@@ -21,12 +24,14 @@ pub mod dump;
 pub mod email_address;
 pub mod error;
 pub mod fdlimit;
+pub mod front;
 pub mod http;
 pub mod mail;
 pub mod metrics;
 pub mod notify;
 pub mod password;
 pub mod protocol;
+pub mod schedule;
 pub mod server;
 pub mod sessions;
 pub mod shutdown;

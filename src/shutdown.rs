@@ -29,7 +29,7 @@ const NOTIFIER_LEAST: Duration = Duration::from_secs(1);
 pub async fn run(app: Arc<App>, tcp: TcpListener, http: TcpListener, signal: impl Future) {
     let (stop_accepting, accept_stop) = watch::channel(false);
     let (notifier_stop, notifier_rx) = watch::channel(false);
-    let notifier = tokio::spawn(crate::notify::service::run(app.clone(), notifier_rx));
+    let notifier = app.spawn_notifier(notifier_rx);
     if let Some(tls) = &app.tls {
         crate::tls::reload_on_sighup(tls.clone());
     }

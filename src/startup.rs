@@ -45,7 +45,7 @@ pub fn load(path: &Path) -> Result<Config, String> {
 /// Checks every setting that can be checked without touching the disk.
 pub fn check(cfg: &Config, origin: &Origin) -> Result<(), String> {
     let at = |key: &str, what: String| format!("{}{key}: {what}", origin.prefix());
-    crate::notify::schedule::UserTz::parse(&cfg.server.timezone).map_err(|e| {
+    crate::schedule::UserTz::parse(&cfg.server.timezone).map_err(|e| {
         at(
             "[server] timezone",
             format!("{:?}: {e}", cfg.server.timezone),

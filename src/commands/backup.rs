@@ -29,7 +29,7 @@ pub async fn backup(cx: &mut Cx<'_>, name: String) -> Result<Reply> {
     if !valid_name(&name) {
         return Err(Error::new(Code::InvalidString));
     }
-    let root = backup_dir(&cx.app.config);
+    let root = backup_dir(&cx.shared.config);
     std::fs::create_dir_all(&root)?;
     let dest = root.join(&name);
     if dest.exists() {
@@ -38,8 +38,8 @@ pub async fn backup(cx: &mut Cx<'_>, name: String) -> Result<Reply> {
             "a backup of that name exists",
         ));
     }
-    let store = &cx.app.store;
-    let attachments = cx.app.attachments_dir();
+    let store = &cx.shared.store;
+    let attachments = cx.shared.attachments_dir();
     let started = std::time::Instant::now();
     // The copy blocks this thread (seconds for a large store); the runtime moves this
     // worker's other connections to another one meanwhile.

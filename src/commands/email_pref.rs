@@ -16,11 +16,11 @@ use crate::subscribe::mail::Context;
 pub fn set(cx: &mut Cx, target: &User, value: &str, now: i64) -> Result<Reply> {
     let me = cx.user()?;
     let by_admin = me.access == ACCESS_ADMIN;
-    let mailer = cx.app.notifier.clone();
-    let cfg = cx.app.config.subscribe.clone();
+    let mailer = cx.shared.notifier.clone();
+    let cfg = cx.shared.config.subscribe.clone();
     // Links work whenever the notify feature is on: the HTTP listener serves the email page
     // even where subscriptions are disabled.
-    let ctx = Context::new(&cx.app.config);
+    let ctx = Context::new(&cx.shared.config);
     let mut queued = false;
     cx.write(|w| {
         n::set_pref(w, target.id, PREF_EMAIL, value, now)?;

@@ -8,7 +8,7 @@ use crate::protocol::{Line, Reply};
 use crate::store::users;
 
 pub fn help(cx: &mut Cx, name: Option<String>) -> Result<Reply> {
-    let features = cx.app.features();
+    let features = cx.shared.features();
     let offered = |f: Option<&str>| f.is_none_or(|f| features.contains(&f));
     if let Some(name) = name {
         return match find(&name).filter(|e| offered(e.feature)) {

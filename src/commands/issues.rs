@@ -45,7 +45,7 @@ fn value_lines(out: &mut Vec<u8>, r: &impl Read, issue: u64) -> Result<()> {
 /// and kept ([`super::issue_lines`]).
 pub fn list_issues(cx: &mut Cx, folder: i64, since: i64) -> Result<Reply> {
     let me = cx.user()?;
-    let app = cx.app;
+    let app = cx.shared;
     cx.read(|r| {
         let (f, _) = projects::visible_folder(r, &me, folder)?;
         let generation = app.store.attribute_generation();
@@ -123,7 +123,7 @@ pub fn get_details(cx: &mut Cx, issue: i64, since: i64) -> Result<Reply> {
 /// Creates the issue with each attribute's default value (no history rows for those).
 pub fn add_issue(cx: &mut Cx, folder: i64, name: String) -> Result<Reply> {
     let me = cx.user()?;
-    let app = cx.app;
+    let app = cx.shared;
     let id = cx.write(|w| {
         let (f, _) = projects::visible_folder(w, &me, folder)?;
         let generation = app.store.attribute_generation();
@@ -154,7 +154,7 @@ pub fn rename_issue(cx: &mut Cx, issue: i64, name: String) -> Result<Reply> {
 /// normalised form; a USER value with `member=1` must name a member of this project.
 pub fn set_value(cx: &mut Cx, issue: i64, attribute: i64, value: String) -> Result<Reply> {
     let me = cx.user()?;
-    let definitions = &cx.app.definitions;
+    let definitions = &cx.shared.definitions;
     cx.write(|w| {
         let (mut i, f) = issues::visible(w, &me, issue)?;
         let attr = types::attribute(w, attribute)?
@@ -199,7 +199,7 @@ pub async fn add_attachment(
 ) -> Result<Reply> {
     let me = cx.user()?;
     cx.read(|r| issues::visible(r, &me, issue))?;
-    let dir = cx.app.attachments_dir();
+    let dir = cx.shared.attachments_dir();
     let file = format!("{:032x}", rand::random::<u128>());
     let path = dir.join(&file);
     let size = data.len() as u64;
@@ -242,11 +242,11 @@ pub async fn get_attachment(cx: &mut Cx<'_>, attachment: i64) -> Result<Reply> {
         }
         Err(Error::new(Code::UnknownAttachment))
     })?;
-    let path = cx.app.attachments_dir().join(&a.file);
+    let path = cx.shared.attachments_dir().join(&a.file);
     // A streamed file stays open until its reply is written: it takes one of the
-    // descriptors kept for that (crate::fdlimit), so downloads cannot use them all up.
+    // descriptors kept for that (`Shared::streamed_files`), so downloads cannot use them all up.
     let permit = if a.size > STREAM_ABOVE {
-        let files = crate::fdlimit::streamed_files().clone();
+        let files = cx.shared.streamed_files.clone();
         match tokio::time::timeout(STREAM_WAIT, files.acquire_owned()).await {
             Ok(Ok(p)) => Some(std::sync::Arc::new(p)),
             _ => {

@@ -9,18 +9,21 @@ pub mod issues;
 pub mod notifications;
 pub mod projects;
 pub mod quota;
+pub mod shared;
 pub mod subscriptions;
 pub mod system;
+pub mod throttle;
 pub mod type_defaults;
 pub mod types;
 pub mod users;
 
-use crate::app::App;
 use crate::error::{Code, Error, Result};
 use crate::protocol::{Command, Reply};
 use crate::store::{Generation, Reader, Writer, users::User};
 use std::net::SocketAddr;
 use std::sync::Arc;
+
+pub use shared::Shared;
 
 /// What a connection knows about its client. A TCP connection is one session.
 pub struct Session {
@@ -63,9 +66,9 @@ impl Session {
     }
 }
 
-/// The context of one command: the server, the session, and the write it made.
+/// The context of one command: what connections share, the session, and the write it made.
 pub struct Cx<'a> {
-    pub app: &'a App,
+    pub shared: &'a Shared,
     pub session: &'a mut Session,
     /// Sequence of this command's write batch (0: nothing written); the reply waits for it.
     pub wrote: u64,
@@ -76,12 +79,12 @@ pub struct Cx<'a> {
 
 impl Cx<'_> {
     pub fn read<T>(&self, f: impl FnOnce(&Reader) -> Result<T>) -> Result<T> {
-        self.app.store.read(f)
+        self.shared.store.read(f)
     }
 
     /// Runs a write; its reply is held back until the write is durable.
     pub fn write<T>(&mut self, f: impl FnOnce(&mut Writer) -> Result<T>) -> Result<T> {
-        let (value, seq) = self.app.store.write(f)?;
+        let (value, seq) = self.shared.store.write(f)?;
         if seq != 0 {
             self.wrote = seq;
         }
@@ -95,7 +98,7 @@ impl Cx<'_> {
             return Ok(u.clone());
         }
         let id = self.session.user.ok_or(Code::LoginRequired)?;
-        let store = &self.app.store;
+        let store = &self.shared.store;
         let known = match &self.session.known {
             Some((generation, u))
                 if u.id == id && *generation == store.generation(Generation::Users) =>

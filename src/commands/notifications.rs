@@ -7,9 +7,9 @@ use crate::email_address::is_valid_email;
 use crate::error::{Code, Error, Result};
 use crate::notify::Notifier;
 use crate::notify::digest::{self, Format};
-use crate::notify::schedule::{Frequency, UserTz};
-use crate::notify::service::now;
 use crate::protocol::{Line, Reply};
+use crate::schedule::{Frequency, UserTz};
+use crate::store::issues::now;
 use crate::store::notify::{
     self as n, PREF_EMAIL, PREF_FORMAT, PREF_FREQUENCY, PREF_OWN_CHANGES, PREF_TIMEZONE, Watch,
 };
@@ -21,7 +21,7 @@ const MAX_PREF_NAME: usize = 40;
 
 /// The notifier, or `Unknown Command` when the `notify` feature is off.
 fn notifier(cx: &Cx) -> Result<Arc<Notifier>> {
-    cx.app.notifier.clone().ok_or_else(|| {
+    cx.shared.notifier.clone().ok_or_else(|| {
         Error::with(
             Code::UnknownCommand,
             "notifications are disabled on this server",
@@ -102,12 +102,12 @@ pub fn validate_preference(name: &str, value: &str, notify: bool) -> Result<()> 
 pub fn set_preference(cx: &mut Cx, user: i64, name: String, value: String) -> Result<Reply> {
     let target = target_user(cx, user)?;
     super::email_pref::refuse_status(&name)?;
-    validate_preference(&name, &value, cx.app.notifier.is_some())?;
+    validate_preference(&name, &value, cx.shared.notifier.is_some())?;
     let t = now();
     if name == PREF_EMAIL {
         return super::email_pref::set(cx, &target, &value, t);
     }
-    let limits = &cx.app.config.limits;
+    let limits = &cx.shared.config.limits;
     cx.write(|w| {
         super::quota::preference(w, limits, target.id, &name, &value)?;
         n::set_pref(w, target.id, &name, &value, t)
@@ -152,7 +152,7 @@ pub fn notify_folder(cx: &mut Cx, folder: i64, status: i64) -> Result<Reply> {
             return Err(Error::new(Code::UnknownFolder));
         }
         let watch = Watch::Folder(folder as u64);
-        super::quota::watch(w, &cx.app.config.limits, me.id, watch, on)?;
+        super::quota::watch(w, &cx.shared.config.limits, me.id, watch, on)?;
         n::set_watch(w, me.id, watch, on)
     })?;
     Ok(Reply::Ok)
@@ -167,7 +167,7 @@ pub fn notify_issue(cx: &mut Cx, issue: i64, status: i64) -> Result<Reply> {
             return Err(Error::new(Code::UnknownIssue));
         }
         let watch = Watch::Issue(issue as u64);
-        super::quota::watch(w, &cx.app.config.limits, me.id, watch, on)?;
+        super::quota::watch(w, &cx.shared.config.limits, me.id, watch, on)?;
         n::set_watch(w, me.id, watch, on)
     })?;
     Ok(Reply::Ok)
@@ -189,11 +189,11 @@ pub fn preview_notifications(cx: &mut Cx, user: i64) -> Result<Reply> {
         for issue in digest.issues {
             lines.push(
                 Line::new("N")
-                    .int(issue.place.issue as i64)
-                    .int(issue.place.folder as i64)
-                    .int(issue.changes.len() as i64)
-                    .int(issue.changes.iter().map(|c| c.stamp).max().unwrap_or(0) as i64)
-                    .str(issue.place.name),
+                    .int(issue.issue as i64)
+                    .int(issue.folder as i64)
+                    .int(issue.changes as i64)
+                    .int(issue.last_stamp as i64)
+                    .str(issue.name),
             );
         }
         Ok(Reply::Lines(lines))

@@ -17,7 +17,7 @@ use crate::store::{Read, projects, types, users};
 /// appends the folder stamps, which move with every issue change.
 pub fn list_projects(cx: &mut Cx) -> Result<Reply> {
     let me = cx.user()?;
-    let app = cx.app;
+    let app = cx.shared;
     cx.read(|r| {
         let catalogue = app.catalogue.current(app.store.catalogue_generation(), r)?;
         let mine: Option<Vec<u64>> = (me.access != ACCESS_ADMIN)

@@ -11,18 +11,19 @@ use crate::protocol::command::Id;
 use crate::protocol::{Line, Reply};
 use crate::store::issues::now;
 use crate::store::subscriptions::{self as subs, Recipient, Subscription, Target};
+use crate::store::token;
 use crate::store::users::{ACCESS_ADMIN, User};
 use crate::store::{Read, issues, projects};
 use crate::subscribe::mail::Context;
 use crate::subscribe::mailto::Mailto;
-use crate::subscribe::{mail, options, rate, token};
+use crate::subscribe::{mail, options, rate};
 
 /// The longest TTL accepted: 100 years is "forever" for anyone who did not say 0.
 const MAX_TTL: i64 = 100 * 365 * 24 * 3600;
 
 /// The feature switch: without `subscribe` in LIST FEATURES these commands do not exist.
 fn enabled<'a>(cx: &Cx<'a>) -> Result<(&'a Context, &'a Templates)> {
-    cx.app.subscriptions().ok_or_else(|| {
+    cx.shared.subscriptions().ok_or_else(|| {
         Error::with(
             Code::UnknownCommand,
             "subscriptions are disabled on this server",
@@ -86,7 +87,7 @@ fn subscribe(
             format!("ttl must be 0 (never expires) to {MAX_TTL} seconds"),
         ));
     }
-    let cfg = &cx.app.config.subscribe;
+    let cfg = &cx.shared.config.subscribe;
     let time = now();
     let reply = cx.write(|w| {
         let mine = subs::of_user(w, me.id)?;
@@ -151,7 +152,7 @@ fn subscribe(
         Ok(Reply::Id(id as i64))
     })?;
     // The confirmation mail leaves now, not at the next timer tick.
-    if let Some(n) = &cx.app.notifier {
+    if let Some(n) = &cx.shared.notifier {
         n.kick(cx.wrote);
     }
     Ok(reply)

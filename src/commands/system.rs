@@ -8,8 +8,8 @@ use crate::store::users;
 pub fn hello(cx: &mut Cx) -> Result<Reply> {
     Ok(Reply::Lines(vec![
         Line::new("SERVER")
-            .str(cx.app.config.server.name.clone())
-            .str(cx.app.uuid.clone()),
+            .str(cx.shared.config.server.name.clone())
+            .str(cx.shared.uuid.clone()),
     ]))
 }
 
@@ -20,7 +20,7 @@ pub fn hello(cx: &mut Cx) -> Result<Reply> {
 /// 350 without checking the password (protocol-spec/limits.md).
 pub async fn login(cx: &mut Cx<'_>, login: String, password: String) -> Result<Reply> {
     let ip = cx.session.peer.ip();
-    let app = cx.app;
+    let app = cx.shared;
     // Reserved before the hash and settled after it: simultaneous LOGINs cannot all pass.
     let attempt = match app.throttle.begin(ip, &login) {
         Ok(a) => a,
@@ -68,7 +68,7 @@ pub fn quit(cx: &mut Cx) -> Result<Reply> {
 
 pub fn list_features(cx: &mut Cx) -> Result<Reply> {
     Ok(Reply::Lines(
-        cx.app
+        cx.shared
             .features()
             .into_iter()
             .map(|f| Line::new("F").str(f))

@@ -117,3 +117,17 @@ pub fn delete_attribute(cx: &mut Cx, attribute: i64) -> Result<Reply> {
     })?;
     Ok(Reply::Ok)
 }
+
+#[cfg(test)]
+mod tests {
+    /// The types `initial_data = "webissues"` creates pass the check of ADD ATTRIBUTE.
+    #[test]
+    fn every_installer_definition_is_valid() {
+        for (_, attributes) in crate::store::installer_types::TYPES {
+            for (name, def) in attributes {
+                crate::attributes::AttributeDef::parse(def)
+                    .unwrap_or_else(|e| panic!("{name}: {def}: {e}"));
+            }
+        }
+    }
+}

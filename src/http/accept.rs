@@ -6,7 +6,7 @@
 
 use crate::app::App;
 use crate::drain::Connections;
-use crate::server::PerIp;
+use crate::front::PerIp;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use http_body::{Frame, SizeHint};

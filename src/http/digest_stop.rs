@@ -56,12 +56,14 @@ pub(crate) async fn stop_post(
     let result = app.store.write(|w| {
         let (_, email) = check(w, user, &q.token)?;
         n::set_pref(w, user, PREF_EMAIL, "", time)?;
-        crate::subscribe::email::clear(w, user);
+        crate::store::email::clear(w, user);
         Ok(email)
     });
     match result {
         Ok((email, seq)) => {
-            app.store.durable(seq).await;
+            if !crate::front::Rests::write(seq).settle(&app.store).await {
+                return server_error();
+            }
             tracing::info!(user, "notification mail stopped by the digest's stop link");
             page(
                 StatusCode::OK,

@@ -11,14 +11,17 @@
 
 mod accept;
 pub mod digest_stop;
+mod metrics;
 mod request_log;
 
 use crate::app::App;
 use crate::error::{Code, Error, Result};
+use crate::front::Rests;
 use crate::store::issues::now;
 use crate::store::subscriptions::{self as subs, Status, Subscription, Target};
+use crate::store::token;
 use crate::store::{Read, issues, projects, users};
-use crate::subscribe::{email, token};
+use crate::subscribe::email;
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -58,7 +61,7 @@ pub fn router(app: Arc<App>) -> Router {
             "/subscriptions/{id}/unsubscribe",
             get(unsubscribe_page).post(unsubscribe_post),
         )
-        .merge(crate::metrics::route::router())
+        .merge(metrics::router())
         .route(
             "/digest/{user}/stop",
             get(digest_stop::stop_page).post(digest_stop::stop_post),
@@ -256,7 +259,7 @@ async fn confirm_post(
     });
     match result {
         Ok(((address, target), seq)) => {
-            if !app.store.saved(seq).await {
+            if !Rests::write(seq).settle(&app.store).await {
                 return server_error();
             }
             tracing::info!(subscription = id, "subscription confirmed by link");
@@ -339,7 +342,7 @@ async fn unsubscribe_post(
     });
     match result {
         Ok(((address, target), seq)) => {
-            if !app.store.saved(seq).await {
+            if !Rests::write(seq).settle(&app.store).await {
                 return server_error();
             }
             tracing::info!(
@@ -414,7 +417,7 @@ async fn email_confirm_post(
         .write(|w| email::confirm(w, user as u64, &q.token, time))
     {
         Ok((address, seq)) => {
-            if !app.store.saved(seq).await {
+            if !Rests::write(seq).settle(&app.store).await {
                 return server_error();
             }
             tracing::info!(user, "e-mail address confirmed by link");

@@ -1,7 +1,7 @@
 //! The WebIssues HTTP transport (protocol-spec/http.md): one command per POST, carried in a
 //! form, answered with the reply lines, a `WebIssuesSID` cookie standing for the session.
 //!
-//! Every command runs through [`crate::server::process`], the path the TCP connection uses,
+//! Every command runs through [`crate::front::run_durable`], the path the TCP connection uses,
 //! so the dispatcher, permissions, limits and login throttle are the same; only framing,
 //! sessions and reply encoding live here.
 
@@ -10,8 +10,8 @@ use super::session::{self, Sessions, State as SessionState};
 use crate::app::App;
 use crate::commands::Cx;
 use crate::error::{Code, Error};
+use crate::front::LiteralBudget;
 use crate::protocol::{Frame, Reply, codec::literal_marker};
-use crate::server::LiteralBudget;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
@@ -449,35 +449,16 @@ impl Transport {
     }
 }
 
-/// Runs one command in a session and answers as the TCP connection does: a write's reply
-/// waits for its batch, any other for every batch applied when it was built, and a reply
-/// that depends on a batch the log could not take becomes the failure's `ERROR 500`.
+/// Runs one command in a session and answers as the TCP connection does
+/// ([`crate::front::run_durable`]).
 async fn run_in(app: &App, state: &mut SessionState, frame: Frame) -> Reply {
-    let settled_before = app.store.settled();
     let mut cx = Cx {
-        app,
+        shared: app,
         session: &mut state.session,
         wrote: 0,
         me: None,
     };
-    let reply = crate::server::process(&mut cx, frame).await;
-    let wrote = cx.wrote;
-    let needs = if wrote > 0 {
-        wrote
-    } else {
-        app.store.last_applied()
-    };
-    app.store.durable(needs).await;
-    let lost = if wrote > 0 {
-        app.store.discarded_in(needs, needs)
-    } else {
-        app.store.discarded_in(settled_before + 1, needs)
-    };
-    if lost {
-        Reply::Error(app.store.failure_error())
-    } else {
-        reply
-    }
+    crate::front::run_durable(&mut cx, frame).await
 }
 
 fn protocol_headers(h: &mut HeaderMap) {

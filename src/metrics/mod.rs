@@ -7,8 +7,6 @@
 //! without the endpoint pays one relaxed load per command; the rest are a few atomics per
 //! flush, per connection or per pass.
 
-pub mod route;
-
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};

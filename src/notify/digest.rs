@@ -8,7 +8,7 @@ use crate::error::Result;
 use crate::mail::{
     ChangeView, DigestView, FolderView, IssueView, MailConfig, OutgoingMail, ProjectView, Templates,
 };
-use crate::notify::schedule::UserTz;
+use crate::schedule::UserTz;
 use crate::store::notify::{
     self as n, FanoutConfig, IssuePlace, PREF_FORMAT, PREF_TIMEZONE, Watch,
 };
@@ -35,35 +35,33 @@ impl Format {
     }
 }
 
-/// One change as the digest shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Change {
-    pub stamp: u64,
-    pub who: String,
-    pub time: i64,
-    pub what: String,
-    /// A comment's text, trimmed (see [`describe_event`]).
-    pub detail: Vec<String>,
-}
-
+/// What the digest says about one issue beyond its body: the footer, the subject and
+/// PREVIEW NOTIFICATIONS use it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DigestIssue {
-    pub place: IssuePlace,
-    pub changes: Vec<Change>,
+    pub issue: u64,
+    pub name: String,
+    pub folder: u64,
+    pub folder_name: String,
+    /// How many changes the body lists, and the newest one's stamp.
+    pub changes: usize,
+    pub last_stamp: u64,
     /// Reported through a watch on the issue (else on its folder): the footer names the
     /// command that stops it.
     pub issue_watch: bool,
 }
 
-/// What the next pass would send one user.
+/// What the next pass would send one user. The body is built once, in the shape the
+/// template shows (projects, folders, issues, changes with times in the user's zone).
 #[derive(Debug, Clone)]
 pub struct Digest {
     pub user: u64,
     pub recipient: String,
     pub email: Option<String>,
-    pub tz: UserTz,
     pub format: Format,
-    /// Visible issues, ordered by project, folder and issue id.
+    /// The body: visible issues, ordered by project, folder and issue id.
+    pub projects: Vec<ProjectView>,
+    /// The same issues, in the same order.
     pub issues: Vec<DigestIssue>,
     /// Every pending stamp read, sent or dropped: the pass removes exactly these.
     pub covered: Vec<u64>,
@@ -74,11 +72,7 @@ pub struct Digest {
 impl Digest {
     /// The newest change in the digest (its Message-ID uses it).
     pub fn last_stamp(&self) -> u64 {
-        self.issues
-            .iter()
-            .flat_map(|i| i.changes.iter().map(|c| c.stamp))
-            .max()
-            .unwrap_or(0)
+        self.issues.iter().map(|i| i.last_stamp).max().unwrap_or(0)
     }
 }
 
@@ -92,13 +86,13 @@ pub fn build(r: &impl Read, user_id: u64, cfg: &FanoutConfig) -> Result<Digest> 
     let format = n::pref(r, user_id, PREF_FORMAT)?
         .and_then(|f| Format::parse(&f))
         .unwrap_or(Format::Both);
-    let email = crate::subscribe::email::confirmed_email(r, user_id)?;
+    let email = crate::store::email::confirmed_email(r, user_id)?;
     let mut digest = Digest {
         user: user_id,
         recipient: user.as_ref().map(|u| u.name.clone()).unwrap_or_default(),
         email,
-        tz,
         format,
+        projects: Vec::new(),
         issues: Vec::new(),
         covered,
         stop_url: None,
@@ -109,7 +103,9 @@ pub fn build(r: &impl Read, user_id: u64, cfg: &FanoutConfig) -> Result<Digest> 
     if digest.email.is_none() {
         return Ok(digest);
     }
-    let mut by_issue: std::collections::BTreeMap<(u64, u64, u64), DigestIssue> = Default::default();
+    // (place, issue watch, changes, newest stamp) per issue, ordered by project, folder, issue.
+    type Entry = (IssuePlace, bool, Vec<ChangeView>, u64);
+    let mut by_issue: std::collections::BTreeMap<(u64, u64, u64), Entry> = Default::default();
     let mut names = std::collections::HashMap::new();
     for stamp in &digest.covered {
         let Some(event) = r.get::<IssueEvent>(&key("event", &[*stamp]))? else {
@@ -136,24 +132,51 @@ pub fn build(r: &impl Read, user_id: u64, cfg: &FanoutConfig) -> Result<Digest> 
             }
         };
         let (what, detail) = describe_event(r, &event)?;
-        let change = Change {
-            stamp: event.stamp,
+        let change = ChangeView {
             who,
-            time: event.time,
+            when: local_time(tz, event.time),
             what,
             detail,
         };
-        by_issue
+        let entry = by_issue
             .entry((place.project, place.folder, place.issue))
-            .or_insert_with(|| DigestIssue {
-                place,
-                changes: Vec::new(),
-                issue_watch,
-            })
-            .changes
-            .push(change);
+            .or_insert_with(|| (place, issue_watch, Vec::new(), 0));
+        entry.2.push(change);
+        entry.3 = entry.3.max(event.stamp);
     }
-    digest.issues = by_issue.into_values().collect();
+    let mut at: Option<(u64, u64)> = None;
+    for ((project, folder, _), (place, issue_watch, changes, last_stamp)) in by_issue {
+        if at.is_none_or(|(p, _)| p != project) {
+            digest.projects.push(ProjectView {
+                name: place.project_name,
+                folders: Vec::new(),
+            });
+        }
+        let p = digest.projects.last_mut().expect("just pushed");
+        if at != Some((project, folder)) {
+            p.folders.push(FolderView {
+                name: place.folder_name.clone(),
+                issues: Vec::new(),
+            });
+        }
+        at = Some((project, folder));
+        digest.issues.push(DigestIssue {
+            issue: place.issue,
+            name: place.name.clone(),
+            folder,
+            folder_name: place.folder_name,
+            changes: changes.len(),
+            last_stamp,
+            issue_watch,
+        });
+        let f = p.folders.last_mut().expect("just pushed");
+        f.issues.push(IssueView {
+            id: place.issue,
+            name: place.name,
+            url: None,
+            changes,
+        });
+    }
     Ok(digest)
 }
 
@@ -280,21 +303,16 @@ pub fn issue_thread_id(issue: u64, host: &str) -> String {
 /// `[Project] #12 Login page returns 500` for one issue (threaded per issue); otherwise the
 /// counts, under the project's name when all issues are in one project.
 fn subject(digest: &Digest, server_name: &str, host: &str) -> (String, Option<String>) {
-    match digest.issues.as_slice() {
-        [one] => (
-            format!(
-                "[{}] #{} {}",
-                one.place.project_name, one.place.issue, one.place.name
-            ),
-            Some(issue_thread_id(one.place.issue, host)),
+    match (digest.projects.as_slice(), digest.issues.as_slice()) {
+        ([project], [one]) => (
+            format!("[{}] #{} {}", project.name, one.issue, one.name),
+            Some(issue_thread_id(one.issue, host)),
         ),
-        many => {
-            let changes: usize = many.iter().map(|i| i.changes.len()).sum();
-            let project = &many[0].place.project_name;
-            let tag = if many.iter().all(|i| &i.place.project_name == project) {
-                project.as_str()
-            } else {
-                server_name
+        (projects, many) => {
+            let changes: usize = many.iter().map(|i| i.changes).sum();
+            let tag = match projects {
+                [one] => one.name.as_str(),
+                _ => server_name,
             };
             (
                 format!("[{tag}] {changes} changes in {} issues", many.len()),
@@ -311,9 +329,9 @@ fn footer(digest: &Digest) -> Vec<String> {
     let mut issues: Vec<u64> = Vec::new();
     for i in &digest.issues {
         if i.issue_watch {
-            issues.push(i.place.issue);
-        } else if !folders.iter().any(|(f, _)| *f == i.place.folder) {
-            folders.push((i.place.folder, &i.place.folder_name));
+            issues.push(i.issue);
+        } else if !folders.iter().any(|(f, _)| *f == i.folder) {
+            folders.push((i.folder, &i.folder_name));
         }
     }
     let mut why: Vec<String> = folders
@@ -347,47 +365,10 @@ pub fn render(
     now: i64,
 ) -> std::result::Result<OutgoingMail, String> {
     let email = digest.email.clone().ok_or("no address")?;
-    let mut projects: Vec<ProjectView> = Vec::new();
-    for issue in &digest.issues {
-        let p = &issue.place;
-        if projects.last().is_none_or(|x| x.name != p.project_name) {
-            projects.push(ProjectView {
-                name: p.project_name.clone(),
-                folders: Vec::new(),
-            });
-        }
-        let project = projects.last_mut().expect("just pushed");
-        if project
-            .folders
-            .last()
-            .is_none_or(|f| f.name != p.folder_name)
-        {
-            project.folders.push(FolderView {
-                name: p.folder_name.clone(),
-                issues: Vec::new(),
-            });
-        }
-        let folder = project.folders.last_mut().expect("just pushed");
-        folder.issues.push(IssueView {
-            id: p.issue,
-            name: p.name.clone(),
-            url: None,
-            changes: issue
-                .changes
-                .iter()
-                .map(|c| ChangeView {
-                    who: c.who.clone(),
-                    when: local_time(digest.tz, c.time),
-                    what: c.what.clone(),
-                    detail: c.detail.clone(),
-                })
-                .collect(),
-        });
-    }
     let view = DigestView {
         server_name: server_name.into(),
         recipient_name: digest.recipient.clone(),
-        projects,
+        projects: digest.projects.clone(),
         unsubscribe_url: digest.stop_url.clone(),
         settings_hint: None,
         footer: footer(digest),

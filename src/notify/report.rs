@@ -15,8 +15,8 @@ use crate::mail::OutgoingMail;
 use crate::mail::templates::{ReportIssueView, ReportView};
 use crate::notify::Notifier;
 use crate::notify::digest::{Format, id_host, local_time};
-use crate::notify::schedule::{self, UserTz};
 use crate::protocol::definition::{MetaValue, parse_definition};
+use crate::schedule::{self, UserTz};
 use crate::store::alerts::{self, Alert};
 use crate::store::notify::{self as n, PREF_FORMAT, PREF_TIMEZONE};
 use crate::store::projects::{self, Folder};
@@ -83,16 +83,16 @@ pub fn pass(nf: &Notifier, store: &Store, now: i64) -> Result<(usize, u64)> {
             let mut mail = None;
             if let Some(slot) = slot {
                 let stop_url = match (
-                    &nf.subscriptions,
-                    store.read(|r| crate::subscribe::email::confirmed_email(r, user.id))?,
+                    nf.stop_links(),
+                    store.read(|r| crate::store::email::confirmed_email(r, user.id))?,
                 ) {
-                    (Some(ctx), Some(email)) => {
+                    (Some(base_url), Some(email)) => {
                         if stop_key.is_none() {
                             stop_key = Some(super::stop_link::key(store)?);
                         }
                         let key = stop_key.as_ref().expect("just made");
                         let token = super::stop_link::token(key, user.id, &email);
-                        Some(super::stop_link::url(&ctx.base_url, user.id, &token))
+                        Some(super::stop_link::url(base_url, user.id, &token))
                     }
                     _ => None,
                 };
@@ -243,7 +243,7 @@ fn build(
     now: i64,
     stop_url: Option<String>,
 ) -> Result<Option<OutgoingMail>> {
-    let Some(email) = crate::subscribe::email::confirmed_email(r, user.id)? else {
+    let Some(email) = crate::store::email::confirmed_email(r, user.id)? else {
         return Ok(None);
     };
     let mut folders: Vec<Folder> = if alert.folder != 0 {
@@ -452,7 +452,7 @@ mod tests {
                 for u in [2, 3] {
                     projects::set_member(w, 1, u, 1)?;
                     set_pref(w, u, PREF_EMAIL, "x@example.org", 0)?;
-                    crate::subscribe::email::mark_confirmed(w, u, "x@example.org")?;
+                    crate::store::email::mark_confirmed(w, u, "x@example.org")?;
                 }
                 let folder = projects::folder(w, 1)?.unwrap();
                 issues::create(w, &folder, "First", &[], 1)?;

@@ -1,9 +1,10 @@
 //! The notification machinery of a running server: the digest pass, the outbox worker and
 //! the background task that runs both.
 //!
-//! The pass reads the due index up to `now`, builds each due user's digest outside the write
-//! lock, and then, in one write per user, queues the mail in the outbox, removes the pending
-//! entries it covered and moves the user's due entry. The worker sends queued messages and
+//! The pass reads the due index up to `now`, builds and renders each due user's digest
+//! outside the write lock, and then, in one write per chunk of 256 users (`PASS_CHUNK`), queues
+//! each user's mail in the outbox, removes the pending entries it covered and moves the
+//! user's due entry; then each [`Channel`] (subscriptions) queues its own mail. The worker sends queued messages and
 //! removes each only after the transport accepted it. Both run in one background task, never
 //! on a connection's task; the pass runs on the blocking pool.
 //!
@@ -15,12 +16,11 @@
 //! message tried after that is the probe; the first send the transport answers closes the
 //! breaker. The state lives in memory (a restart starts closed) and is shown by LIST OUTBOX.
 
-use crate::app::App;
 use crate::config::NotifyConfig;
 use crate::error::{Error, Result};
 use crate::mail::{MailConfig, Mailer, OutgoingMail, Templates};
 use crate::notify::digest;
-use crate::notify::schedule::UserTz;
+use crate::schedule::UserTz;
 use crate::store::Store;
 use crate::store::notify::{self as n, FanoutConfig, OutboxState};
 use std::sync::Arc;
@@ -83,6 +83,14 @@ impl Breaker {
     }
 }
 
+/// Another kind of mail delivered by each pass, after the digests (e-mail subscriptions,
+/// `subscribe::mail`): it queues its mails in the outbox in the batch that consumes its
+/// pending entries.
+pub trait Channel: Send + Sync {
+    /// Returns (mails queued, the sequence of its last write).
+    fn pass(&self, store: &Store, templates: &Templates, now: i64) -> Result<(usize, u64)>;
+}
+
 /// The report of `RUN NOTIFICATIONS`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RunReport {
@@ -103,8 +111,10 @@ pub struct Notifier {
     send_lock: Mutex<()>,
     requests: mpsc::Sender<oneshot::Sender<Result<RunReport>>>,
     inbox: std::sync::Mutex<Option<mpsc::Receiver<oneshot::Sender<Result<RunReport>>>>>,
-    /// Set when the `subscribe` feature is on: each pass also delivers subscriptions.
-    pub subscriptions: Option<crate::subscribe::mail::Context>,
+    /// Other mail each pass delivers after the digests (subscriptions, when on).
+    channels: Vec<Box<dyn Channel>>,
+    /// Public prefix of the HTTP pages, when they serve the one-click stop link.
+    stop_links: Option<String>,
     /// Wakes the worker when a command queued mail that should leave now.
     wake: tokio::sync::Notify,
     /// The write sequence the queued mail belongs to: the worker waits until it is durable.
@@ -141,11 +151,27 @@ impl Notifier {
             send_lock: Mutex::new(()),
             requests,
             inbox: std::sync::Mutex::new(Some(inbox)),
-            subscriptions: None,
+            channels: Vec::new(),
+            stop_links: None,
             wake: tokio::sync::Notify::new(),
             wake_seq: std::sync::atomic::AtomicU64::new(0),
             breaker: std::sync::Mutex::new(Breaker::default()),
         })
+    }
+
+    /// Adds a channel whose mail each pass queues after the digests.
+    pub fn add_channel(&mut self, channel: Box<dyn Channel>) {
+        self.channels.push(channel);
+    }
+
+    /// Digests carry a one-click stop link to the HTTP pages under `base_url`.
+    pub fn enable_stop_links(&mut self, base_url: &str) {
+        self.stop_links = Some(base_url.to_string());
+    }
+
+    /// The HTTP pages' base URL when mails carry a one-click stop link.
+    pub fn stop_links(&self) -> Option<&str> {
+        self.stop_links.as_deref()
     }
 
     /// Where mail goes (`smtp HOST:PORT`, `sendmail PATH`, `file DIR`), for the start line.
@@ -185,7 +211,7 @@ impl Notifier {
                     continue;
                 };
                 // The one-click stop link needs the HTTP pages, which run with subscriptions.
-                if let (Some(ctx), Some(email)) = (&self.subscriptions, &digest.email)
+                if let (Some(base_url), Some(email)) = (&self.stop_links, &digest.email)
                     && !digest.issues.is_empty()
                 {
                     if stop_key.is_none() {
@@ -193,7 +219,7 @@ impl Notifier {
                     }
                     let key = stop_key.as_ref().expect("just made");
                     let token = super::stop_link::token(key, user, email);
-                    digest.stop_url = Some(super::stop_link::url(&ctx.base_url, user, &token));
+                    digest.stop_url = Some(super::stop_link::url(base_url, user, &token));
                 }
                 let mail = if digest.issues.is_empty() {
                     None
@@ -240,8 +266,8 @@ impl Notifier {
         let (queued, seq) = super::report::pass(self, store, now)?;
         stats.queued += queued;
         stats.seq = stats.seq.max(seq);
-        if let Some(ctx) = &self.subscriptions {
-            let (queued, seq) = crate::subscribe::mail::pass(store, ctx, &self.templates, now)?;
+        for channel in &self.channels {
+            let (queued, seq) = channel.pass(store, &self.templates, now)?;
             stats.queued += queued;
             stats.seq = stats.seq.max(seq);
         }
@@ -439,41 +465,38 @@ impl Drop for PassTimer {
 }
 
 /// One pass (on the blocking pool) followed by an outbox run.
-async fn pass_and_send(app: &Arc<App>, notifier: &Arc<Notifier>) -> Result<RunReport> {
-    let (a, nf) = (app.clone(), notifier.clone());
-    let pass = tokio::task::spawn_blocking(move || nf.run_pass(&a.store, now()))
+async fn pass_and_send(store: &Arc<Store>, notifier: &Arc<Notifier>) -> Result<RunReport> {
+    let (s, nf) = (store.clone(), notifier.clone());
+    let pass = tokio::task::spawn_blocking(move || nf.run_pass(&s, now()))
         .await
         .map_err(Error::internal)??;
     // Queued mail is durable before it is sent.
-    app.store.durable(pass.seq).await;
-    let send = notifier.send_due(&app.store, now()).await?;
+    store.durable(pass.seq).await;
+    let send = notifier.send_due(store, now()).await?;
     Ok(RunReport { pass, send })
 }
 
-/// The background task: a pass every `interval_secs`, the outbox whenever a message is due,
-/// and `RUN NOTIFICATIONS` requests; ends when `stop` turns true.
-pub async fn run(app: Arc<App>, mut stop: watch::Receiver<bool>) {
-    let Some(notifier) = app.notifier.clone() else {
-        return;
-    };
+/// The background task of `notifier` over `store`: a pass every `interval_secs`, the outbox
+/// whenever a message is due, and `RUN NOTIFICATIONS` requests; ends when `stop` turns true.
+pub async fn run(store: Arc<Store>, notifier: Arc<Notifier>, mut stop: watch::Receiver<bool>) {
     let Some(mut inbox) = notifier.inbox.lock().ok().and_then(|mut i| i.take()) else {
         return;
     };
-    app.store.ready().await;
+    store.ready().await;
     let interval = Duration::from_secs(notifier.cfg.interval_secs.max(1));
     let mut next_pass = tokio::time::Instant::now();
     loop {
         if tokio::time::Instant::now() >= next_pass {
             next_pass = tokio::time::Instant::now() + interval;
-            if let Err(e) = pass_and_send(&app, &notifier).await {
+            if let Err(e) = pass_and_send(&store, &notifier).await {
                 tracing::error!(error = %e, "notification pass failed");
             }
-        } else if let Err(e) = notifier.send_due(&app.store, now()).await {
+        } else if let Err(e) = notifier.send_due(&store, now()).await {
             tracing::error!(error = %e, "outbox run failed");
         }
         // Wake for the next pass or the next retry, whichever comes first.
         let mut wake = next_pass;
-        if let Ok(Some(at)) = app.store.read(|r| n::outbox_next_attempt(r)) {
+        if let Ok(Some(at)) = store.read(|r| n::outbox_next_attempt(r)) {
             // While the breaker holds the transport, nothing is tried before it reopens.
             let breaker = notifier.breaker();
             let at = if breaker.is_closed() {
@@ -490,13 +513,13 @@ pub async fn run(app: Arc<App>, mut stop: watch::Receiver<bool>) {
             _ = tokio::time::sleep_until(wake) => {}
             request = inbox.recv() => {
                 if let Some(reply) = request {
-                    let _ = reply.send(pass_and_send(&app, &notifier).await);
+                    let _ = reply.send(pass_and_send(&store, &notifier).await);
                 }
             }
             _ = notifier.wake.notified() => {
                 // Mail never leaves before the command that queued it is durable.
                 let seq = notifier.wake_seq.load(std::sync::atomic::Ordering::Acquire);
-                app.store.durable(seq).await;
+                store.durable(seq).await;
             }
             _ = stop.changed() => break,
         }
@@ -539,7 +562,7 @@ mod tests {
                 projects::insert_folder(w, 1, 1, "Bugs")?;
                 projects::set_member(w, 1, 2, 1)?;
                 set_pref(w, 2, PREF_EMAIL, "ann@example.org", 0)?;
-                crate::subscribe::email::mark_confirmed(w, 2, "ann@example.org")?;
+                crate::store::email::mark_confirmed(w, 2, "ann@example.org")?;
                 if !freq.is_empty() {
                     set_pref(w, 2, PREF_FREQUENCY, freq, 0)?;
                 }

@@ -3,7 +3,7 @@
 //! Attribute definitions (`ENUM items={"a","b"} required=1`) and the `notify-frequency`
 //! preference (`WEEKLY day=1 time="07:00"`) share this small grammar, so it is parsed here
 //! once, into an untyped [`Definition`]; the typed meaning lives with each user
-//! (`crate::attributes`, `crate::notify::schedule`).
+//! (`crate::attributes`, `crate::schedule`).
 //!
 //! The parsers are named after the grammar rules and quote them, so the code can be checked
 //! against the reference line by line.

@@ -11,12 +11,12 @@
 //! its bytes are skipped unread. A batch's replies are bounded by bytes, and a large
 //! attachment is streamed from its file after them.
 
-use super::budget::{Held, LiteralBudget};
 use super::pace::Pace;
 use super::send::{Cut, Writer};
 use crate::app::App;
-use crate::commands::{self, Cx, Session};
+use crate::commands::{Cx, Session};
 use crate::error::{Code, Error};
+use crate::front::{Held, LiteralBudget, Rests, Start, process};
 use crate::protocol::{Frame, LineCodec, Progress, Reply, parse_command};
 use bytes::{Bytes, BytesMut};
 use std::future::Future;
@@ -82,7 +82,7 @@ async fn run(
     let mut partial: Option<Partial> = None;
     let mut buf = BytesMut::new();
     let mut out = Vec::new();
-    let mut deps: Vec<Dep> = Vec::new();
+    let mut deps: Vec<(usize, Rests)> = Vec::new();
     // The budget held for the literal being read.
     let mut held: Option<Held> = None;
     let mut eof = false;
@@ -115,9 +115,9 @@ async fn run(
                     return;
                 }
             };
-            let settled_before = app.store.settled();
+            let start = Start::now(&app.store);
             let mut cx = Cx {
-                app: &app,
+                shared: &app,
                 session: &mut session,
                 wrote: 0,
                 me: None,
@@ -145,16 +145,8 @@ async fn run(
                 }
                 frame => process(&mut cx, frame).await,
             };
-            // A write's reply waits for its batch; any other reply for every batch applied
-            // by the time it was built, so it shows nothing that is not on disk (a load and
-            // a compare when nothing is in flight).
-            let wrote = cx.wrote;
-            let needs = if wrote > 0 {
-                wrote
-            } else {
-                app.store.last_applied()
-            };
-            durable_at = durable_at.max(needs);
+            let rests = start.rests(&app.store, cx.wrote);
+            durable_at = durable_at.max(rests.needs());
             ran += 1;
             match reply {
                 Reply::File(body) => {
@@ -163,12 +155,7 @@ async fn run(
                 }
                 reply => reply.encode(&mut out),
             }
-            deps.push(Dep {
-                end: out.len(),
-                settled_before,
-                needs,
-                wrote: wrote > 0,
-            });
+            deps.push((out.len(), rests));
         }
         // Stopped before the buffered input ran out: decode on before reading again.
         let more = ran == MAX_BATCH || out.len() >= MAX_OUT || file.is_some();
@@ -278,37 +265,23 @@ async fn run(
     tracing::debug!("closed");
 }
 
-/// What one reply in `out` rests on.
-struct Dep {
-    /// Where the reply ends in `out`.
-    end: usize,
-    /// The settled sequence before the command ran: what it read up to there was on disk.
-    settled_before: u64,
-    /// Its own batch (a write), or the newest batch it may have read.
-    needs: u64,
-    wrote: bool,
-}
-
 /// Replies after the log could not be written: a write whose batch was discarded, and any
 /// other reply that may have read a discarded batch, become the failure's `ERROR 500`.
 /// Also says whether the last reply was kept.
-fn replace_discarded(app: &App, out: &[u8], deps: &[Dep]) -> (Vec<u8>, bool) {
+/// `deps` holds where each reply ends in `out` and what it rests on.
+fn replace_discarded(app: &App, out: &[u8], deps: &[(usize, Rests)]) -> (Vec<u8>, bool) {
     let mut fixed = Vec::with_capacity(out.len());
     let mut start = 0;
     let mut kept = true;
-    for d in deps {
-        let lost = if d.wrote {
-            app.store.discarded_in(d.needs, d.needs)
-        } else {
-            app.store.discarded_in(d.settled_before + 1, d.needs)
-        };
+    for &(end, rests) in deps {
+        let lost = rests.lost(&app.store);
         if lost {
             Reply::Error(app.store.failure_error()).encode(&mut fixed);
         } else {
-            fixed.extend_from_slice(&out[start..d.end]);
+            fixed.extend_from_slice(&out[start..end]);
         }
         kept = !lost;
-        start = d.end;
+        start = end;
     }
     (fixed, kept)
 }
@@ -482,67 +455,6 @@ fn admit(cx: &mut Cx<'_>, budget: &LiteralBudget, line: &[u8], size: u64) -> Res
             "the server is receiving too many uploads; try again later",
         )
     })
-}
-
-/// Runs one framed command: the path every transport shares (TCP lines, HTTP requests),
-/// counted in the metrics when they are on.
-pub async fn process(cx: &mut Cx<'_>, frame: Frame) -> Reply {
-    let m = crate::metrics::global();
-    if !m.enabled() {
-        return run_command(cx, frame).await;
-    }
-    let verb = match &frame {
-        Frame::Line(l) | Frame::WithData(l, _) => crate::metrics::verb(l).to_string(),
-        _ => String::new(),
-    };
-    let started = Instant::now();
-    let reply = run_command(cx, frame).await;
-    let error = matches!(reply, Reply::Error(_));
-    // Names of unknown commands are not kept: they would be the client's to choose.
-    let verb = match &reply {
-        Reply::Error(e) if e.code == Code::UnknownCommand => "UNKNOWN",
-        _ if verb.is_empty() => "INVALID",
-        _ => &verb,
-    };
-    m.command(verb, error, started.elapsed());
-    reply
-}
-
-async fn run_command(cx: &mut Cx<'_>, frame: Frame) -> Reply {
-    let parsed = match frame {
-        Frame::Line(line) => parse_command(&line, None),
-        Frame::WithData(line, data) => parse_command(&line, Some(data)),
-        // Answered in `run` (`admit`); a refused literal never reaches here.
-        Frame::Literal(..) => Err(Error::new(Code::ServerError)),
-        Frame::TooLong => {
-            tracing::info!(
-                limit = cx.app.config.server.max_line_bytes,
-                "line too long: skipped"
-            );
-            Err(Error::with(Code::SyntaxError, "line too long"))
-        }
-        Frame::DataTooLarge(size) => Err(Error::with(
-            Code::UploadError,
-            format!(
-                "{size} bytes is more than the limit of {}",
-                cx.app.config.server.max_attachment_bytes
-            ),
-        )),
-    };
-    match parsed {
-        Ok(cmd) => {
-            // HELLO and QUIT are answered while the store is still loading at start-up.
-            if !matches!(
-                cmd,
-                crate::protocol::Command::Hello | crate::protocol::Command::Quit
-            ) {
-                cx.app.store.ready().await;
-            }
-            let span = tracing::debug_span!("cmd", name = cmd.name());
-            commands::execute(cx, cmd).instrument(span).await
-        }
-        Err(e) => Reply::Error(e),
-    }
 }
 
 /// Answers a connection over the limit with one error and closes it.

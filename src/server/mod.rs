@@ -2,21 +2,13 @@
 //! connection. When to stop accepting and how long connections get to finish is decided by
 //! `crate::shutdown`.
 
-mod budget;
 mod connection;
 mod pace;
 mod send;
-mod throttle;
-
-pub use budget::{Held, LiteralBudget};
-pub use connection::process;
-pub use throttle::{Attempt, LoginThrottle, Refusal, Throttled};
 
 use crate::app::App;
 use crate::drain::Connections;
-use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
@@ -28,8 +20,8 @@ pub async fn accept(
     mut stop: watch::Receiver<bool>,
 ) -> Connections {
     let limit = Arc::new(Semaphore::new(app.config.server.max_connections));
-    let per_ip = PerIp::new(app.config.limits.max_connections_per_ip);
-    let budget = budget::LiteralBudget::new(app.config.limits.literal_memory_bytes);
+    let per_ip = crate::front::PerIp::new(app.config.limits.max_connections_per_ip);
+    let budget = crate::front::LiteralBudget::new(app.config.limits.literal_memory_bytes);
     let mut open = Connections::default();
     loop {
         tokio::select! {
@@ -76,52 +68,4 @@ pub async fn accept(
     }
     drop(listener);
     open
-}
-
-/// Open connections per client address, so one address cannot take every connection slot.
-#[derive(Clone)]
-pub(crate) struct PerIp {
-    max: usize,
-    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
-}
-
-/// Holds one of an address's connection slots; gives it back on drop.
-pub(crate) struct PerIpSlot {
-    ip: IpAddr,
-    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
-}
-
-impl PerIp {
-    /// `max` 0 means no per-address limit.
-    pub(crate) fn new(max: usize) -> Self {
-        PerIp {
-            max: if max == 0 { usize::MAX } else { max },
-            open: Arc::default(),
-        }
-    }
-
-    pub(crate) fn acquire(&self, ip: IpAddr) -> Option<PerIpSlot> {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        let n = open.entry(ip).or_insert(0);
-        if *n >= self.max {
-            return None;
-        }
-        *n += 1;
-        Some(PerIpSlot {
-            ip,
-            open: self.open.clone(),
-        })
-    }
-}
-
-impl Drop for PerIpSlot {
-    fn drop(&mut self) {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = open.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                open.remove(&self.ip);
-            }
-        }
-    }
 }

@@ -12,8 +12,8 @@ use super::notify::{self, Watch};
 use super::users::User;
 use super::{Read, Writer, issues, key, keys, read_state};
 use crate::error::Result;
-use crate::notify::schedule::Frequency;
 use crate::protocol::definition::{MetaValue, parse_definition};
+use crate::schedule::Frequency;
 use serde::{Deserialize, Serialize};
 
 /// `alertEmail`: no mail, immediate, summary of notifications, summary report.
@@ -406,7 +406,7 @@ fn compare(op: &str, actual: &str, value: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::notify::schedule::UserTz;
+    use crate::schedule::UserTz;
     use crate::store::notify::{FanoutConfig, PREF_TIMEZONE, due_users, pending, set_pref};
     use crate::store::{EventKind, IssueEvent, Store, projects, users};
 
@@ -449,7 +449,7 @@ mod tests {
                 for u in [2, 3] {
                     projects::set_member(w, 1, u, 1)?;
                     set_pref(w, u, crate::store::notify::PREF_EMAIL, "x@example.org", 0)?;
-                    crate::subscribe::email::mark_confirmed(w, u, "x@example.org")?;
+                    crate::store::email::mark_confirmed(w, u, "x@example.org")?;
                 }
                 set_pref(w, 3, PREF_TIMEZONE, "Europe/Warsaw", 0)?;
                 Ok(())

@@ -132,16 +132,3 @@ pub fn create(w: &mut Writer) -> Result<()> {
     }
     Ok(())
 }
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn every_definition_is_valid() {
-        for (_, attributes) in super::TYPES {
-            for (name, def) in attributes {
-                crate::attributes::AttributeDef::parse(def)
-                    .unwrap_or_else(|e| panic!("{name}: {def}: {e}"));
-            }
-        }
-    }
-}

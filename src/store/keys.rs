@@ -51,13 +51,13 @@
 //! | `sub-pending/<sub>/<stamp>` | `()` (changes waiting for delivery to a subscription) |
 //! | `sub-unsub/<sub>/<sha256 of token>` | no longer written: one token per mail for all its recipients (removed with the subscription) |
 //! | `sub-unsub-to/<sub>/<sha256 of token>` | [`super::subscriptions::UnsubscribeToken`]: a live unsubscribe token and the one address it was mailed to |
-//! | `confirm-rate/<normalised address>`, `confirm-rate-user/<user>` | `Vec<i64>`: times of the confirmation mails in the window ([`crate::subscribe::rate`]) |
-//! | `email-ok/<user>` | the user's confirmed `email` address ([`crate::subscribe::email`]) |
+//! | `confirm-rate/<normalised address>`, `confirm-rate-user/<user>` | `Vec<i64>`: times of the confirmation mails in the window (the mail budget, `subscribe/rate.rs`) |
+//! | `email-ok/<user>` | the user's confirmed `email` address ([`crate::store::email`]) |
 //! | `view/<id>` | [`super::views::View`]; `view-settings/<type>`: `Vec<(String, String)>` |
 //! | `alert/<id>` | [`super::alerts::Alert`]; `alert-folder/<folder>/<id>`, `alert-type/<type>/<id>`: `()` (alerts that mail changes, for the fan-out); `alert-report/<id>`: `()` (summary reports) |
-//! | `report-state/<alert>/<user>` | [`crate::notify::report::ReportState`]: the last report slot handled for one recipient |
+//! | `report-state/<alert>/<user>` | `ReportState` (`notify/report.rs`): the last report slot handled for one recipient |
 //! | `wsub/<user>/<issue>` | `u64`: the 1.1 subscription id of an issue watch; `wsub-id/<id>`: `(user, issue)` |
-//! | `email-pending/<user>` | [`crate::subscribe::email::Pending`]: an address waiting for its confirmation |
+//! | `email-pending/<user>` | [`crate::store::email::Pending`]: an address waiting for its confirmation |
 
 /// `prefix` followed by `/` and each id as 8 big-endian bytes.
 pub fn key(prefix: &str, ids: &[u64]) -> Vec<u8> {

@@ -17,12 +17,14 @@ pub mod backup;
 pub mod checkpoint;
 pub mod commit;
 pub mod descriptions;
+pub mod email;
 pub mod groups;
 pub mod installer_types;
 pub mod issues;
 pub mod keys;
 pub mod mem;
 pub mod notify;
+pub mod outbox;
 pub mod project_meta;
 pub mod projects;
 pub mod read_state;
@@ -30,6 +32,7 @@ pub mod recovery;
 pub mod removal;
 pub mod stamps;
 pub mod subscriptions;
+pub mod token;
 pub mod types;
 pub mod users;
 pub mod views;
@@ -623,12 +626,6 @@ impl Store {
     #[inline]
     pub fn settled(&self) -> u64 {
         self.commit.settled()
-    }
-
-    /// Waits until batch `seq` is settled; false when it was discarded.
-    pub async fn saved(&self, seq: u64) -> bool {
-        self.durable(seq).await;
-        !self.commit.is_discarded(seq)
     }
 
     /// How many times batches were discarded; while it stays the same, none was.

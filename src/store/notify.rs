@@ -7,12 +7,12 @@
 //! entries of those users, so its cost follows the due users and their changes, not the size
 //! of the database.
 
+use super::outbox::OutgoingMail;
 use super::users::{self, ACCESS_NONE, User};
 use super::{IssueEvent, Read, Writer, key, keys};
 use super::{issues, projects};
 use crate::error::Result;
-use crate::mail::OutgoingMail;
-use crate::notify::schedule::{Frequency, UserTz, next_slot};
+use crate::schedule::{Frequency, UserTz, next_slot};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -321,7 +321,7 @@ pub fn fan_out(w: &mut Writer, event: &IssueEvent, cfg: &FanoutConfig) -> Result
             continue;
         };
         // Only a confirmed address collects changes (protocol-spec/notifications.md).
-        if crate::subscribe::email::confirmed_email(w, user_id)?.is_none()
+        if super::email::confirmed_email(w, user_id)?.is_none()
             || !can_see(w, &user, event.project)?
         {
             continue;
@@ -390,9 +390,10 @@ pub fn due_users(r: &impl Read, now: i64, limit: usize) -> Result<Vec<(i64, u64)
         .collect())
 }
 
-/// Ends a user's turn in a pass, in one write: queues the digest (if any), removes the
-/// pending entries it covered (`done`), records the send time, and leaves the user in the due
-/// index only if changes arrived meanwhile. Returns the outbox id.
+/// Ends a user's turn in a pass, in the caller's batch (the pass writes one per chunk of
+/// users): queues the digest (if any), removes the pending entries it covered (`done`),
+/// records the send time, and leaves the user in the due index only if changes arrived
+/// meanwhile. Returns the outbox id.
 pub fn finish_user(
     w: &mut Writer,
     user: u64,
@@ -619,7 +620,7 @@ mod tests {
                 projects::set_member(w, 1, 2, 1)?;
                 for u in [1, 2, 3] {
                     set_pref(w, u, PREF_EMAIL, "x@example.org", 0)?;
-                    crate::subscribe::email::mark_confirmed(w, u, "x@example.org")?;
+                    crate::store::email::mark_confirmed(w, u, "x@example.org")?;
                 }
                 Ok(())
             })

@@ -8,9 +8,9 @@
 //! batch that records the event and writes `sub-pending/<sub>/<stamp>` for every deliverable
 //! subscription on the issue or its folder, so the delivery pass reads only what is pending.
 
+use super::token::{self, TokenHash};
 use super::{IssueEvent, Read, Writer, key, keys};
 use crate::error::{Code, Error, Result};
-use crate::subscribe::token::{self, TokenHash};
 use serde::{Deserialize, Serialize};
 
 /// What a subscription follows.

@@ -7,66 +7,22 @@
 //! back to the confirmed address needs no new mail.
 
 use super::mail::{Context, utc};
-use super::{rate, token};
+use super::rate;
 use crate::config::SubscribeConfig;
 use crate::error::{Code, Error, Result};
 use crate::mail::{ConfirmView, Templates};
-use crate::store::notify::{self as n, PREF_EMAIL};
+use crate::store::email::{confirmed_key, pending_key};
+use crate::store::notify as n;
+use crate::store::token;
 use crate::store::users::User;
-use crate::store::{Read, Writer, key};
-use serde::{Deserialize, Serialize};
+use crate::store::{Read as _, Writer};
+
+pub use crate::store::email::{
+    Pending, clear, confirmed_email, mark_confirmed, pending_target, status,
+};
 
 /// The value of the `email-status` preference line.
 pub const STATUS_PREF: &str = "email-status";
-
-/// An address waiting for its confirmation.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Pending {
-    pub address: String,
-    pub hash: token::TokenHash,
-    pub expires: i64,
-}
-
-fn confirmed_key(user: u64) -> Vec<u8> {
-    key("email-ok", &[user])
-}
-
-fn pending_key(user: u64) -> Vec<u8> {
-    key("email-pending", &[user])
-}
-
-/// The address digests may go to: the `email` preference, once it has been confirmed.
-pub fn confirmed_email(r: &impl Read, user: u64) -> Result<Option<String>> {
-    let Some(email) = n::pref(r, user, PREF_EMAIL)? else {
-        return Ok(None);
-    };
-    let ok: Option<String> = r.get(&confirmed_key(user))?;
-    Ok((ok.as_deref() == Some(email.as_str())).then_some(email))
-}
-
-/// `confirmed` or `unconfirmed` when the user has an `email` preference.
-pub fn status(r: &impl Read, user: u64) -> Result<Option<&'static str>> {
-    if n::pref(r, user, PREF_EMAIL)?.is_none() {
-        return Ok(None);
-    }
-    Ok(Some(if confirmed_email(r, user)?.is_some() {
-        "confirmed"
-    } else {
-        "unconfirmed"
-    }))
-}
-
-/// Records `address` as confirmed for `user` (by its token, or set by an administrator).
-pub fn mark_confirmed(w: &mut Writer, user: u64, address: &str) -> Result<()> {
-    w.remove(pending_key(user));
-    w.put(confirmed_key(user), address)
-}
-
-/// The `email` preference of `user` was cleared.
-pub fn clear(w: &mut Writer, user: u64) {
-    w.remove(pending_key(user));
-    w.remove(confirmed_key(user));
-}
 
 /// The `email` preference of `user` becomes `address`: unless it is the confirmed address
 /// or already waiting with a live token, one confirmation mail is queued in the caller's
@@ -121,22 +77,6 @@ pub fn request(
     m.html = Some(html);
     n::queue_mail(w, user.id, m, now)?;
     Ok(true)
-}
-
-/// The address waiting for confirmation by `token`, if the token is live and the preference
-/// still names that address.
-pub fn pending_target(
-    r: &impl Read,
-    user: u64,
-    token_text: &str,
-    now: i64,
-) -> Result<Option<String>> {
-    let Some(p) = r.get::<Pending>(&pending_key(user))? else {
-        return Ok(None);
-    };
-    let current = n::pref(r, user, PREF_EMAIL)?;
-    let live = now < p.expires && current.as_deref() == Some(p.address.as_str());
-    Ok((token::matches(token_text, &p.hash) && live).then_some(p.address))
 }
 
 /// Confirms the waiting address of `user` with `token`; `345 Invalid Token` otherwise,

@@ -9,7 +9,7 @@ use crate::mail::{
     Templates,
 };
 use crate::notify::digest::{id_host, local_time};
-use crate::notify::schedule::UserTz;
+use crate::schedule::UserTz;
 use crate::store::subscriptions::{self as subs, Recipient, Role, Subscription, Target};
 use crate::store::{IssueEvent, Read, Store, Writer, issues, key, notify, projects, users};
 use chrono::{DateTime, Utc};
@@ -283,9 +283,15 @@ pub fn notification(
     Ok(mails)
 }
 
+impl crate::notify::Channel for Context {
+    fn pass(&self, store: &Store, templates: &Templates, now: i64) -> Result<(usize, u64)> {
+        pass(store, self, templates, now)
+    }
+}
+
 /// The subscription part of a digest pass: every subscription with pending changes (at most
-/// `max_per_pass`) gets one notification, queued in the same write that clears its pending
-/// entries, one write per subscription. Returns (mails queued: one per recipient, last write's
+/// `max_per_pass`) gets one notification (one mail per confirmed recipient), queued in the
+/// same write that clears its pending entries, one write per subscription. Returns (mails queued: one per recipient, last write's
 /// sequence).
 pub fn pass(store: &Store, ctx: &Context, templates: &Templates, now: i64) -> Result<(usize, u64)> {
     let (mut queued, mut last_seq) = (0, 0);

@@ -53,7 +53,7 @@ pub async fn run(cx: &mut Cx<'_>, cmd: Cmd11) -> R {
         } => {
             cx.admin()?;
             let old = cx.read(|r| types::require_attribute(r, attribute))?;
-            let defs = &cx.app.definitions;
+            let defs = &cx.shared.definitions;
             let (Ok(a), Ok(b)) = (defs.parse(&old.definition), defs.parse(&definition)) else {
                 // The new one is invalid: the shared handler says why (322).
                 return shared(

@@ -13,7 +13,7 @@ type R = Result<Reply11, Code11>;
 
 pub fn run(cx: &mut Cx, cmd: ViewCmd) -> R {
     let me = cx.user()?;
-    let limit = match cx.app.config.limits.max_watches_per_user {
+    let limit = match cx.shared.config.limits.max_watches_per_user {
         0 => usize::MAX,
         n => n,
     };

@@ -43,8 +43,8 @@ async fn dispatch(cx: &mut Cx<'_>, cmd: Cmd11) -> R {
         C::Hello => {
             let mut out = Vec::new();
             Out::line(&mut out, "S")
-                .str(&cx.app.config.server.name)
-                .str(&cx.app.uuid)
+                .str(&cx.shared.config.server.name)
+                .str(&cx.shared.uuid)
                 .str(super::SERVER_VERSION)
                 .end();
             Ok(Reply11::Lines(out))
@@ -64,7 +64,7 @@ async fn dispatch(cx: &mut Cx<'_>, cmd: Cmd11) -> R {
         }
         C::GetSettings => {
             let mut out = Vec::new();
-            super::settings::lines(cx.app, &mut out);
+            super::settings::lines(cx.shared, &mut out);
             Ok(Reply11::Lines(out))
         }
         C::ListUsers => list_users(cx),
@@ -115,7 +115,7 @@ async fn dispatch(cx: &mut Cx<'_>, cmd: Cmd11) -> R {
             if !description.is_empty() {
                 check_name(&description, FILE_DESCRIPTION_MAX)?;
             }
-            if data.len() as u64 > cx.app.config.server.max_attachment_bytes {
+            if data.len() as u64 > cx.shared.config.server.max_attachment_bytes {
                 return Err(Code11::UploadError);
             }
             shared(
@@ -824,7 +824,7 @@ fn value_error(e: ValueError) -> Code11 {
 
 fn set_value(cx: &mut Cx, issue: i64, attribute: i64, value: String) -> R {
     let me = cx.user()?;
-    let definitions = &cx.app.definitions;
+    let definitions = &cx.shared.definitions;
     cx.write(|w| {
         let (mut i, f) = issues::visible(w, &me, issue)?;
         let Some(attr) = types::attribute(w, attribute)?.filter(|a| a.type_id == f.type_id) else {

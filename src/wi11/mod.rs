@@ -22,7 +22,7 @@ pub mod views;
 pub use command::Cmd11;
 pub use reply::{Code11, Reply11};
 
-use crate::app::App;
+use crate::commands::Shared;
 use crate::commands::{Cx, Session};
 use bytes::Bytes;
 
@@ -50,7 +50,7 @@ pub struct Outcome {
 /// The reply is returned once what the command wrote, or may have read, is durable;
 /// `500` if it was discarded instead (the log could not be written).
 pub async fn handle(
-    app: &App,
+    app: &Shared,
     session: &mut Session,
     command: Option<&[u8]>,
     file: Option<&Bytes>,
@@ -66,30 +66,16 @@ pub async fn handle(
     };
     let is_login = matches!(cmd, Cmd11::Login { .. } | Cmd11::LoginNew { .. });
     let mut cx = Cx {
-        app,
+        shared: app,
         session,
         wrote: 0,
         me: None,
     };
-    let settled_before = app.store.settled();
+    let start = crate::front::Start::now(&app.store);
     let mut reply = handlers::run(&mut cx, cmd).await;
-    let wrote = cx.wrote;
-    // As on the TCP connection: a write's reply waits for its batch, any other reply for
-    // every batch applied by the time it was built. A write whose batch could not be
-    // logged (disk full) was undone, and a read may have shown such a batch: both `500`.
-    let needs = if wrote != 0 {
-        wrote
-    } else {
-        app.store.last_applied()
-    };
-    app.store.durable(needs).await;
-    // One atomic load while nothing was ever discarded.
-    let lost = if wrote != 0 {
-        app.store.discarded_in(wrote, wrote)
-    } else {
-        app.store.discarded_in(settled_before + 1, needs)
-    };
-    if lost {
+    // As on the TCP connection: a write whose batch could not be logged (disk full) was
+    // undone, and a read may have shown such a batch: both `500`.
+    if !start.rests(&app.store, cx.wrote).settle(&app.store).await {
         reply = Reply11::Error(Code11::ServerError);
     }
     let change = match (&reply, is_login) {

@@ -6,7 +6,7 @@
 use super::handlers::check_name;
 use super::reply::{Code11, Out, Reply11};
 use crate::commands::Cx;
-use crate::notify::service::now;
+use crate::store::issues::now;
 use crate::store::notify::{self as n, PREF_EMAIL, PREF_TIMEZONE};
 use crate::store::users::{self, ACCESS_ADMIN, User};
 use crate::store::{Read, Writer};
@@ -134,7 +134,7 @@ pub fn set(cx: &mut Cx, user: i64, key: String, value: String) -> R {
         crate::commands::email_pref::set(cx, &target, &value, now())?;
         return Ok(Reply11::Ok);
     }
-    let limits = cx.app.config.limits.clone();
+    let limits = cx.shared.config.limits.clone();
     let t = now();
     cx.write(|w: &mut Writer| {
         crate::commands::quota::preference(w, &limits, target.id, name, &value)?;

@@ -2,7 +2,7 @@
 //! user interface and the time zones it offers (1.1 only).
 
 use super::reply::Out;
-use crate::app::App;
+use crate::commands::Shared;
 use chrono::Offset;
 
 /// The 16 languages of the 1.1.5 client and server, as (code, name in that language).
@@ -39,7 +39,7 @@ const REGIONS: [&str; 10] = [
     "Pacific/",
 ];
 
-pub fn lines(app: &App, out: &mut Vec<u8>) {
+pub fn lines(app: &Shared, out: &mut Vec<u8>) {
     let file_max = app.config.server.max_attachment_bytes.to_string();
     let settings: [(&str, &str); 17] = [
         ("language", "en_US"),

@@ -1,4 +1,5 @@
-//! `GET /metrics` on the HTTP listener, when `[server] metrics = true` (else 404).
+//! `GET /metrics` on the HTTP listener, when `[server] metrics = true` (else 404): the
+//! counters of `crate::metrics` and what the store shows at scrape time.
 
 use crate::app::App;
 use crate::store::Read;
@@ -26,14 +27,14 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        super::global().render(&state),
+        crate::metrics::global().render(&state),
     )
         .into_response()
 }
 
 /// The figures read from the store and the log directory at scrape time.
-fn scrape(app: &App) -> super::State {
-    let mut state = super::State {
+fn scrape(app: &App) -> crate::metrics::State {
+    let mut state = crate::metrics::State {
         last_applied: app.store.last_applied(),
         ..Default::default()
     };
