@@ -19,27 +19,39 @@ pub const HEADER: &str = "webissued-dump 1";
 /// Attachment bytes per `d` line (76 base64 characters).
 const CHUNK: usize = 57;
 
+const HEX: &[u8; 16] = b"0123456789ABCDEF";
+
 /// Writes a key or value: bytes `!`..`~` except `%` as they are, any other as `%XX`.
 fn escape(out: &mut Vec<u8>, bytes: &[u8]) {
     for &b in bytes {
         if (0x21..=0x7e).contains(&b) && b != b'%' {
             out.push(b);
         } else {
-            out.extend_from_slice(format!("%{b:02X}").as_bytes());
+            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
         }
     }
 }
 
-fn unescape(s: &str) -> Result<Vec<u8>> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
+fn hex_digit(d: u8) -> Option<u8> {
+    match d {
+        b'0'..=b'9' => Some(d - b'0'),
+        b'A'..=b'F' => Some(d - b'A' + 10),
+        b'a'..=b'f' => Some(d - b'a' + 10),
+        _ => None,
+    }
+}
+
+/// The bytes `escape` wrote, into `out` (cleared first, its capacity kept between lines).
+fn unescape_into(b: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    out.clear();
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' {
-            let hex = s
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| bad(format!("bad escape in {s:?}")))?;
+            let hex = match (b.get(i + 1).copied(), b.get(i + 2).copied()) {
+                (Some(h), Some(l)) => hex_digit(h).zip(hex_digit(l)).map(|(h, l)| h << 4 | l),
+                _ => None,
+            }
+            .ok_or_else(|| bad(format!("bad escape in {:?}", String::from_utf8_lossy(b))))?;
             out.push(hex);
             i += 3;
         } else {
@@ -47,6 +59,13 @@ fn unescape(s: &str) -> Result<Vec<u8>> {
             i += 1;
         }
     }
+    Ok(())
+}
+
+#[cfg(test)]
+fn unescape(s: &str) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    unescape_into(s.as_bytes(), &mut out)?;
     Ok(out)
 }
 
@@ -144,16 +163,36 @@ pub fn import(dir: &Path, input: &mut impl BufRead) -> Result<Counts> {
     let attachments = dir.join("attachments");
     std::fs::create_dir_all(&attachments)?;
     let mut counts = Counts::default();
-    let mut lines = input.lines();
-    match lines.next() {
-        Some(Ok(h)) if h == HEADER => {}
-        Some(Ok(h)) => return Err(bad(format!("not a version 1 dump (first line {h:?})"))),
-        _ => return Err(bad("empty input")),
+    // Lines are read into one buffer and records unescaped into two more, all reused: a
+    // dump of a million issues is some 13 million lines.
+    let mut line = Vec::with_capacity(256);
+    let mut next_line = |line: &mut Vec<u8>| -> Result<bool> {
+        line.clear();
+        if input.read_until(b'\n', line)? == 0 {
+            return Ok(false);
+        }
+        if line.last() == Some(&b'\n') {
+            line.pop();
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+        }
+        Ok(true)
+    };
+    match next_line(&mut line)? {
+        true if line == HEADER.as_bytes() => {}
+        true => {
+            return Err(bad(format!(
+                "not a version 1 dump (first line {:?})",
+                String::from_utf8_lossy(&line)
+            )));
+        }
+        false => return Err(bad("empty input")),
     }
     let mut records = crate::store::checkpoint::BulkWriter::open(&dir.join("db"))?;
     let mut file: Option<(std::fs::File, String, u64, u64)> = None;
     let mut ended = false;
-    let mut last_key: Option<Vec<u8>> = None;
+    let (mut k, mut v, mut last_key) = (Vec::new(), Vec::new(), None::<Vec<u8>>);
     let finish_file = |file: &mut Option<(std::fs::File, String, u64, u64)>| -> Result<()> {
         if let Some((f, name, want, got)) = file.take() {
             if want != got {
@@ -163,32 +202,47 @@ pub fn import(dir: &Path, input: &mut impl BufRead) -> Result<Counts> {
         }
         Ok(())
     };
-    for (n, line) in lines.enumerate() {
-        let line = line?;
+    let mut n = 1u64;
+    while next_line(&mut line)? {
+        n += 1;
         if ended {
             return Err(bad("text after the end line"));
         }
-        let (tag, rest) = line.split_once(' ').unwrap_or((&line, ""));
+        let space = line.iter().position(|&b| b == b' ');
+        let (tag, rest) = match space {
+            Some(i) => (&line[..i], &line[i + 1..]),
+            None => (&line[..], &[][..]),
+        };
         match tag {
-            "#" | "" => {}
-            "r" => {
-                let (k, v) = rest
-                    .split_once(" :")
-                    .ok_or_else(|| bad(format!("line {}: bad record", n + 2)))?;
-                let (k, v) = (unescape(k)?, unescape(v)?);
-                if last_key.as_ref().is_some_and(|l| *l >= k) {
-                    return Err(bad(format!("line {}: records out of key order", n + 2)));
+            b"#" | b"" => {}
+            b"r" => {
+                let sep = rest
+                    .windows(2)
+                    .position(|w| w == b" :")
+                    .ok_or_else(|| bad(format!("line {n}: bad record")))?;
+                unescape_into(&rest[..sep], &mut k)?;
+                unescape_into(&rest[sep + 2..], &mut v)?;
+                match &mut last_key {
+                    Some(l) if *l >= k => {
+                        return Err(bad(format!("line {n}: records out of key order")));
+                    }
+                    Some(l) => {
+                        l.clear();
+                        l.extend_from_slice(&k);
+                    }
+                    None => last_key = Some(k.clone()),
                 }
                 records.put(&k, &v)?;
-                last_key = Some(k);
                 counts.records += 1;
             }
-            "f" => {
+            b"f" => {
                 finish_file(&mut file)?;
+                let rest = std::str::from_utf8(rest).map_err(bad)?;
                 let (name, len) = rest
                     .split_once(' ')
-                    .ok_or_else(|| bad(format!("line {}: bad file line", n + 2)))?;
-                let name = String::from_utf8(unescape(name)?).map_err(bad)?;
+                    .ok_or_else(|| bad(format!("line {n}: bad file line")))?;
+                unescape_into(name.as_bytes(), &mut k)?;
+                let name = String::from_utf8(k.clone()).map_err(bad)?;
                 if name.is_empty() || name.contains('/') || name.starts_with('.') {
                     return Err(bad(format!("bad file name {name:?}")));
                 }
@@ -197,9 +251,9 @@ pub fn import(dir: &Path, input: &mut impl BufRead) -> Result<Counts> {
                 file = Some((f, name, len, 0));
                 counts.files += 1;
             }
-            "d" => {
+            b"d" => {
                 let Some((f, _, _, got)) = file.as_mut() else {
-                    return Err(bad(format!("line {}: data outside a file", n + 2)));
+                    return Err(bad(format!("line {n}: data outside a file")));
                 };
                 let data = base64::engine::general_purpose::STANDARD
                     .decode(rest)
@@ -208,15 +262,23 @@ pub fn import(dir: &Path, input: &mut impl BufRead) -> Result<Counts> {
                 *got += data.len() as u64;
                 counts.bytes += data.len() as u64;
             }
-            "end" => {
+            b"end" => {
                 finish_file(&mut file)?;
                 let want = format!("{} {} {}", counts.records, counts.files, counts.bytes);
-                if rest != want {
-                    return Err(bad(format!("end line says {rest}, read {want}")));
+                if rest != want.as_bytes() {
+                    return Err(bad(format!(
+                        "end line says {}, read {want}",
+                        String::from_utf8_lossy(rest)
+                    )));
                 }
                 ended = true;
             }
-            other => return Err(bad(format!("line {}: unknown tag {other:?}", n + 2))),
+            other => {
+                return Err(bad(format!(
+                    "line {n}: unknown tag {:?}",
+                    String::from_utf8_lossy(other)
+                )));
+            }
         }
     }
     if !ended {

@@ -273,15 +273,16 @@ fn print_outcome(
 ) -> io::Result<u64> {
     let h = &o.hist;
     let (p50, p99, p999) = (h.quantile(0.5), h.quantile(0.99), h.quantile(0.999));
-    let cpu_us = o
-        .server_cpu
-        .map(|cpu| cpu.as_secs_f64() * 1e6 / o.ops.max(1) as f64);
+    let per_op = |cpu: Duration| cpu.as_secs_f64() * 1e6 / o.ops.max(1) as f64;
+    let cpu_us = o.server_cpu.map(per_op);
+    let client_us = o.client_cpu.map(per_op);
     if json {
         writeln!(
             out,
             "{{\"mix\":\"{}\",\"connections\":{connections},\"depth\":{depth},\"seconds\":{:.3},\
              \"ops\":{},\"ops_per_sec\":{:.1},\"p50_ms\":{:.4},\"p99_ms\":{:.4},\
-             \"p999_ms\":{:.4},\"max_ms\":{:.4},\"errors\":{},\"server_cpu_us_per_op\":{}}}",
+             \"p999_ms\":{:.4},\"max_ms\":{:.4},\"errors\":{},\"server_cpu_us_per_op\":{},\
+             \"client_cpu_us_per_op\":{}}}",
             mix.name(),
             o.elapsed.as_secs_f64(),
             o.ops,
@@ -291,7 +292,8 @@ fn print_outcome(
             ms(p999),
             ms(h.max()),
             o.errors,
-            cpu_us.map_or("null".to_string(), |c| format!("{c:.1}"))
+            cpu_us.map_or("null".to_string(), |c| format!("{c:.1}")),
+            client_us.map_or("null".to_string(), |c| format!("{c:.1}"))
         )?;
     } else {
         writeln!(
@@ -309,6 +311,12 @@ fn print_outcome(
         )?;
         if let Some(c) = cpu_us {
             writeln!(out, "          server CPU {c:.1} µs per operation")?;
+        }
+        if let Some(c) = client_us {
+            writeln!(
+                out,
+                "          client CPU {c:.1} µs per operation (this generator)"
+            )?;
         }
     }
     if let Some(e) = &o.first_error {

@@ -202,6 +202,9 @@ pub struct Outcome {
     pub elapsed: Duration,
     /// Server CPU time (user + system) during the timed run.
     pub server_cpu: Option<Duration>,
+    /// The generator's own CPU time during the timed run: on a small machine it competes
+    /// with the server for the same cores, so it belongs beside the latencies.
+    pub client_cpu: Option<Duration>,
 }
 
 impl Outcome {
@@ -247,6 +250,7 @@ pub async fn run(cfg: LoadConfig) -> io::Result<Outcome> {
         conns.push(c);
     }
     let cpu_before = cfg.server_pid.map(super::cpu_time).transpose()?;
+    let own_before = super::cpu_time(std::process::id()).ok();
     let start = Instant::now();
     let deadline = start + cfg.duration;
     let mut tasks = tokio::task::JoinSet::new();
@@ -271,6 +275,9 @@ pub async fn run(cfg: LoadConfig) -> io::Result<Outcome> {
         total.merge(done.map_err(io::Error::other)??);
     }
     total.elapsed = cfg.duration;
+    if let (Some(before), Ok(after)) = (own_before, super::cpu_time(std::process::id())) {
+        total.client_cpu = Some(after.saturating_sub(before));
+    }
     if let (Some(pid), Some(before)) = (cfg.server_pid, cpu_before) {
         total.server_cpu = Some(super::cpu_time(pid)?.saturating_sub(before));
     }
