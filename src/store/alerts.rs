@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 pub const EMAIL_NONE: u8 = 0;
 pub const EMAIL_IMMEDIATE: u8 = 1;
 /// A summary report: the view's full issue list at each chosen hour (src/notify/report.rs),
-/// not changes; indexed under `alert-report/<id>`, never in the change fan-out.
+/// not changes; never in the change fan-out.
 pub const EMAIL_REPORT: u8 = 3;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,9 +104,7 @@ pub fn put(w: &mut Writer, a: &Alert) -> Result<()> {
     }
     w.put(key("alert", &[a.id]), a)?;
     w.put(key("alert-by", &[a.owner.unwrap_or(0), a.id]), &())?;
-    if a.email == EMAIL_REPORT {
-        w.put(key("alert-report", &[a.id]), &())?;
-    } else if a.email != EMAIL_NONE {
+    if a.email != EMAIL_NONE && a.email != EMAIL_REPORT {
         w.put(a.index_key(), &())?;
     }
     if a.is_watch()
@@ -119,7 +117,6 @@ pub fn put(w: &mut Writer, a: &Alert) -> Result<()> {
 
 fn unindex(w: &mut Writer, a: &Alert) -> Result<()> {
     w.remove(a.index_key());
-    w.remove(key("alert-report", &[a.id]));
     if a.is_watch()
         && let Some(owner) = a.owner
     {
@@ -182,14 +179,12 @@ pub fn set_folder_watch(w: &mut Writer, user: u64, folder: u64, on: bool) -> Res
     }
 }
 
-/// The summary-report alerts (`alertEmail` 3), by the `alert-report/` index.
+/// The summary-report alerts (`alertEmail` 3). Read from the alerts themselves, not an
+/// index, so report alerts stored before reports were delivered are found too; a server
+/// holds few alerts and a pass reads them once.
 pub fn reports(r: &impl Read) -> Result<Vec<Alert>> {
-    let mut out = Vec::new();
-    for (k, _) in r.scan_raw(b"alert-report/")? {
-        if let Some(a) = get(r, keys::id_at("alert-report", &k, 0) as i64)? {
-            out.push(a);
-        }
-    }
+    let mut out = all(r)?;
+    out.retain(|a| a.email == EMAIL_REPORT);
     Ok(out)
 }
 

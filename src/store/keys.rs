@@ -54,7 +54,7 @@
 //! | `confirm-rate/<normalised address>`, `confirm-rate-user/<user>` | `Vec<i64>`: times of the confirmation mails in the window (the mail budget, `subscribe/rate.rs`) |
 //! | `email-ok/<user>` | the user's confirmed `email` address ([`crate::store::email`]) |
 //! | `view/<id>` | [`super::views::View`]; `view-settings/<type>`: `Vec<(String, String)>` |
-//! | `alert/<id>` | [`super::alerts::Alert`]; `alert-folder/<folder>/<id>`, `alert-type/<type>/<id>`: `()` (alerts that mail changes, for the fan-out); `alert-report/<id>`: `()` (summary reports) |
+//! | `alert/<id>` | [`super::alerts::Alert`]; `alert-folder/<folder>/<id>`, `alert-type/<type>/<id>`: `()` (alerts that mail changes, for the fan-out) |
 //! | `report-state/<alert>/<user>` | `ReportState` (`notify/report.rs`): the last report slot handled for one recipient |
 //! | `wsub/<user>/<issue>` | `u64`: the 1.1 subscription id of an issue watch; `wsub-id/<id>`: `(user, issue)` |
 //! | `email-pending/<user>` | [`crate::store::email::Pending`]: an address waiting for its confirmation |
