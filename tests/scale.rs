@@ -5,41 +5,10 @@ mod support;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use support::{ADMIN_PASSWORD, Client, Server};
+use support::{ADMIN_PASSWORD, Client, Server, ok, tool};
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_webissued"))
-}
-
-/// Runs `webissued ARGS` with `input` on stdin.
-fn tool(args: &[&str], data: &Path, input: &[u8]) -> Output {
-    use std::io::Write;
-    let mut child = bin()
-        .args(args)
-        .arg("--data")
-        .arg(data)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    out
-}
-
-fn ok(out: &Output) -> &[u8] {
-    assert!(
-        out.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    &out.stdout
 }
 
 /// Sends `line {size}` followed by the bytes.
@@ -91,7 +60,7 @@ fn export_import_round_trip_is_byte_identical_and_serves() {
     );
     assert_eq!(server.terminate(), Some(0));
 
-    let first = ok(&tool(&["export"], &data, b"")).to_vec();
+    let first = ok(tool(&["export"], &data, b""));
     let text = String::from_utf8(first.clone()).expect("the dump is text");
     assert!(text.starts_with("webissued-dump 1\n"));
     assert!(text.lines().all(|l| !l.contains('\r')));
@@ -101,10 +70,10 @@ fn export_import_round_trip_is_byte_identical_and_serves() {
 
     let copy = tempfile::tempdir().unwrap();
     let new = copy.path().join("data");
-    ok(&tool(&["import"], &new, &first));
+    ok(tool(&["import"], &new, &first));
     // Import refuses a directory that already has data.
     assert!(!tool(&["import"], &new, &first).status.success());
-    let second = ok(&tool(&["export"], &new, b"")).to_vec();
+    let second = ok(tool(&["export"], &new, b""));
     assert!(first == second, "second export differs from the first");
 
     // A cut dump is refused rather than half imported.
@@ -203,7 +172,7 @@ fn check_finds_a_missing_index_entry() {
     assert!(String::from_utf8_lossy(&out.stdout).contains(": 0 problems"));
 
     // The same data without alice's login index entry.
-    let dump = String::from_utf8(ok(&tool(&["export"], &data, b"")).to_vec()).unwrap();
+    let dump = String::from_utf8(ok(tool(&["export"], &data, b""))).unwrap();
     let mut lines: Vec<&str> = dump.lines().collect();
     let before = lines.len();
     lines.retain(|l| !l.starts_with("r user-login/alice "));
@@ -216,7 +185,7 @@ fn check_finds_a_missing_index_entry() {
     let broken = lines.join("\n") + "\n";
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("data");
-    ok(&tool(&["import"], &bad, broken.as_bytes()));
+    ok(tool(&["import"], &bad, broken.as_bytes()));
     let out = check(&bad);
     assert!(!out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
@@ -275,7 +244,7 @@ fn backup_under_write_load_is_consistent_and_complete() {
         .output()
         .unwrap();
     let done = std::time::Instant::now();
-    ok(&out);
+    ok(out);
     std::thread::sleep(std::time::Duration::from_millis(300));
     stop.store(true, Ordering::Relaxed);
     for w in writers {

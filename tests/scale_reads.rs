@@ -4,44 +4,7 @@
 
 mod support;
 
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use support::{ADMIN_PASSWORD, Server};
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_webissued"))
-}
-
-/// Runs `webissued ARGS --data DATA` with `input` on stdin.
-fn tool(args: &[&str], data: &Path, input: &[u8]) -> Output {
-    use std::io::Write;
-    let mut child = bin()
-        .args(args)
-        .arg("--data")
-        .arg(data)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    out
-}
-
-fn ok(out: &Output) -> Vec<u8> {
-    assert!(
-        out.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout.clone()
-}
+use support::{ADMIN_PASSWORD, Server, ok, tool};
 
 /// Runs the load generator (crates/bench) in this process, as tests/bench_smoke.rs does.
 fn bench(server: &Server, args: &[&str]) -> String {
@@ -151,7 +114,7 @@ fn small_dump() -> Vec<u8> {
     );
     let data = server.data_dir();
     assert_eq!(server.terminate(), Some(0));
-    let dump = ok(&tool(&["export"], &data, b""));
+    let dump = ok(tool(&["export"], &data, b""));
     drop(server);
     dump
 }
@@ -179,8 +142,8 @@ fn import_reads_crlf_and_lower_case_escapes_and_names_the_bad_line() {
     }
     assert_ne!(other.as_bytes(), &dump[..]);
     let a = dir.path().join("a");
-    ok(&tool(&["import"], &a, other.as_bytes()));
-    let again = ok(&tool(&["export"], &a, b""));
+    ok(tool(&["import"], &a, other.as_bytes()));
+    let again = ok(tool(&["export"], &a, b""));
     assert!(again == dump, "re-export differs from the original dump");
     let check = tool(&["check"], &a, b"");
     assert!(
