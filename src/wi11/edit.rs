@@ -76,17 +76,18 @@ pub async fn run(cx: &mut Cx<'_>, cmd: Cmd11) -> R {
             Ok(Ok(Reply11::Id(stamp as i64)))
         })?,
         C::DeleteComment { comment } => cx.write(|w| {
-            let Some((mut i, f, row @ Row::Comment(_))) = item(w, &me, comment)? else {
-                return Ok(Err(Code11::UnknownComment));
+            let author = |r: &Row| match r {
+                Row::Comment(c) => Some(c.user),
+                _ => None,
             };
-            let Row::Comment(c) = &row else {
-                unreachable!()
-            };
-            if c.user != me.id && !padmin(w, &me, &f)? {
-                return Ok(Err(Code11::AccessDenied));
-            }
-            let stamp = removal::delete_row(w, &mut i, &f, &row, me.id, "deleted a comment")?;
-            Ok(Ok(Reply11::Id(stamp as i64)))
+            delete_own(
+                w,
+                &me,
+                comment,
+                author,
+                Code11::UnknownComment,
+                "deleted a comment",
+            )
         })?,
         C::EditAttachment {
             file,
@@ -120,17 +121,11 @@ pub async fn run(cx: &mut Cx<'_>, cmd: Cmd11) -> R {
             Ok(Ok(Reply11::Id(stamp as i64)))
         })?,
         C::DeleteAttachment { file } => cx.write(|w| {
-            let Some((mut i, f, row @ Row::Attachment(_))) = item(w, &me, file)? else {
-                return Ok(Err(Code11::UnknownFile));
+            let author = |r: &Row| match r {
+                Row::Attachment(a) => Some(a.user),
+                _ => None,
             };
-            let Row::Attachment(a) = &row else {
-                unreachable!()
-            };
-            if a.user != me.id && !padmin(w, &me, &f)? {
-                return Ok(Err(Code11::AccessDenied));
-            }
-            let stamp = removal::delete_row(w, &mut i, &f, &row, me.id, "deleted a file")?;
-            Ok(Ok(Reply11::Id(stamp as i64)))
+            delete_own(w, &me, file, author, Code11::UnknownFile, "deleted a file")
         })?,
         C::EditDescription {
             issue,
@@ -174,6 +169,29 @@ pub async fn run(cx: &mut Cx<'_>, cmd: Cmd11) -> R {
 }
 
 /// Whether `me` administers the folder's project (system administrators do).
+/// DELETE COMMENT and DELETE ATTACHMENT: the row's author (`author` also says whether the
+/// id names a row of the right kind) or a project administrator removes it.
+fn delete_own(
+    w: &mut crate::store::Writer,
+    me: &User,
+    id: i64,
+    author: impl Fn(&Row) -> Option<u64>,
+    unknown: Code11,
+    what: &str,
+) -> crate::error::Result<Result<Reply11, Code11>> {
+    let Some((mut i, f, row)) = item(w, me, id)? else {
+        return Ok(Err(unknown));
+    };
+    let Some(by) = author(&row) else {
+        return Ok(Err(unknown));
+    };
+    if by != me.id && !padmin(w, me, &f)? {
+        return Ok(Err(Code11::AccessDenied));
+    }
+    let stamp = removal::delete_row(w, &mut i, &f, &row, me.id, what)?;
+    Ok(Ok(Reply11::Id(stamp as i64)))
+}
+
 fn padmin(r: &impl Read, me: &User, f: &Folder) -> crate::error::Result<bool> {
     Ok(projects::folder_access(r, me, f.project)? == Some(ACCESS_ADMIN))
 }
